@@ -1,0 +1,44 @@
+"""Privacy techniques behind one interface (:mod:`methods.base`); ``build`` makes one from config."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+
+from methods.base import Costs, Method, PartyCost, Privacy
+
+__all__ = ["METHODS", "Costs", "Method", "PartyCost", "Privacy", "build", "method_class"]
+
+#: method name -> "module:Class"; modules are imported on use (each pulls heavy dependencies).
+METHODS = {
+    "plaintext": "methods.plaintext:PlaintextMethod",
+    "he": "methods.he:HEMethod",
+    "federated": "methods.federated:FederatedMethod",
+    "dp": "methods.dp:DPMethod",
+}
+
+
+class ConfigError(ValueError):
+    """A configuration value is invalid; the message names the key and what was expected."""
+
+
+def method_class(name: str) -> type:
+    if name not in METHODS:
+        raise ConfigError(f"method={name!r} is unknown; expected one of {sorted(METHODS)}")
+    module, cls = METHODS[name].split(":")
+    return getattr(importlib.import_module(module), cls)
+
+
+def build(cfg, n_clusters: int, random_state: int) -> Method:
+    """A method from its config (``name`` plus constructor parameters)."""
+    params = dict(cfg)
+    name = params.pop("name", None)
+    cls = method_class(name)
+    accepted = inspect.signature(cls).parameters
+    unknown = sorted(set(params) - set(accepted))
+    if unknown:
+        raise ConfigError(
+            f"method.{unknown[0]} is not a parameter of method={name}; expected one of "
+            f"{sorted(p for p in accepted if p not in ('n_clusters', 'random_state'))}"
+        )
+    return cls(n_clusters=n_clusters, random_state=random_state, **params)

@@ -1,0 +1,136 @@
+"""The contract every privacy technique implements, and the cost/privacy facts it reports.
+
+A method has scikit-learn manners: configuration in ``__init__`` (stored unchanged), learning in
+``fit``, learned state in attributes ending in ``_``. During ``fit`` it fills ``costs_`` (what it
+cost, per phase and per party) and ``privacy_`` (who sees what, and any formal guarantee).
+"""
+
+from __future__ import annotations
+
+import resource
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from typing import Any, ClassVar, Protocol, runtime_checkable
+
+import numpy as np
+
+
+@dataclass
+class PartyCost:
+    cpu_s: float = 0.0
+    bytes_sent: int = 0
+    bytes_received: int = 0
+
+
+@dataclass
+class Costs:
+    """Measured costs of one ``fit``. ``phases`` are wall seconds; ``parties`` are per-party CPU and
+    bytes; ``rounds`` counts communication round trips (0 for a method that does not communicate)."""
+
+    phases: dict[str, float] = field(default_factory=dict)
+    parties: dict[str, PartyCost] = field(default_factory=dict)
+    rounds: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def bytes_total(self) -> int:
+        """Bytes that crossed between parties (each message counted once, at its sender)."""
+        return sum(p.bytes_sent for p in self.parties.values())
+
+    def party(self, name: str) -> PartyCost:
+        return self.parties.setdefault(name, PartyCost())
+
+    @contextmanager
+    def phase(self, name: str, party: str | None = None) -> Iterator[None]:
+        """Time a phase (wall seconds, accumulated); with ``party``, charge its CPU to that party."""
+        wall, cpu = time.perf_counter(), time.process_time()
+        try:
+            yield
+        finally:
+            self.phases[name] = self.phases.get(name, 0.0) + time.perf_counter() - wall
+            if party is not None:
+                self.party(party).cpu_s += time.process_time() - cpu
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "phases": dict(self.phases),
+            "parties": {k: asdict(v) for k, v in self.parties.items()},
+            "bytes_total": self.bytes_total,
+            "rounds": self.rounds,
+            **self.extra,
+        }
+
+
+@dataclass
+class Privacy:
+    """What the method protects. ``revealed`` maps each party to what it can see."""
+
+    threat_model: str
+    epsilon: float | None = None
+    delta: float | None = None
+    revealed: dict[str, str] = field(default_factory=dict)
+    leakage: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out.update(out.pop("extra"))
+        return out
+
+
+@runtime_checkable
+class Method(Protocol):
+    """Segmentation (K-means, ``n_clusters`` segments) plus a subscription predictor P(y = 1)."""
+
+    name: ClassVar[str]
+    #: Overrides the method needs in the dataset config (e.g. public scaling for DP).
+    dataset_overrides: ClassVar[Mapping[str, Any]]
+    n_clusters: int
+    random_state: int | None
+    cluster_centers_: np.ndarray
+    costs_: Costs
+    privacy_: Privacy
+
+    def fit(self, X: np.ndarray, y: np.ndarray, X_segment: np.ndarray) -> Method: ...
+
+    def segment(self, X_segment: np.ndarray) -> np.ndarray: ...
+
+    def predict_proba(self, X: np.ndarray, X_segment: np.ndarray) -> np.ndarray: ...
+
+
+def nearest_center(X: np.ndarray, centers: np.ndarray) -> np.ndarray:
+    """Index of the nearest center for each row (squared Euclidean)."""
+    d = (centers**2).sum(1)[None, :] - 2.0 * X @ centers.T
+    return d.argmin(axis=1)
+
+
+def with_segments(X: np.ndarray, labels: np.ndarray, n_clusters: int) -> np.ndarray:
+    """Model features plus the one-hot of each row's segment."""
+    return np.hstack([X, np.eye(n_clusters)[labels]])
+
+
+def peak_rss_mb() -> float:
+    """Peak resident set size of this process and its finished children, MiB."""
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return max(own, kids) / 1024.0
+
+
+def check_fit_inputs(X: np.ndarray, y: np.ndarray, X_segment: np.ndarray, n_clusters: int) -> tuple:
+    """Validate the arrays handed to ``fit``; errors name the argument and what was expected."""
+    X = np.asarray(X, dtype=float)
+    X_segment = np.asarray(X_segment, dtype=float)
+    y = np.asarray(y)
+    if X.ndim != 2 or X_segment.ndim != 2:
+        raise ValueError(f"X and X_segment must be 2-D; got shapes {X.shape} and {X_segment.shape}")
+    if not len(X) == len(y) == len(X_segment):
+        raise ValueError(f"X, y and X_segment need one row per record; got {len(X)}, {len(y)}, {len(X_segment)}")
+    if not np.isin(y, (0, 1)).all():
+        raise ValueError("y must hold 0/1 labels")
+    if not np.isfinite(X).all() or not np.isfinite(X_segment).all():
+        raise ValueError("X and X_segment must be finite")
+    if not 2 <= n_clusters <= len(X_segment):
+        raise ValueError(f"n_clusters={n_clusters}; expected 2 <= n_clusters <= {len(X_segment)} (rows)")
+    return X, y.astype(np.int64), X_segment

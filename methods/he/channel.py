@@ -1,0 +1,68 @@
+"""The only way HE parties talk: bytes through a Channel that counts them.
+
+Parties never share Python objects. Everything that crosses is ``bytes`` (a TenSEAL
+``serialize()``, or an encoded array), counted per direction; a round is one request and its
+reply. Keeping the parties this separable means the same code can later run them in separate
+processes or hosts.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+Payload = bytes | Sequence[bytes]
+
+
+def _size(payload: Payload) -> int:
+    if isinstance(payload, (bytes, bytearray, memoryview)):
+        return len(payload)
+    if isinstance(payload, Sequence) and all(isinstance(p, (bytes, bytearray, memoryview)) for p in payload):
+        return sum(len(p) for p in payload)
+    raise TypeError(f"only bytes cross a Channel; got {type(payload).__name__}")
+
+
+@dataclass
+class Channel:
+    """Counts bytes per (sender, receiver) and request/reply rounds.
+
+    ``send`` returns the payload unchanged (the receiver's copy); ``request`` is a send that opens
+    a round. ``transcript`` optionally keeps every message for security tests.
+    """
+
+    keep_transcript: bool = False
+    bytes: dict[tuple[str, str], int] = field(default_factory=lambda: defaultdict(int))
+    messages: dict[tuple[str, str], int] = field(default_factory=lambda: defaultdict(int))
+    rounds: int = 0
+    transcript: list[tuple[str, str, str, Payload]] = field(default_factory=list)
+
+    def send(self, sender: str, receiver: str, payload: Payload, tag: str = "") -> Payload:
+        n = _size(payload)
+        self.bytes[(sender, receiver)] += n
+        self.messages[(sender, receiver)] += 1
+        if self.keep_transcript:
+            self.transcript.append((sender, receiver, tag, payload))
+        return payload
+
+    def request(self, sender: str, receiver: str, payload: Payload, tag: str = "") -> Payload:
+        self.rounds += 1
+        return self.send(sender, receiver, payload, tag)
+
+    def sent(self, party: str) -> int:
+        return sum(n for (s, _), n in self.bytes.items() if s == party)
+
+    def received(self, party: str) -> int:
+        return sum(n for (_, r), n in self.bytes.items() if r == party)
+
+    @property
+    def total(self) -> int:
+        return sum(self.bytes.values())
+
+    def charge(self, costs) -> None:
+        """Add this channel's byte counts and rounds to a :class:`methods.base.Costs`."""
+        for party in {p for pair in self.bytes for p in pair}:
+            pc = costs.party(party)
+            pc.bytes_sent += self.sent(party)
+            pc.bytes_received += self.received(party)
+        costs.rounds += self.rounds

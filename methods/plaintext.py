@@ -1,0 +1,90 @@
+"""Plaintext reference: scikit-learn K-means (k-means++) and logistic regression, all in the clear.
+
+Every other method's ``ari_vs_plaintext`` and AUC gap is measured against this one, so its seeding
+is exposed on its own (:func:`reference_init`): the same split, ``k`` and seed give the same
+initial centers to any method that wants an exact comparison.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import ClassVar
+
+import numpy as np
+from sklearn.cluster import KMeans, kmeans_plusplus
+from sklearn.linear_model import LogisticRegression
+
+from methods.base import Costs, Privacy, check_fit_inputs, with_segments
+
+
+def reference_init(X_segment: np.ndarray, n_clusters: int, seed: int) -> np.ndarray:
+    """The plaintext method's k-means++ initial centers for ``(X_segment, n_clusters, seed)``."""
+    centers, _ = kmeans_plusplus(np.asarray(X_segment, dtype=float), n_clusters, random_state=seed)
+    return centers
+
+
+def reference_kmeans(X_segment: np.ndarray, n_clusters: int, seed: int, init=None, **kw) -> KMeans:
+    """Lloyd's K-means from :func:`reference_init` (or from ``init``), as the plaintext method runs it."""
+    centers = reference_init(X_segment, n_clusters, seed) if init is None else np.asarray(init, float)
+    return KMeans(n_clusters=n_clusters, init=centers, n_init=1, random_state=seed, **kw).fit(X_segment)
+
+
+class PlaintextMethod:
+    """scikit-learn KMeans on the segment features, then logistic regression on all features plus
+    the segment one-hot.
+
+    Parameters
+    ----------
+    n_clusters : int
+        Number of segments.
+    random_state : int
+        Seed of the k-means++ seeding.
+    init : "k-means++" or array of shape (n_clusters, n_segment_features)
+        Initial centers; ``"k-means++"`` uses :func:`reference_init`.
+    max_iter, tol : Lloyd iteration limits (scikit-learn's meaning).
+    C : float
+        Inverse L2 strength of the logistic regression.
+    class_weight : None or "balanced"
+    """
+
+    name: ClassVar[str] = "plaintext"
+    dataset_overrides: ClassVar[dict] = {}
+
+    def __init__(self, n_clusters=4, random_state=0, init="k-means++", max_iter=300, tol=1e-4,
+                 C=1.0, class_weight=None, lr_max_iter=1000):
+        self.n_clusters = n_clusters
+        self.random_state = random_state
+        self.init = init
+        self.max_iter = max_iter
+        self.tol = tol
+        self.C = C
+        self.class_weight = class_weight
+        self.lr_max_iter = lr_max_iter
+
+    def fit(self, X, y, X_segment):
+        X, y, X_segment = check_fit_inputs(X, y, X_segment, self.n_clusters)
+        self.costs_ = Costs()
+        init = None if isinstance(self.init, str) and self.init == "k-means++" else self.init
+        with self.costs_.phase("segmentation", party="owner"):
+            self.kmeans_ = reference_kmeans(X_segment, self.n_clusters, self.random_state, init=init,
+                                            max_iter=self.max_iter, tol=self.tol)
+        self.cluster_centers_ = self.kmeans_.cluster_centers_
+        self.labels_ = self.kmeans_.labels_
+        self.n_iter_ = int(self.kmeans_.n_iter_)
+        with self.costs_.phase("prediction", party="owner"):
+            self.model_ = LogisticRegression(C=self.C, class_weight=self.class_weight,
+                                             max_iter=self.lr_max_iter)
+            self.model_.fit(with_segments(X, self.labels_, self.n_clusters), y)
+        self.privacy_ = Privacy(
+            threat_model="none: one trusted party holds all data in the clear",
+            revealed={"owner": "all records, labels, centroids and model in the clear"},
+        )
+        self.fitted_at_ = time.time()
+        return self
+
+    def segment(self, X_segment):
+        return self.kmeans_.predict(np.asarray(X_segment, dtype=float))
+
+    def predict_proba(self, X, X_segment):
+        Z = with_segments(np.asarray(X, dtype=float), self.segment(X_segment), self.n_clusters)
+        return self.model_.predict_proba(Z)[:, 1]
