@@ -62,7 +62,7 @@ def execute(cfg: DictConfig, out_dir: Path) -> dict:
     from methods.plaintext import reference_kmeans
 
     method = build(cfg.method, n_clusters=cfg.k, random_state=cfg.seed)
-    dataset_cfg = OmegaConf.merge(cfg.dataset, dict(type(method).dataset_overrides))
+    dataset_cfg = OmegaConf.merge(cfg.dataset, dict(method.dataset_overrides))
     split = datasets.load(dataset_cfg, split_seed=cfg.split_seed)
     if cfg.k > len(split.train):
         raise ConfigError(f"k={cfg.k} is larger than the training set ({len(split.train)} rows)")

@@ -85,8 +85,9 @@ class Method(Protocol):
     """Segmentation (K-means, ``n_clusters`` segments) plus a subscription predictor P(y = 1)."""
 
     name: ClassVar[str]
-    #: Overrides the method needs in the dataset config (e.g. public scaling for DP).
-    dataset_overrides: ClassVar[Mapping[str, Any]]
+    #: Dataset-config overrides the method needs (e.g. public scaling and clipping for DP); a class
+    #: attribute, or a property when they depend on the method's parameters.
+    dataset_overrides: Mapping[str, Any]
     n_clusters: int
     random_state: int | None
     cluster_centers_: np.ndarray
