@@ -127,7 +127,8 @@ def check_fit_inputs(X: np.ndarray, y: np.ndarray, X_segment: np.ndarray, n_clus
     if X.ndim != 2 or X_segment.ndim != 2:
         raise ValueError(f"X and X_segment must be 2-D; got shapes {X.shape} and {X_segment.shape}")
     if not len(X) == len(y) == len(X_segment):
-        raise ValueError(f"X, y and X_segment need one row per record; got {len(X)}, {len(y)}, {len(X_segment)}")
+        raise ValueError(
+            f"X, y and X_segment need one row per record; got {len(X)}, {len(y)}, {len(X_segment)}")
     if not np.isin(y, (0, 1)).all():
         raise ValueError("y must hold 0/1 labels")
     if not np.isfinite(X).all() or not np.isfinite(X_segment).all():
