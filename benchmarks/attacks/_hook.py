@@ -68,8 +68,8 @@ class ReferenceConfig:
 @dataclass
 class SmallTrainConfig:
     enabled: bool = False
-    size: int = 200
-    repeats: int = 5
+    size: int = 100
+    repeats: int = 10
 
 
 @dataclass
