@@ -176,9 +176,7 @@ class _Audit:
         self.c, self.seed, self.out, self.results = c, seed, out, results
 
     def _add(self, prefix: str, res: AttackScores) -> dict:
-        self.results[prefix] = res
-        return summarize(res, prefix, delta=self.c.delta, alpha=self.c.alpha, seed=self.seed,
-                         roc=self.out["roc"], roc_n=self.c.roc_points)
+        return _summarize(prefix, res, self.c, self.seed, self.out, self.results)
 
     def predictor(self, proba: Callable, features: Callable | None, pool: np.ndarray,
                   target_size: int, prefix: str, lira: bool = True) -> dict:
@@ -216,6 +214,13 @@ class _Audit:
         if centers.ndim != 2 or centers.shape[1] != tr.X_segment.shape[1]:
             raise Skip(f"cluster_centers_ has shape {centers.shape}; expected (k, {tr.X_segment.shape[1]})")
         return self._add(prefix, _mi.centroid_attack(tr.X_segment[m], te.X_segment[nm], centers))
+
+
+def _summarize(prefix: str, res: AttackScores, c, seed: int, out: dict, results: dict) -> dict:
+    """Keep an attack's scores (for the DP audit) and return its metrics; its ROC goes to ``out``."""
+    results[prefix] = res
+    return summarize(res, prefix, delta=c.delta, alpha=c.alpha, seed=seed, roc=out["roc"],
+                     roc_n=c.roc_points)
 
 
 def _section(out: dict, name: str, fn: Callable[[], dict | None]) -> None:
@@ -349,11 +354,10 @@ def _small_train(method, split, seed, c, out, results) -> dict:
         for k, v in sub.items():
             found.setdefault(k, []).append(v)
     summary = {"small_train_size": int(len(subsets[0])), "small_train_repeats": len(subsets)}
-    audit = _Audit(train, test, None, None, c, seed, out, results)
-    for k, parts in found.items():
-        summary.update(audit._add(k, AttackScores.concat(parts)))
+    for prefix, parts in found.items():
+        summary.update(_summarize(prefix, AttackScores.concat(parts), c, seed, out, results))
     if sizes_small:
-        summary["small_small_clusters"] = int(sum(_mi.small_clusters(s, c.centroids.min_cluster_size)
+        summary["small_train_small_clusters"] = int(sum(_mi.small_clusters(s, c.centroids.min_cluster_size)
                                                   for s in sizes_small))
     return summary
 
@@ -369,21 +373,21 @@ def _federated(method, train) -> dict:
         if rows is None:
             raise Skip("client_updates_ without client_rows_: no ground truth to compare with")
         w, b = np.asarray(updates["w"], float), np.asarray(updates["b"], float)
-        d = w.shape[-1]
+        d, n_features = w.shape[-1], train.X.shape[1]
         k = getattr(method, "n_clusters", 0)
-        if d == train.X.shape[1]:
+        if d == n_features:
             truth = [train.X[np.asarray(r)] for r in rows]
-        elif d == train.X.shape[1] + k:
+        elif d == n_features + k:
             seg = np.asarray(method.segment(train.X_segment))
             truth = [with_segments(train.X[np.asarray(r)], seg[np.asarray(r)], k) for r in rows]
         else:
-            raise Skip(f"updates have {d} weights; expected {train.X.shape[1]} or {train.X.shape[1] + k}")
+            raise Skip(f"updates have {d} weights; expected {n_features} or {n_features + k}")
         x_hat, y_hat = _fl.reconstruct_lr_inputs(
             w, b, kind=updates.get("kind", "delta"), l2=float(updates.get("l2", 0.0) or 0.0),
             global_w=None if updates.get("global_w") is None else np.asarray(updates["global_w"])[:, None, :],
             lr=updates.get("lr"))
         rep = _fl.reconstruction_report(x_hat, y_hat, truth, [train.y[np.asarray(r)] for r in rows])
-        out.update({f"fl_recon_{k}": v for k, v in rep.items()})
+        out.update({f"fl_recon_{key}": v for key, v in rep.items()})
     if counts is not None:
         sums = getattr(method, "kmeans_client_sums_", None)
         seg_truth = None if rows is None else [train.X_segment[np.asarray(r)] for r in rows]
