@@ -9,8 +9,9 @@ attack that fails is reported in ``errors`` rather than failing the job.
 Artefacts read when present (the methods' engineers expose them under these names):
 
 - ``client_updates_``: mapping ``{"w": (rounds, clients, d), "b": (rounds, clients),
-  "kind": "delta" | "gradient" (default "delta"), "l2": float, "lr": float,
-  "global_w": (rounds, d)}`` -- every FedAvg client update as the server received it.
+  "kind": "delta" | "gradient" | "params" (default "delta"), "l2": float, "lr": float,
+  "global_w": (rounds, d), "global_b": (rounds,)}`` -- every FedAvg client update as the server
+  received it (``params``: the client's model, turned into deltas with the global model).
 - ``client_rows_``: per client, the indices of its rows in the training data passed to ``fit``.
 - ``kmeans_client_counts_`` (rounds, clients, k) and optionally ``kmeans_client_sums_``
   (rounds, clients, k, d_segment): federated K-means per-client statistics.
@@ -119,7 +120,12 @@ def leakage_config(cfg=None):
         c = OmegaConf.merge(base, cfg if cfg is not None else {})
     except (ConfigKeyError, ValidationError) as exc:
         key = getattr(exc, "full_key", None) or "?"
-        raise LeakageConfigError(f"leakage.{key}: {exc.msg if hasattr(exc, 'msg') else exc}") from None
+        if isinstance(exc, ConfigKeyError):
+            parent = key.rpartition(".")[0]
+            node = OmegaConf.select(base, parent) if parent else base
+            known = sorted(node.keys()) if node is not None else []
+            raise LeakageConfigError(f"leakage.{key} is not a setting; expected one of {known}") from None
+        raise LeakageConfigError(f"leakage.{key}: {str(exc).splitlines()[0]}") from None
     checks = [
         ("alpha", 0 < c.alpha < 1, "a probability in (0, 1)"),
         ("delta", 0 <= c.delta < 1, "0 <= delta < 1"),
@@ -382,10 +388,11 @@ def _federated(method, train) -> dict:
             truth = [with_segments(train.X[np.asarray(r)], seg[np.asarray(r)], k) for r in rows]
         else:
             raise Skip(f"updates have {d} weights; expected {n_features} or {n_features + k}")
+        gw, gb = updates.get("global_w"), updates.get("global_b")
         x_hat, y_hat = _fl.reconstruct_lr_inputs(
             w, b, kind=updates.get("kind", "delta"), l2=float(updates.get("l2", 0.0) or 0.0),
-            global_w=None if updates.get("global_w") is None else np.asarray(updates["global_w"])[:, None, :],
-            lr=updates.get("lr"))
+            global_w=None if gw is None else np.asarray(gw, float)[:, None, :],
+            global_b=None if gb is None else np.asarray(gb, float)[:, None], lr=updates.get("lr"))
         rep = _fl.reconstruction_report(x_hat, y_hat, truth, [train.y[np.asarray(r)] for r in rows])
         out.update({f"fl_recon_{key}": v for key, v in rep.items()})
     if counts is not None:

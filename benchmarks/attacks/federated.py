@@ -22,17 +22,20 @@ from scipy.special import expit
 
 def reconstruct_lr_inputs(update_w: np.ndarray, update_b: np.ndarray, kind: str = "delta",
                           l2: float = 0.0, global_w: np.ndarray | None = None,
-                          lr: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+                          lr: float | None = None,
+                          global_b: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The server's reconstruction x̂ = ∇_w / ∇_b and label ŷ from the sign of ∇_b.
 
     Parameters
     ----------
     update_w, update_b : arrays of shape (..., d) and (...)
-        Per-client updates: ``kind="gradient"`` (∇ of the client's loss) or ``kind="delta"``
-        (client model minus the global model it received; −η·∇ for one step).
-    l2, global_w, lr : with an L2 term (λ/2)‖w‖² in the client's loss the server removes λ·w,
-        which it knows for a single step (``global_w`` of shape (..., d) or (d,), and for deltas the
-        learning rate ``lr``).
+        Per-client updates: ``kind="gradient"`` (∇ of the client's loss), ``kind="delta"``
+        (client model minus the global model it received; −η·∇ for one step) or ``kind="params"``
+        (the client's model itself, as FedAvg clients send it; needs ``global_w`` and ``global_b``).
+    global_w, global_b : the global model each update started from, broadcastable to the updates
+        (e.g. (rounds, 1, d) and (rounds, 1)).
+    l2, lr : with an L2 term (λ/2)‖w‖² in the client's loss the server removes λ·w, which it knows
+        for a single step (needs ``global_w``, and for deltas the learning rate ``lr``).
 
     Returns ``x_hat`` (NaN where ∇_b is 0) and ``y_hat`` (0/1).
     """
@@ -40,8 +43,12 @@ def reconstruct_lr_inputs(update_w: np.ndarray, update_b: np.ndarray, kind: str 
     gb = np.asarray(update_b, float)
     if gw.shape[:-1] != gb.shape:
         raise ValueError(f"update_w {gw.shape} and update_b {gb.shape} disagree on the leading shape")
-    if kind not in ("gradient", "delta"):
-        raise ValueError(f"kind={kind!r}; expected 'gradient' or 'delta'")
+    if kind not in ("gradient", "delta", "params"):
+        raise ValueError(f"kind={kind!r}; expected 'gradient', 'delta' or 'params'")
+    if kind == "params":
+        if global_w is None or global_b is None:
+            raise ValueError("kind='params' needs global_w and global_b to form the deltas")
+        gw, gb, kind = gw - np.asarray(global_w, float), gb - np.asarray(global_b, float), "delta"
     if l2:
         if global_w is None or (kind == "delta" and lr is None):
             raise ValueError("removing the L2 term needs global_w (and lr for deltas)")

@@ -267,6 +267,10 @@ def test_single_example_gradient_gives_the_record_and_label_exactly():
     x_hat, y_hat = A.reconstruct_lr_inputs(delta_w, delta_b, kind="delta", l2=l2, global_w=w, lr=lr)
     np.testing.assert_allclose(x_hat, X, rtol=1e-8)
     assert (y_hat == y).all()
+    # the client's model itself (what a FedAvg client sends), with the global model it started from
+    x_hat, _ = A.reconstruct_lr_inputs(w + delta_w, b + delta_b, kind="params", l2=l2, global_w=w,
+                                       global_b=b, lr=lr)
+    np.testing.assert_allclose(x_hat, X, rtol=1e-6)
     # without removing the L2 term the reconstruction is off
     assert not np.allclose(A.reconstruct_lr_inputs(delta_w, delta_b)[0], X, rtol=1e-3)
 
