@@ -194,7 +194,10 @@ class _Audit:
             try:
                 out.update(self.lira(p_in, p_out, features, pool, target_size, prefix))
             except Skip as s:
-                self.out.setdefault("skipped", {})[f"{prefix}_lira"] = str(s)
+                self.out["skipped"][f"{prefix}_lira"] = str(s)
+            except Exception as exc:  # keep the loss attack's result
+                log.warning("leakage: %s LiRA failed", prefix, exc_info=True)
+                self.out["errors"][f"{prefix}_lira"] = f"{type(exc).__name__}: {exc}"
         return out
 
     def lira(self, p_in, p_out, features, pool, target_size, prefix) -> dict:
@@ -350,7 +353,9 @@ def _small_train(method, split, seed, c, out, results) -> dict:
         pos, nonmembers = _mi.audit_targets(train.y[rows], test.y, seed + 1000 + r)
         members = rows[pos]
         sub: dict[str, AttackScores] = {}
-        a = _Audit(train, test, members, nonmembers, c, seed, {"roc": {}}, sub)
+        # per-copy curves are dropped (the pooled one is kept); skips and errors are reported
+        scratch = {"roc": {}, "skipped": out["skipped"], "errors": out["errors"]}
+        a = _Audit(train, test, members, nonmembers, c, seed, scratch, sub)
         a.predictor(clone.predict_proba, _model_features(clone), np.setdiff1d(np.arange(len(train)), rows),
                     len(rows), "small_mia")
         if c.centroids.enabled and getattr(clone, "cluster_centers_", None) is not None:

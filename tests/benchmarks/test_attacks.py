@@ -367,6 +367,14 @@ def test_hook_reports_a_failing_attack_instead_of_raising():
     assert "no predictor" in out["errors"]["mia"]
     assert "mia_auc" not in out
 
+    class BadSegments(Oblivious):  # LiRA's shadow features need the segments; the loss attack not
+        def segment(self, X_segment):
+            raise RuntimeError("no segments")
+
+    split = synthetic_split(600, 200)
+    out = A.leakage(fitted(BadSegments(), split), split, seed=0)
+    assert "mia_auc" in out and "no segments" in out["errors"]["mia_lira"]
+
 
 def test_hook_audits_a_dp_claim():
     split = synthetic_split(2000, 2000)
