@@ -8,8 +8,8 @@ held-out Clopper–Pearson bounds of :func:`benchmarks.attacks._metrics.epsilon_
 
 A bound from one training run and many targets is far below the claimed ε even for a leaky
 mechanism; it audits the released artefact as trained, not the worst case over neighbouring data
-sets (Steinke, Nasr & Jagielski 2023 justify one-run audits when each target's membership is
-randomised, as the seeded train/test split does here).
+sets. Steinke, Nasr & Jagielski (2023) justify one-run audits when each target's membership is
+randomised independently; the seeded train/test split approximates that.
 """
 
 from __future__ import annotations
