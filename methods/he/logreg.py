@@ -278,8 +278,9 @@ class HELogisticRegression:
                           "(default: the owner) sees additively masked values only"),
             revealed={} if not self.encrypted else {
                 "server": "ciphertexts only: feature columns, labels, record weights, scores, "
-                          "gradients and weights, all encrypted; public: n_rows, d, class weights "
-                          "(from the owner's counts), polynomial, schedule",
+                          "gradients and weights, all encrypted; in the clear: n_rows, d, the class "
+                          "weights and so the class counts (n_neg, n_pos) they come from, the "
+                          "polynomial, schedule and its own masks",
                 "keyholder": "masked per-record scores z+R and masked record weights u+R (uniform "
                              "masks of half-width 2^20), masked gradient slot vectors and their masked "
                              "sums, masked weights during training; the final weights",

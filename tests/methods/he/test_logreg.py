@@ -37,7 +37,7 @@ def data(small_split):
 @pytest.fixture(scope="module")
 def fitted(data):
     X, y, _, _ = data
-    kw = dict(n_iter=4, random_state=0, **SMALL)
+    kw = dict(n_iter=3, random_state=0, **SMALL)
     he = HELogisticRegression(keep_transcript=True, **kw).fit(X, y)
     pt = HELogisticRegression(encrypted=False, **kw).fit(X, y)
     return he, pt
@@ -111,13 +111,26 @@ def test_extra_encrypted_columns_under_public_context(data):
     extra = [encrypt_column_with(kh.public_context(), seg, params)]
     labels = kh.encrypt_column(y)
     counts = (int((y == 0).sum()), int((y == 1).sum()))
-    est = HELogisticRegression(n_iter=3, **SMALL)
+    est = HELogisticRegression(n_iter=2, **SMALL)
     est.fit_encrypted(kh, cols, labels, len(y), counts, extra_columns=extra)
-    w_ref, _ = reference_gd(np.column_stack([Z, seg, np.ones(len(y))]), y, n_iter=3, learning_rate=2.0,
+    w_ref, _ = reference_gd(np.column_stack([Z, seg, np.ones(len(y))]), y, n_iter=2, learning_rate=2.0,
                             l2=1e-3, interval=8.0, w_neg=class_weights("balanced", *counts)[0],
                             w_pos=class_weights("balanced", *counts)[1])
     assert est.coef_.shape == (1, Z.shape[1] + 1)
     np.testing.assert_allclose(est.w_, w_ref, atol=2e-3)
+
+
+def test_several_chunks_padded_last():
+    """More rows than slots: column-major chunks, the last one zero-padded, sums over chunks."""
+    rng = np.random.default_rng(1)
+    n = 4096 + 700
+    X = rng.normal(size=(n, 3))
+    y = (X @ [1.0, -2.0, 0.5] + rng.normal(size=n) > 1.0).astype(int)
+    he = HELogisticRegression(n_iter=2, class_weight=None, **SMALL).fit(X, y)
+    pt = HELogisticRegression(n_iter=2, class_weight=None, encrypted=False, **SMALL).fit(X, y)
+    assert he.server_.n_chunks == 2
+    np.testing.assert_allclose(he.w_, pt.w_, atol=1e-3)
+    assert np.abs(pt.w_[:3]).max() > 0.1
 
 
 def test_plaintext_gd_close_to_sklearn(small_split):
