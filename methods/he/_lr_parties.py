@@ -387,7 +387,8 @@ class LRServer:
         """Encrypted linear scores of new encrypted rows (same column layout, intercept column
         included) under the encrypted final weights; only the key holder can open them."""
         if len(columns) != self.d:
-            raise ValueError(f"got {len(columns)} encrypted columns; the model has {self.d} (incl. intercept)")
+            raise ValueError(
+                f"got {len(columns)} encrypted columns; the model has {self.d} (incl. intercept)")
         out = []
         for c in range(len(columns[0])):
             with _Lazy(self.ctx):

@@ -62,7 +62,8 @@ def reference_gd(A: np.ndarray, y: np.ndarray, *, n_iter: int, learning_rate: fl
     return state.w, np.array(out)
 
 
-def encrypt_column_with(public_context: bytes, values: np.ndarray, params: LRParams | None = None) -> list[bytes]:
+def encrypt_column_with(public_context: bytes, values: np.ndarray,
+                        params: LRParams | None = None) -> list[bytes]:
     """Encrypt one column under a *public* context, chunked like the owner's columns.
 
     This is how another party (e.g. the K-means key holder returning each record's one-hot
@@ -71,7 +72,8 @@ def encrypt_column_with(public_context: bytes, values: np.ndarray, params: LRPar
     params = params or LRParams()
     ctx = ts.context_from(public_context)
     ctx.global_scale = 2.0**params.scale_bits
-    return [ts.ckks_vector(ctx, chunk).serialize() for chunk in chunk_column(np.asarray(values, float), params.slots)]
+    chunks = chunk_column(np.asarray(values, float), params.slots)
+    return [ts.ckks_vector(ctx, chunk).serialize() for chunk in chunks]
 
 
 class HELogisticRegression:
