@@ -284,8 +284,7 @@ class LRServer:
         the constant gradient term ``sum_c x_j c (0.5 - y)`` (sent masked, once)."""
         self.poly = poly
         alpha, beta = w_neg, w_pos - w_neg   # c = alpha + beta y
-        u_masked, self._u_mask = [], []
-        const = None
+        u_masked, self._u_mask, const = [], [], None
         for c, y in enumerate(self.y):
             u = y * (poly.a3 * beta) + poly.a3 * alpha
             e = y * (-(alpha + 0.5 * beta)) + 0.5 * alpha   # c (0.5 - y) for y in {0, 1}
@@ -295,21 +294,8 @@ class LRServer:
             u_masked.append(self.dump(u + r.tolist()))
             with _Lazy(self.ctx):
                 self.x_g[0][c] * e   # switches e down to L2 in place
-            with _Lazy(self.ctx):
-                terms = [self.x_g[j][c] * e for j in range(self.d)]
-            self.ops.tensor += self.d
-            if const is None:
-                const = terms
-            else:
-                for j in range(self.d):
-                    const[j] += terms[j]
-                self.ops.add += self.d
-        self._b_mask = np.zeros(self.d)
-        out = []
-        for j in range(self.d):
-            r = self._grad_mask()
-            self._b_mask[j] = r.sum()
-            out.append(self.dump(self._mask(const[j], r)))
+            const = self._accumulate(const, c, e)
+        out, self._b_mask = self._masked_sums(const)
         return u_masked, out
 
     def receive_weights_u(self, refreshed: Sequence[bytes]) -> None:
@@ -322,9 +308,28 @@ class LRServer:
         self._set_v(masked_v)
 
     # -- iteration ---------------------------------------------------------------------------
-    def _grad_mask(self) -> np.ndarray:
-        return (self.rng.uniform(-GRAD_MASK, GRAD_MASK, self.params.slots)
-                + self.rng.uniform(-GRAD_OFFSET, GRAD_OFFSET))
+    def _accumulate(self, acc, c: int, vec: ts.CKKSVector):
+        """``acc[j] += x_jc * vec`` for every column j (unrelinearised products at L2)."""
+        with _Lazy(self.ctx):
+            terms = [self.x_g[j][c] * vec for j in range(self.d)]
+        self.ops.tensor += self.d
+        if acc is None:
+            return terms
+        for j in range(self.d):
+            acc[j] += terms[j]
+        self.ops.add += self.d
+        return acc
+
+    def _masked_sums(self, vectors) -> tuple[list[bytes], np.ndarray]:
+        """Each vector plus random slot values (uniform noise and a per-vector offset), for the key
+        holder to sum; returns the payloads and the mask sums to remove later."""
+        out, sums = [], np.zeros(len(vectors))
+        for j, vec in enumerate(vectors):
+            r = (self.rng.uniform(-GRAD_MASK, GRAD_MASK, self.params.slots)
+                 + self.rng.uniform(-GRAD_OFFSET, GRAD_OFFSET))
+            sums[j] = r.sum()
+            out.append(self.dump(self._mask(vec, r)))
+        return out, sums
 
     def _set_v(self, masked_v: Sequence[bytes]) -> None:
         self.v = [self.load(p) - float(m) for p, m in zip(masked_v, self._masks.v, strict=True)]
@@ -354,20 +359,8 @@ class LRServer:
             r = (z * self.u[c]) * (z * z + a)        # c (a1 z + a3 z^3), at L2
             self.ops.mul_relin += 3
             self.ops.add += 2
-            with _Lazy(self.ctx):
-                terms = [self.x_g[j][c] * r for j in range(self.d)]
-            self.ops.tensor += self.d
-            if grads is None:
-                grads = terms
-            else:
-                for j in range(self.d):
-                    grads[j] += terms[j]
-                self.ops.add += self.d
-        out, m = [], np.zeros(self.d)
-        for j in range(self.d):
-            r = self._grad_mask()
-            m[j] = r.sum()
-            out.append(self.dump(self._mask(grads[j], r)))
+            grads = self._accumulate(grads, c, r)
+        out, m = self._masked_sums(grads)
         self._pending = m + self._b_mask
         return out
 
