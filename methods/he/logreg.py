@@ -142,7 +142,7 @@ class HELogisticRegression:
 
     def _transform(self, X: np.ndarray) -> np.ndarray:
         Z = (np.asarray(X, float) - self.mean_) / self.scale_
-        return Z if self.clip is None else np.clip(Z, -self.clip, self.clip)
+        return Z if self.clip_ is None else np.clip(Z, -self.clip_, self.clip_)
 
     def _set_model(self, w: np.ndarray) -> None:
         """Weights on the standardised columns (+ intercept) -> coef_ / intercept_ on the input."""
@@ -169,6 +169,7 @@ class HELogisticRegression:
             self.mean_ = X.mean(axis=0)
             sd = X.std(axis=0)
             self.scale_ = np.where(sd > 0, sd, 1.0)
+            self.clip_ = self.clip
             Z = self._transform(X)
         counts = (int((y == 0).sum()), int((y == 1).sum()))
         if not self.encrypted:
@@ -212,7 +213,7 @@ class HELogisticRegression:
         all_columns = list(columns) + list(extra_columns)
         self._fit_ciphertexts(key_holder, all_columns, labels, int(n_rows), tuple(class_counts), params)
         d = len(all_columns)
-        self.mean_, self.scale_ = np.zeros(d), np.ones(d)
+        self.mean_, self.scale_, self.clip_ = np.zeros(d), np.ones(d), None  # columns used as given
         self._set_model(self.w_)
         self.out_of_interval_final_ = None
         self._record(tuple(class_counts), time.perf_counter() - t0)

@@ -118,6 +118,10 @@ def test_extra_encrypted_columns_under_public_context(data):
                             w_pos=class_weights("balanced", *counts)[1])
     assert est.coef_.shape == (1, Z.shape[1] + 1)
     np.testing.assert_allclose(est.w_, w_ref, atol=2e-3)
+    # coef_ applies to the columns as they were encrypted (no second standardisation or clip)
+    cols_plain = np.column_stack([Z, seg])
+    np.testing.assert_allclose(est.decision_function(cols_plain), cols_plain @ w_ref[:-1] + w_ref[-1],
+                               atol=1e-2)
 
 
 def test_several_chunks_padded_last():
