@@ -220,6 +220,10 @@ class HELogisticRegression:
         return self
 
     def _fit_ciphertexts(self, key_holder, columns, labels, n_rows, counts, params) -> None:
+        if key_holder.params != params:
+            raise ValueError(f"the key holder's parameters {key_holder.params} differ from this "
+                             f"estimator's {params}; build both from the same LRParams")
+        enc0, dec0 = key_holder.encryptions, key_holder.decryptions  # data encrypted before this
         w_neg, w_pos = class_weights(self.class_weight, *counts)
         self.class_weights_ = (w_neg, w_pos)
         eta, gamma = nesterov_schedule(self.n_iter, self.learning_rate)
@@ -246,8 +250,9 @@ class HELogisticRegression:
         self.channel_, self.server_, self.key_holder_ = channel, server, key_holder
         self.params_ = params
         self.costs_.extra["he_ops"] = server.ops.as_dict()
-        self.costs_.extra["keyholder_ops"] = {"decrypt": key_holder.decryptions,
-                                              "encrypt": key_holder.encryptions}
+        self.costs_.extra["keyholder_ops"] = {"decrypt": key_holder.decryptions - dec0,
+                                              "encrypt": key_holder.encryptions - enc0}
+        self.costs_.extra["owner_data_encryptions"] = enc0
 
     def _finish(self, counts, Z, wall) -> None:
         z = Z @ self.w_[:-1] + self.w_[-1]
