@@ -1,0 +1,445 @@
+"""The three roles of encrypted logistic regression, each owning its keys and speaking bytes.
+
+* :class:`LRKeyHolder` holds the secret key. It decrypts only values the server has blinded with
+  random additive masks, and answers with fresh encryptions (never a decryption to the server).
+  It also runs the Nesterov update on *masked* weights; the update is linear, so the server can
+  track the masks and remove them from the fresh ciphertexts.
+* :class:`LRServer` holds the public context (public and relinearisation keys; no Galois keys,
+  no secret key) and the encrypted columns. It does every product over the data.
+
+Depth budget of one iteration (levels counted from a fresh ciphertext, ``L0``):
+
+``z = sum_j x_j * v_j``      tensor products at L1, summed *without* relinearisation or rescaling
+                             (one relin/rescale saved per product); masked, refreshed by the key
+                             holder -> fresh ``z`` at L0
+``z^2``, ``z * u``           L1  (``u = a3 * c_i``: record weight times the cubic coefficient)
+``r = (z u)(z^2 + a1/a3)``   L2  ``= c_i (a1 z + a3 z^3)``
+``G_j = sum_c x_j * r``      tensor products at L2, summed over chunks, masked, sent unrelinearised
+
+so one iteration needs two rescales after a refresh plus room for an unrescaled product at
+``scale^2``: four data primes, e.g. ``[50, 36, 36, 36 | 60]`` at N = 8192 (218 bits, the 128-bit
+limit). The constant part of the gradient, ``sum_i c_i x_i (0.5 - y_i)``, is computed once.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import tenseal as ts
+
+from methods.he._lr_core import NesterovState, SigmoidPoly, nesterov_step
+from methods.he.channel import Channel
+from methods.he.params import check_security
+
+#: Per-slot mask half-widths. z and u masks have ~2^49 of headroom at their level; gradient
+#: slots only 2^13 (the unrescaled product at scale^2 sits on two primes), so their mask is
+#: a per-slot uniform value plus a per-feature offset, kept under 2^12 in total.
+Z_MASK = 2.0**20
+GRAD_MASK = 2.0**10
+GRAD_OFFSET = 2.0**11
+
+
+@dataclass(frozen=True)
+class LRParams:
+    """CKKS parameters of encrypted training. The defaults meet 128-bit security."""
+
+    poly_modulus_degree: int = 8192
+    coeff_mod_bit_sizes: tuple[int, ...] = (50, 36, 36, 36, 60)
+    scale_bits: int = 36
+    allow_insecure: bool = False
+
+    @property
+    def slots(self) -> int:
+        return self.poly_modulus_degree // 2
+
+    def check(self) -> int:
+        logq = check_security(self.poly_modulus_degree, self.coeff_mod_bit_sizes, self.allow_insecure)
+        mods = list(self.coeff_mod_bit_sizes)
+        if len(mods) < 5:
+            raise ValueError(
+                f"coeff_mod_bit_sizes={mods}: one iteration needs 4 data primes plus the special prime "
+                "(two rescales after the refresh, and a product at scale^2 on the last two primes)")
+        # the unrescaled gradient product at scale^2 lives on the primes left after two rescales
+        left = sum(mods[:-3])
+        if left - 2 * self.scale_bits < 14:
+            raise ValueError(
+                f"coeff_mod_bit_sizes={mods} with scale_bits={self.scale_bits}: the primes left at the "
+                f"gradient level ({left} bits) leave {left - 2 * self.scale_bits} bits above scale^2; "
+                "need >= 14 for the masked gradient slots")
+        if mods[-1] < max(mods[:-1]):
+            raise ValueError(
+                f"coeff_mod_bit_sizes={mods}: the last (special) prime should be at least as large as "
+                "every other, or key switching adds noise")
+        return logq
+
+
+def chunk_column(values: np.ndarray, slots: int) -> list[np.ndarray]:
+    """Split one column into chunks of ``slots`` values, zero-padding the last."""
+    n_chunks = max(1, math.ceil(len(values) / slots))
+    padded = np.zeros(n_chunks * slots)
+    padded[: len(values)] = values
+    return [padded[i * slots:(i + 1) * slots] for i in range(n_chunks)]
+
+
+class _Lazy:
+    """Within the block, ciphertext products are neither relinearised nor rescaled."""
+
+    def __init__(self, ctx: ts.Context):
+        self.ctx = ctx
+
+    def __enter__(self):
+        self.ctx.auto_relin = False
+        self.ctx.auto_rescale = False
+
+    def __exit__(self, *exc):
+        self.ctx.auto_relin = True
+        self.ctx.auto_rescale = True
+
+
+def _level(vec: ts.CKKSVector) -> int:
+    return vec.ciphertext()[0].coeff_modulus_size()
+
+
+def _scale(vec: ts.CKKSVector) -> float:
+    return vec.ciphertext()[0].scale
+
+
+class LRKeyHolder:
+    """Holds the secret key; sees only masked values; answers with fresh encryptions.
+
+    ``keep_transcript`` records every vector it decrypts (for the security tests).
+    """
+
+    def __init__(self, params: LRParams, keep_transcript: bool = False):
+        params.check()
+        self.params = params
+        ctx = ts.context(ts.SCHEME_TYPE.CKKS, params.poly_modulus_degree,
+                         coeff_mod_bit_sizes=list(params.coeff_mod_bit_sizes))
+        ctx.global_scale = 2.0**params.scale_bits
+        ctx.generate_relin_keys()
+        self._ctx = ctx
+        self.keep_transcript = keep_transcript
+        self.transcript: list[np.ndarray] = []
+        self.decryptions = 0
+        self.encryptions = 0
+
+    # -- keys and data -----------------------------------------------------------------------
+    def public_context(self) -> bytes:
+        """The server's context: public and relinearisation keys, no secret key, no Galois keys."""
+        return self._ctx.serialize(save_public_key=True, save_secret_key=False,
+                                   save_galois_keys=False, save_relin_keys=True)
+
+    def encrypt(self, values: np.ndarray) -> bytes:
+        self.encryptions += 1
+        return ts.ckks_vector(self._ctx, np.asarray(values, float)).serialize()
+
+    def encrypt_column(self, values: np.ndarray) -> list[bytes]:
+        """One column, chunked column-major into ciphertexts of N/2 slots (last chunk padded)."""
+        return [self.encrypt(chunk) for chunk in chunk_column(np.asarray(values, float), self.params.slots)]
+
+    def _decrypt(self, payload: bytes) -> np.ndarray:
+        self.decryptions += 1
+        out = np.asarray(ts.ckks_vector_from(self._ctx, payload).decrypt())
+        if self.keep_transcript:
+            self.transcript.append(out)
+        return out
+
+    def decrypt_model(self, payload: bytes) -> np.ndarray:
+        """Open the final encrypted model (the owner's right when it is the key holder)."""
+        return self._decrypt(payload)
+
+    # -- protocol ----------------------------------------------------------------------------
+    def refresh(self, payloads: Sequence[bytes]) -> list[bytes]:
+        """Fresh encryptions of masked vectors (the masks stay on; only the server can remove them)."""
+        return [self.encrypt(self._decrypt(p)) for p in payloads]
+
+    def start(self, masked_constant: Sequence[bytes], *, total_weight: float, l2: float,
+              penalised: np.ndarray, eta: np.ndarray, gamma: np.ndarray) -> list[bytes]:
+        """Receive the masked constant gradient term; start from w = v = 0; send Enc(v_0)."""
+        self._b = np.array([self._decrypt(p).sum() for p in masked_constant])
+        self._step = dict(total_weight=total_weight, l2=l2, penalised=penalised, eta=eta, gamma=gamma)
+        d = len(masked_constant)
+        self._state = NesterovState(np.zeros(d), np.zeros(d))
+        return self._broadcast(self._state.v)
+
+    def update(self, masked_gradients: Sequence[bytes]) -> list[bytes]:
+        """One Nesterov step on masked weights from masked per-feature gradient vectors.
+
+        Only slot sums are needed: the server masked each vector with random slot values, so
+        summing them here spares the server its rotations (and the Galois keys).
+        """
+        raw = np.array([self._decrypt(p).sum() for p in masked_gradients]) + self._b
+        self._state = nesterov_step(self._state, raw, **self._step)
+        return self._broadcast(self._state.v)
+
+    def final(self) -> list[bytes]:
+        """Fresh encryptions of the (masked) final weights, one broadcast ciphertext each."""
+        return self._broadcast(self._state.w)
+
+    def _broadcast(self, values: np.ndarray) -> list[bytes]:
+        return [self.encrypt(np.full(self.params.slots, v)) for v in values]
+
+
+@dataclass
+class OpCounts:
+    """Homomorphic operations the server performed, by kind."""
+
+    tensor: int = 0       # ciphertext products without relinearisation / rescaling
+    mul_relin: int = 0    # products with relinearisation and rescaling
+    mul_scalar: int = 0   # ciphertext x scalar (one rescale)
+    mul_plain: int = 0    # ciphertext x plaintext vector (mask encodings)
+    encrypt: int = 0      # public-key encryptions (masks, intercept column)
+    add: int = 0
+    serialize: int = 0
+    deserialize: int = 0
+    extra: dict = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        out = {k: v for k, v in self.__dict__.items() if k != "extra"}
+        out.update(self.extra)
+        return out
+
+
+class LRServer:
+    """Honest-but-curious compute server: public context only, all data as ciphertexts."""
+
+    def __init__(self, public_context: bytes, params: LRParams, seed=None):
+        params.check()
+        self.params = params
+        self.ctx = ts.context_from(public_context)
+        if self.ctx.is_private():
+            raise ValueError("the server's context must not hold a secret key")
+        self.ctx.global_scale = 2.0**params.scale_bits
+        self.rng = np.random.default_rng(seed)
+        self.ops = OpCounts()
+        self._ones: dict[float, ts.CKKSVector] = {}
+
+    # -- helpers -----------------------------------------------------------------------------
+    def load(self, payload: bytes) -> ts.CKKSVector:
+        self.ops.deserialize += 1
+        return ts.ckks_vector_from(self.ctx, payload)
+
+    def dump(self, vec: ts.CKKSVector) -> bytes:
+        self.ops.serialize += 1
+        return vec.serialize()
+
+    def _load_at_level_of(self, payload: bytes, ref: ts.CKKSVector) -> ts.CKKSVector:
+        """Load ``payload`` mod-switched down to ``ref``'s level (TenSEAL switches the higher
+        operand of a product in place; the product itself is thrown away). Loading again is
+        cheaper than ``copy()``, which duplicates the whole context with its keys."""
+        out = self.load(payload)
+        with _Lazy(self.ctx):
+            ref * out
+        self.ops.tensor += 1
+        return out
+
+    def _mask(self, vec: ts.CKKSVector, mask: np.ndarray, encrypt: bool = False) -> ts.CKKSVector:
+        """``vec + mask`` for a vector at any scale (TenSEAL encodes plaintexts at a vector's initial
+        scale, so an unrescaled product cannot take a plaintext). Either a public encryption of
+        the mask at vec's scale (``encrypt``: exact up to fresh noise), or a public encryption
+        of ones at sqrt(vec's scale) times the mask as a plaintext (cheaper; its noise grows
+        with the mask, which is fine for the small gradient masks)."""
+        s = _scale(vec)
+        if encrypt:
+            self.ops.encrypt += 1
+            with _Lazy(self.ctx):
+                out = vec + ts.ckks_vector(self.ctx, mask, scale=s)
+            self.ops.add += 1
+            return out
+        one = self._ones.get(s)
+        if one is None:
+            one = self._ones[s] = ts.ckks_vector(self.ctx, np.ones(self.params.slots), scale=math.sqrt(s))
+        with _Lazy(self.ctx):
+            m = one * mask.tolist()
+            self.ops.mul_plain += 1
+            out = vec + m
+            self.ops.add += 1
+        return out
+
+    # -- setup -------------------------------------------------------------------------------
+    def receive_data(self, columns: Sequence[Sequence[bytes]], labels: Sequence[bytes], n_rows: int) -> None:
+        """Encrypted columns (d lists of chunk ciphertexts) and labels (chunk ciphertexts)."""
+        n_chunks = math.ceil(n_rows / self.params.slots)
+        for j, col in enumerate(columns):
+            if len(col) != n_chunks:
+                raise ValueError(f"column {j} has {len(col)} chunks; expected {n_chunks} for n_rows={n_rows} "
+                                 f"at {self.params.slots} slots per ciphertext")
+        if len(labels) != n_chunks:
+            raise ValueError(f"labels have {len(labels)} chunks; expected {n_chunks} for n_rows={n_rows}")
+        self.n_rows, self.n_chunks, self.d = n_rows, n_chunks, len(columns)
+        self.y = [self.load(p) for p in labels]
+        # reference ciphertexts at L1 and L2 to switch copies down to
+        one = ts.ckks_vector(self.ctx, np.ones(self.params.slots))
+        l1 = one * one
+        l2 = l1 * l1
+        self.ops.mul_relin += 2
+        self.x_z = [[self._load_at_level_of(p, l1) for p in col] for col in columns]  # for z, at L1
+        self.x_g = [[self._load_at_level_of(p, l2) for p in col] for col in columns]  # gradients, L2
+
+    def prepare(self, poly: SigmoidPoly, w_neg: float, w_pos: float) -> tuple[list[bytes], list[bytes]]:
+        """Record weights from the encrypted labels: ``u = a3 c`` (sent masked for a refresh) and
+        the constant gradient term ``sum_c x_j c (0.5 - y)`` (sent masked, once)."""
+        self.poly = poly
+        alpha, beta = w_neg, w_pos - w_neg   # c = alpha + beta y
+        u_masked, self._u_mask, const = [], [], None
+        for c, y in enumerate(self.y):
+            u = y * (poly.a3 * beta) + poly.a3 * alpha
+            e = y * (-(alpha + 0.5 * beta)) + 0.5 * alpha   # c (0.5 - y) for y in {0, 1}
+            self.ops.mul_scalar += 2
+            r = self.rng.uniform(-Z_MASK, Z_MASK, self.params.slots)
+            self._u_mask.append(r)
+            u_masked.append(self.dump(u + r.tolist()))
+            with _Lazy(self.ctx):
+                self.x_g[0][c] * e   # switches e down to L2 in place
+            const = self._accumulate(const, c, e)
+        out, self._b_mask = self._masked_sums(const)
+        return u_masked, out
+
+    def receive_weights_u(self, refreshed: Sequence[bytes]) -> None:
+        self.u = [self.load(p) - m.tolist() for p, m in zip(refreshed, self._u_mask, strict=True)]
+        self.ops.add += len(self.u)
+
+    def start(self, masked_v: Sequence[bytes], step: dict) -> None:
+        self._step = step
+        self._masks = NesterovState(np.zeros(self.d), np.zeros(self.d))
+        self._set_v(masked_v)
+
+    # -- iteration ---------------------------------------------------------------------------
+    def _accumulate(self, acc, c: int, vec: ts.CKKSVector):
+        """``acc[j] += x_jc * vec`` for every column j (unrelinearised products at L2)."""
+        with _Lazy(self.ctx):
+            terms = [self.x_g[j][c] * vec for j in range(self.d)]
+        self.ops.tensor += self.d
+        if acc is None:
+            return terms
+        for j in range(self.d):
+            acc[j] += terms[j]
+        self.ops.add += self.d
+        return acc
+
+    def _masked_sums(self, vectors) -> tuple[list[bytes], np.ndarray]:
+        """Each vector plus random slot values (uniform noise and a per-vector offset), for the key
+        holder to sum; returns the payloads and the mask sums to remove later."""
+        out, sums = [], np.zeros(len(vectors))
+        for j, vec in enumerate(vectors):
+            r = (self.rng.uniform(-GRAD_MASK, GRAD_MASK, self.params.slots)
+                 + self.rng.uniform(-GRAD_OFFSET, GRAD_OFFSET))
+            sums[j] = r.sum()
+            out.append(self.dump(self._mask(vec, r)))
+        return out, sums
+
+    def _set_v(self, masked_v: Sequence[bytes]) -> None:
+        self.v = [self.load(p) - float(m) for p, m in zip(masked_v, self._masks.v, strict=True)]
+        self.ops.add += self.d
+
+    def scores(self) -> list[bytes]:
+        """Masked linear scores z = X v per chunk, for the key holder to refresh."""
+        out, self._z_mask = [], []
+        for c in range(self.n_chunks):
+            with _Lazy(self.ctx):
+                z = self.x_z[0][c] * self.v[0]
+                for j in range(1, self.d):
+                    z += self.x_z[j][c] * self.v[j]
+            self.ops.tensor += self.d
+            self.ops.add += self.d - 1
+            r = self.rng.uniform(-Z_MASK, Z_MASK, self.params.slots)
+            self._z_mask.append(r)
+            out.append(self.dump(self._mask(z, r, encrypt=True)))
+        return out
+
+    def gradients(self, refreshed_z: Sequence[bytes]) -> list[bytes]:
+        """Masked per-feature gradient vectors from the refreshed scores."""
+        grads = None
+        a = self.poly.a1 / self.poly.a3
+        for c, (p, m) in enumerate(zip(refreshed_z, self._z_mask, strict=True)):
+            z = self.load(p) - m.tolist()
+            r = (z * self.u[c]) * (z * z + a)        # c (a1 z + a3 z^3), at L2
+            self.ops.mul_relin += 3
+            self.ops.add += 2
+            grads = self._accumulate(grads, c, r)
+        out, m = self._masked_sums(grads)
+        self._pending = m + self._b_mask
+        return out
+
+    def receive_update(self, masked_v: Sequence[bytes]) -> None:
+        self._masks = nesterov_step(self._masks, self._pending, **self._step)
+        self._set_v(masked_v)
+
+    def finish(self, masked_w: Sequence[bytes]) -> list[bytes]:
+        """Unmask the key holder's fresh final weights; keep them for encrypted inference and
+        return them (still encrypted) for the owner."""
+        self.w = [self.load(p) - float(m) for p, m in zip(masked_w, self._masks.w, strict=True)]
+        self.ops.add += self.d
+        return [self.dump(w) for w in self.w]
+
+    # -- inference ---------------------------------------------------------------------------
+    def score_encrypted(self, columns: Sequence[Sequence[bytes]]) -> list[bytes]:
+        """Encrypted linear scores of new encrypted rows (same column layout, intercept column
+        included) under the encrypted final weights; only the key holder can open them."""
+        if len(columns) != self.d:
+            raise ValueError(
+                f"got {len(columns)} encrypted columns; the model has {self.d} (incl. intercept)")
+        out = []
+        for c in range(len(columns[0])):
+            with _Lazy(self.ctx):
+                z = self.load(columns[0][c]) * self.w[0]
+                for j in range(1, self.d):
+                    z += self.load(columns[j][c]) * self.w[j]
+            self.ops.tensor += self.d
+            out.append(self.dump(z))
+        return out
+
+
+def run_protocol(server: LRServer, key_holder: LRKeyHolder, channel: Channel, *, poly: SigmoidPoly,
+                 w_neg: float, w_pos: float, total_weight: float, l2: float, penalised: np.ndarray,
+                 eta: np.ndarray, gamma: np.ndarray, kh: str = "owner", costs=None,
+                 callback=None) -> list[bytes]:
+    """Train on the server's loaded ciphertexts; returns the encrypted final weights (bytes).
+
+    ``kh`` names the key holder's party in the channel (by default the owner plays that role).
+    ``callback(t)`` runs after each iteration (diagnostics only).
+    """
+    import contextlib
+
+    def phase(name, party):
+        return costs.phase(name, party) if costs is not None else contextlib.nullcontext()
+
+    step = dict(total_weight=total_weight, l2=l2, penalised=penalised, eta=eta, gamma=gamma)
+    with phase("he_setup", "server"):
+        u_masked, const_masked = server.prepare(poly, w_neg, w_pos)
+    channel.request("server", kh, u_masked, tag="u_masked")
+    channel.send("server", kh, const_masked, tag="constant_gradient_masked")
+    with phase("he_setup_keyholder", kh):
+        u_fresh = key_holder.refresh(u_masked)
+        v0 = key_holder.start(const_masked, **step)
+    channel.send(kh, "server", u_fresh, tag="u_fresh")
+    channel.send(kh, "server", v0, tag="v_fresh")
+    with phase("he_setup", "server"):
+        server.receive_weights_u(u_fresh)
+        server.start(v0, step)
+    for t in range(len(eta)):
+        with phase("he_scores", "server"):
+            z_masked = server.scores()
+        channel.request("server", kh, z_masked, tag="z_masked")
+        with phase("he_refresh", kh):
+            z_fresh = key_holder.refresh(z_masked)
+        channel.send(kh, "server", z_fresh, tag="z_fresh")
+        with phase("he_gradient", "server"):
+            g_masked = server.gradients(z_fresh)
+        channel.request("server", kh, g_masked, tag="gradient_masked")
+        with phase("he_update", kh):
+            v_fresh = key_holder.update(g_masked)
+        channel.send(kh, "server", v_fresh, tag="v_fresh")
+        with phase("he_gradient", "server"):
+            server.receive_update(v_fresh)
+        if callback is not None:
+            callback(t)
+    channel.request("server", kh, [b"final"], tag="finish")
+    with phase("he_finish", kh):
+        w_masked = key_holder.final()
+    channel.send(kh, "server", w_masked, tag="w_fresh")
+    with phase("he_finish", "server"):
+        return server.finish(w_masked)
