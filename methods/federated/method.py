@@ -219,7 +219,7 @@ class FederatedMethod:
         finally:
             if not self.keep_run_dir:
                 shutil.rmtree(run_dir, ignore_errors=True)
-        self.run_dir_ = run_dir if self.keep_run_dir else None
+        self.last_run_dir_ = run_dir  # deleted unless keep_run_dir; names the run's processes
         self._learn(result, X_segment, y, parts, dp)
         return self
 

@@ -63,22 +63,19 @@ def _quiet_flower(verbose: bool):
         logger.removeFilter(flt)
 
 
-def _descendants(pid: int) -> set[int]:
-    """PIDs of every live descendant of ``pid`` (from /proc; empty where there is none)."""
-    children: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
+def run_processes(run_dir: Path) -> set[int]:
+    """PIDs of live processes started for the run in ``run_dir``: Ray's daemons and workers inherit
+    the run's environment (``PRIVMARK_FL_RUN_DIR``), and Ray detaches them from this process."""
+    tag = f"{RUN_DIR_ENV}={run_dir}".encode() + b"\0"
+    out = set()
+    for env in Path("/proc").glob("[0-9]*/environ"):
+        pid = int(env.parent.name)
         try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
+            found = tag in env.read_bytes()
         except OSError:
             continue
-        if fields[0] != "Z":
-            children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
-    out, todo = set(), [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            if child not in out:
-                out.add(child)
-                todo.append(child)
+        if found and pid != os.getpid() and _alive(pid):
+            out.add(pid)
     return out
 
 
@@ -90,9 +87,10 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
-def _reap(pids: set[int], grace_s: float = 15.0) -> None:
-    """Wait for Ray's processes (started by this run) to exit after ``ray.shutdown()``; its workers
-    linger a few seconds once their raylet is gone. Stragglers get SIGTERM, then SIGKILL."""
+def _reap(run_dir: Path, grace_s: float = 5.0) -> None:
+    """Wait for the run's processes to exit after ``ray.shutdown()``: Ray's actor workers can outlive
+    their raylet for a minute on a busy machine. Stragglers get SIGTERM, then SIGKILL, by PID."""
+    pids = run_processes(run_dir)
     deadline = time.monotonic() + grace_s
     for sig in (None, signal.SIGTERM, signal.SIGKILL):
         if sig is not None:
@@ -143,7 +141,6 @@ def run_federation(run_dir: Path, num_clients: int, num_cpus: int = 2, verbose: 
             raise RuntimeError("a Ray session is already running in this process; the federated method "
                                "starts and stops its own")
         pythonpath = os.pathsep.join(p for p in [*sys.path, os.environ.get("PYTHONPATH", "")] if p)
-        before = _descendants(os.getpid())
         t0 = time.perf_counter()
         try:
             _start_ray(ray, num_cpus, verbose, {**env, "PYTHONPATH": pythonpath})
@@ -154,10 +151,9 @@ def run_federation(run_dir: Path, num_clients: int, num_cpus: int = 2, verbose: 
                            verbose_logging=verbose)
             simulation_s = time.perf_counter() - t1
         finally:
-            started = _descendants(os.getpid()) - before
             if ray.is_initialized():
                 ray.shutdown()
-            _reap(started)
+            _reap(run_dir)
     result_path = run_dir / "result.pkl"
     if not result_path.exists():
         raise RuntimeError(f"the federated run in {run_dir} ended without a result (see Flower's log "
