@@ -17,7 +17,8 @@ import numpy as np
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m benchmarks.perf federated", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m benchmarks.perf federated",
+                                description=__doc__.split("\n")[0])
     p.add_argument("--clients", type=int, default=10, help="clients (iid / dirichlet)")
     p.add_argument("--rounds", type=int, default=20, help="FedAvg rounds")
     p.add_argument("--partition", default="iid", choices=["iid", "dirichlet", "natural"])
@@ -71,6 +72,7 @@ def main(argv: list[str]) -> dict:
         "client_sizes": fed["client_sizes"], "rounds": args.rounds, "k": args.k, "init": args.init,
         "wall_s": wall, "ray_start_s": fed["ray_start_s"], "ray_init_s": fed["ray_init_s"],
         "worker_warmup_s": fed["worker_warmup_s"], "training_s": wall - fed["ray_start_s"],
+        "engine_s": fed["engine_s"], "shutdown_s": fed["shutdown_s"],
         "kmeans_rounds": fed["kmeans_rounds"], "kmeans_s": sum(r["seconds"] for r in kmeans),
         "round_s": [r["seconds"] for r in fedavg],
         "round_s_median": statistics.median(r["seconds"] for r in fedavg),

@@ -81,7 +81,8 @@ def propose_seeds(msg: Message, context: Context) -> Message:
     return _reply(msg, arrays, {"num-examples": len(X), "client-id": _client_id(context)}, cpu0)
 
 
-def local_kmeans(X: np.ndarray, m: int, rng: np.random.Generator, n_iter: int) -> tuple[np.ndarray, np.ndarray]:
+def local_kmeans(X: np.ndarray, m: int, rng: np.random.Generator, n_iter: int
+                 ) -> tuple[np.ndarray, np.ndarray]:
     """A client's k-FED proposal: k-means++ and a few Lloyd steps on its own rows; the centers and
     their cluster sizes (empty clusters dropped)."""
     m = min(m, len(X))
@@ -122,7 +123,8 @@ def features(data: dict[str, np.ndarray], centers: np.ndarray | None) -> np.ndar
 
 
 def sgd_logreg(Z: np.ndarray, y: np.ndarray, coef: np.ndarray, intercept: float, *, epochs: int,
-               batch_size: int, lr: float, l2: float, rng: np.random.Generator) -> tuple[np.ndarray, float, float]:
+               batch_size: int, lr: float, l2: float, rng: np.random.Generator
+               ) -> tuple[np.ndarray, float, float]:
     """Minibatch SGD on the mean logistic loss + ``l2``/2 ||coef||²; returns the model and final loss."""
     w, b = coef.astype(float).copy(), float(intercept)
     n = len(y)

@@ -198,8 +198,8 @@ class FederatedMethod:
                 base.mkdir(parents=True, exist_ok=True)
             run_dir = Path(tempfile.mkdtemp(prefix="federated-", dir=base))
             spec = {
-                "tasks": list(self._tasks), "num_clients": len(parts), "n_clusters": self.n_clusters, "seed": self.random_state,
-                "tol": float(self.tol), "max_iter": self.max_iter,
+                "tasks": list(self._tasks), "num_clients": len(parts), "n_clusters": self.n_clusters,
+                "seed": self.random_state, "tol": float(self.tol), "max_iter": self.max_iter,
                 "seed_candidates": self.seed_candidates or self.n_clusters, "rounds": self.rounds,
                 "local_epochs": self.local_epochs, "batch_size": self.batch_size,
                 "learning_rate": float(self.learning_rate), "l2": 1.0 / (float(self.C) * len(y)),
@@ -246,14 +246,17 @@ class FederatedMethod:
                 costs.party(f"client-{e['client']}").cpu_s += float(e["metrics"].get("cpu-s", 0.0))
         costs.rounds = len(exchanges)
         per_round = [{"phase": ex["phase"], "round": ex["round"], "seconds": ex["seconds"],
-                      "bytes_down": sum(ex["bytes_down"].values()), "bytes_up": sum(ex["bytes_up"].values())}
-                     for ex in exchanges]
+                      "bytes_down": sum(ex["bytes_down"].values()),
+                      "bytes_up": sum(ex["bytes_up"].values())} for ex in exchanges]
         self.history_ = {"kmeans": result.get("kmeans_curve", []), "fedavg": result.get("fedavg_curve", []),
                          "rounds": per_round}
         costs.extra["federated"] = {
             "ray_start_s": result["ray_start_s"] + warmup,
             "ray_init_s": result["ray_start_s"],
             "worker_warmup_s": warmup,
+            # the simulation engine's own time: booting, node registration, stopping its threads
+            "engine_s": result["simulation_s"] - sum(ex["seconds"] for ex in result["exchanges"]),
+            "shutdown_s": result["shutdown_s"],
             "num_clients": len(parts),
             "client_sizes": [len(p) for p in parts],
             "client_positive_rate": [float(y[p].mean()) for p in parts],

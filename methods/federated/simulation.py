@@ -151,14 +151,16 @@ def run_federation(run_dir: Path, num_clients: int, num_cpus: int = 2, verbose: 
                            verbose_logging=verbose)
             simulation_s = time.perf_counter() - t1
         finally:
+            t2 = time.perf_counter()
             if ray.is_initialized():
                 ray.shutdown()
             _reap(run_dir)
+            shutdown_s = time.perf_counter() - t2
     result_path = run_dir / "result.pkl"
     if not result_path.exists():
         raise RuntimeError(f"the federated run in {run_dir} ended without a result (see Flower's log "
                            f"with method.verbose=true)")
     with open(result_path, "rb") as f:
         result = pickle.load(f)
-    result.update(ray_start_s=ray_start_s, simulation_s=simulation_s)
+    result.update(ray_start_s=ray_start_s, simulation_s=simulation_s, shutdown_s=shutdown_s)
     return result

@@ -33,7 +33,8 @@ def _message_identity(monkeypatch):
 
 
 def _reply(arrays: dict, metrics: dict) -> Message:
-    content = RecordDict({"arrays": ArrayRecord({k: Array(np.ascontiguousarray(v)) for k, v in arrays.items()}),
+    records = ArrayRecord({k: Array(np.ascontiguousarray(v)) for k, v in arrays.items()})
+    content = RecordDict({"arrays": records,
                           "metrics": MetricRecord(metrics)})
     return Message(content=content, dst_node_id=0, message_type="train")
 
@@ -75,7 +76,8 @@ def test_strategy_rounds_equal_centralised_lloyd(small_split):
         replies = []
         for p in parts:
             sums, counts, inertia = local_sums(X[p], arrays["centers"].numpy())
-            replies.append(_reply({"sums": sums, "counts": counts}, {"inertia": inertia, "num-examples": len(p)}))
+            replies.append(_reply({"sums": sums, "counts": counts},
+                                  {"inertia": inertia, "num-examples": len(p)}))
         arrays, metrics = strategy.aggregate_train(r, replies)
         if strategy.converged:
             break
@@ -142,8 +144,8 @@ def test_accountant_follows_flowers_protocol():
 
 def test_message_bytes_count_the_payload():
     n = 10_000
-    msg = Message(RecordDict({"arrays": ArrayRecord({"w": Array(np.zeros(n))}), "config": ConfigRecord({"a": 1})}),
-                  dst_node_id=1, message_type="train")
+    content = RecordDict({"arrays": ArrayRecord({"w": Array(np.zeros(n))}), "config": ConfigRecord({"a": 1})})
+    msg = Message(content, dst_node_id=1, message_type="train")
     assert 8 * n <= message_bytes(msg) < 8 * n + 2_000
 
 
