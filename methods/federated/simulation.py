@@ -51,15 +51,19 @@ def _environment(run_dir: Path):
 def _quiet_flower(verbose: bool):
     from flwr.supercore.logger import FLOWER_LOGGER as logger  # importing flwr sets its level
     level, flt = logger.level, _DropDeprecation()
+    alembic = logging.getLogger("alembic")  # Flower's in-memory state announces its migrations
+    alembic_level = alembic.level
     logger.addFilter(flt)
     if not verbose:
         logger.setLevel(logging.ERROR)
+        alembic.setLevel(logging.WARNING)
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", category=DeprecationWarning)
             yield
     finally:
         logger.setLevel(level)
+        alembic.setLevel(alembic_level)
         logger.removeFilter(flt)
 
 
