@@ -129,7 +129,8 @@ class FederatedMethod:
             raise ValueError(f"method.partition={self.partition!r}; expected one of {list(PARTITIONS)}")
         if self.num_clients is not None:
             positive_int("num_clients", self.num_clients, 2)
-        positive_int("n_clusters", self.n_clusters, 2) if "kmeans" in self._tasks else None
+        if "kmeans" in self._tasks:
+            positive_int("n_clusters", self.n_clusters, 2)
         for name in ("max_iter", "rounds", "local_epochs", "batch_size", "num_cpus"):
             positive_int(name, getattr(self, name))
         if self.seed_candidates is not None:
