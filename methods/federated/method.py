@@ -188,6 +188,9 @@ class FederatedMethod:
 
     def _fit(self, X, y, X_segment, groups, eval_set):
         dp = self._check_params()
+        if groups is not None and self.partition != "natural":
+            raise ValueError(f"groups were given but method.partition={self.partition!r}; groups define "
+                             f"the clients only with partition='natural'")
         self.costs_ = costs = Costs()
         with costs.phase("prepare"):
             parts = make_partition(self.partition, y, self.num_clients, self.random_state, self.alpha,
@@ -316,7 +319,7 @@ class FederatedMethod:
 
 class FederatedKMeans(FederatedMethod):
     """Federated K-means alone, on any array: ``FederatedKMeans(n_clusters=4).fit(X).labels_``.
-    ``groups`` (one label per row) gives the natural partition."""
+    With ``partition="natural"``, ``groups`` (one label per row) says which client holds each row."""
 
     _tasks = ("kmeans",)
 
@@ -332,7 +335,8 @@ class FederatedKMeans(FederatedMethod):
 
 class FedAvgLogisticRegression(FederatedMethod):
     """FedAvg logistic regression alone, on any array: ``.fit(X, y).predict_proba(X)[:, 1]``;
-    ``eval_set=(X, y)`` is scored after every round, ``groups`` gives the natural partition."""
+    ``eval_set=(X, y)`` is scored after every round; with ``partition="natural"``, ``groups`` (one
+    label per row) says which client holds each row."""
 
     _tasks = ("logreg",)
 

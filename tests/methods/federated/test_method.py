@@ -11,7 +11,7 @@ from sklearn.metrics import adjusted_rand_score
 
 from methods import build
 from methods.base import nearest_center
-from methods.federated import FederatedMethod
+from methods.federated import FederatedKMeans, FederatedMethod
 from methods.federated.simulation import run_processes
 from methods.federated.strategy import gaussian_rdp_epsilon
 from methods.plaintext import reference_kmeans
@@ -127,6 +127,8 @@ def test_errors_name_the_parameter_before_any_simulation(small_split):
     for params, message in cases:
         with pytest.raises(ValueError, match=message):
             FederatedMethod(n_clusters=3, **params).fit(tr.X, tr.y, tr.X_segment)
+    with pytest.raises(ValueError, match="groups were given but method.partition='iid'"):
+        FederatedKMeans(n_clusters=3).fit(tr.X_segment, groups=np.zeros(len(tr.y)))
 
 
 def test_every_config_key_is_a_parameter():
