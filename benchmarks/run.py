@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 import os
 import sys
@@ -68,8 +69,16 @@ def execute(cfg: DictConfig, out_dir: Path) -> dict:
         raise ConfigError(f"k={cfg.k} is larger than the training set ({len(split.train)} rows)")
     train, test = split.train, split.test
 
+    # Optional fit parameters a method may declare: the feature names (e.g. to split clients by a
+    # categorical column) and a held-out set scored during training (per-round curves).
+    fit_params = inspect.signature(method.fit).parameters
+    fit_extra = {}
+    if "feature_names" in fit_params:
+        fit_extra["feature_names"] = list(split.feature_names)
+    if "eval_set" in fit_params:
+        fit_extra["eval_set"] = (test.X, test.y, test.X_segment)
     wall, cpu = time.perf_counter(), _cpu_s()
-    method.fit(train.X, train.y, train.X_segment)
+    method.fit(train.X, train.y, train.X_segment, **fit_extra)
     wall, cpu = time.perf_counter() - wall, _cpu_s() - cpu
 
     proba = method.predict_proba(test.X, test.X_segment)

@@ -1,0 +1,355 @@
+"""The federated method and its estimators: federated K-means and FedAvg logistic regression on
+Flower, over ``iid``, ``dirichlet`` or ``natural`` client splits of the training rows."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from methods.base import Costs, Privacy, check_fit_inputs, nearest_center, with_segments
+from methods.federated.partition import PARTITIONS, make_partition, onehot_groups
+from methods.federated.simulation import run_federation
+
+INITS = ("k-fed", "reference")
+DP_KEYS = {"noise_multiplier", "clipping_norm", "delta"}
+
+
+def _output_dir() -> Path | None:
+    """The Hydra job's output directory, when running inside one."""
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        return Path(HydraConfig.get().runtime.output_dir) if HydraConfig.initialized() else None
+    except (ImportError, ValueError):
+        return None
+
+
+class FederatedMethod:
+    """Federated K-means (per-client sums and counts, k-FED seeding) and FedAvg logistic regression
+    on all features plus the segment one-hot, run in Flower's simulation engine.
+
+    Parameters
+    ----------
+    n_clusters : int
+        Number of segments.
+    random_state : int
+        Seeds the partition, the seeding and the local SGD.
+    num_clients : int or None
+        Clients for ``iid`` and ``dirichlet``; ``None`` (or the group count) for ``natural``.
+    partition : {"iid", "dirichlet", "natural"}
+        How the training rows are split among clients.
+    alpha : float
+        Dirichlet concentration over the label (``partition="dirichlet"``); small = skewed.
+    partition_column : str
+        Categorical column for ``partition="natural"``, found through its one-hot features
+        ``<column>=<value>`` in ``feature_names`` (passed to ``fit``).
+    init : {"k-fed", "reference"} or array (n_clusters, n_segment_features)
+        Initial centers. ``"k-fed"``: clients propose weighted local k-means candidates and the
+        server runs weighted k-means++ on them (no raw rows leave a client). ``"reference"``: the
+        plaintext reference's k-means++ centers (:func:`methods.plaintext.reference_init`), computed
+        centrally from all rows -- a comparison mode, not a private one. An array: those centers.
+    seed_candidates : int or None
+        Local centers each client proposes for k-FED (``None``: ``n_clusters``).
+    max_iter, tol : Lloyd limits with scikit-learn's meaning (tol relative to the mean variance).
+    rounds : int
+        FedAvg rounds.
+    local_epochs, batch_size, learning_rate : local minibatch SGD per round.
+    C : float
+        Inverse L2 strength, as in scikit-learn (each client uses 1 / (C × total rows)).
+    dp : mapping or None
+        Client-level DP on the FedAvg updates: ``noise_multiplier`` (None = off), ``clipping_norm``,
+        ``delta``. Clients clip their update (Flower's ``fixedclipping_mod``), the server adds
+        Gaussian noise (``DifferentialPrivacyClientSideFixedClipping``) and weights clients equally.
+    num_cpus : int
+        Cores given to Ray (each client task takes one).
+    keep_server_view : bool
+        Keep every message the server received in ``server_view_`` (for leakage attacks).
+    work_dir : str or None
+        Where the run directory (data shards, ``FLWR_HOME``) is made; default: the Hydra job's output
+        directory, else the system temp dir. It is deleted after the run unless ``keep_run_dir``.
+    verbose : bool
+        Show Flower's and Ray's logs.
+
+    Attributes
+    ----------
+    cluster_centers_, labels_ (training rows), coef_, intercept_, partitions_ (row indices per
+    client), history_ (per-round curves), server_view_ (what the server received, per exchange:
+    ``phase``, ``round``, ``sent`` arrays, ``received`` list of ``{client, arrays, metrics}``),
+    costs_, privacy_.
+    """
+
+    name: ClassVar[str] = "federated"
+    dataset_overrides: ClassVar[dict] = {}
+    _tasks: ClassVar[tuple[str, ...]] = ("kmeans", "logreg")
+
+    def __init__(self, n_clusters=4, random_state=0, num_clients=10, partition="iid", alpha=0.5,
+                 partition_column="job", init="k-fed", seed_candidates=None, max_iter=300, tol=1e-4,
+                 rounds=20, local_epochs=1, batch_size=64, learning_rate=0.5, C=1.0, dp=None,
+                 num_cpus=2, keep_server_view=True, work_dir=None, keep_run_dir=False, verbose=False):
+        self.n_clusters = n_clusters
+        self.random_state = random_state
+        self.num_clients = num_clients
+        self.partition = partition
+        self.alpha = alpha
+        self.partition_column = partition_column
+        self.init = init
+        self.seed_candidates = seed_candidates
+        self.max_iter = max_iter
+        self.tol = tol
+        self.rounds = rounds
+        self.local_epochs = local_epochs
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.C = C
+        self.dp = dp
+        self.num_cpus = num_cpus
+        self.keep_server_view = keep_server_view
+        self.work_dir = work_dir
+        self.keep_run_dir = keep_run_dir
+        self.verbose = verbose
+
+    # -- validation ---------------------------------------------------------------------------
+    def _check_params(self) -> dict | None:
+        def positive_int(name, value, low=1):
+            if not isinstance(value, int) or isinstance(value, bool) or value < low:
+                raise ValueError(f"method.{name}={value!r}; expected an integer >= {low}")
+
+        def positive(name, value):
+            if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+                raise ValueError(f"method.{name}={value!r}; expected a number > 0")
+
+        if self.partition not in PARTITIONS:
+            raise ValueError(f"method.partition={self.partition!r}; expected one of {list(PARTITIONS)}")
+        if self.num_clients is not None:
+            positive_int("num_clients", self.num_clients, 2)
+        if "kmeans" in self._tasks:
+            positive_int("n_clusters", self.n_clusters, 2)
+        for name in ("max_iter", "rounds", "local_epochs", "batch_size", "num_cpus"):
+            positive_int(name, getattr(self, name))
+        if self.seed_candidates is not None:
+            positive_int("seed_candidates", self.seed_candidates)
+        for name in ("alpha", "learning_rate", "C"):
+            positive(name, getattr(self, name))
+        if isinstance(self.tol, bool) or not isinstance(self.tol, int | float) or self.tol < 0:
+            raise ValueError(f"method.tol={self.tol!r}; expected a number >= 0")
+        if isinstance(self.init, str) and self.init not in INITS:
+            raise ValueError(f"method.init={self.init!r}; expected one of {list(INITS)} or an array of "
+                             f"initial centers")
+        if self.dp is None:
+            return None
+        if not isinstance(self.dp, Mapping):
+            raise ValueError(f"method.dp={self.dp!r}; expected a mapping with keys {sorted(DP_KEYS)}")
+        dp = dict(self.dp)
+        unknown = sorted(set(dp) - DP_KEYS)
+        if unknown:
+            raise ValueError(f"method.dp.{unknown[0]} is unknown; expected keys {sorted(DP_KEYS)}")
+        if dp.get("noise_multiplier") is None:
+            return None
+        positive("dp.noise_multiplier", dp["noise_multiplier"])
+        positive("dp.clipping_norm", dp.get("clipping_norm"))
+        delta = dp.get("delta")
+        if isinstance(delta, bool) or not isinstance(delta, int | float) or not 0 < delta < 1:
+            raise ValueError(f"method.dp.delta={delta!r}; expected a probability in (0, 1)")
+        return {k: float(dp[k]) for k in DP_KEYS}
+
+    # -- fitting -------------------------------------------------------------------------------
+    def fit(self, X, y, X_segment, feature_names: Sequence[str] | None = None, eval_set=None):
+        """Fit on the training rows. ``feature_names`` (the columns of ``X``) are needed for
+        ``partition="natural"``; ``eval_set=(X, y, X_segment)`` is the server's held-out set,
+        scored after every FedAvg round (``history_["fedavg"]``)."""
+        X, y, X_segment = check_fit_inputs(X, y, X_segment, self.n_clusters)
+        groups = None
+        if self.partition == "natural":
+            if feature_names is None:
+                raise ValueError("method.partition='natural' needs fit(..., feature_names=...) to find "
+                                 f"the one-hot columns of method.partition_column={self.partition_column!r}")
+            groups, self.group_names_ = onehot_groups(X, feature_names, self.partition_column)
+        return self._fit(X, y, X_segment, groups, eval_set)
+
+    def _initial_centers(self, X_segment: np.ndarray) -> np.ndarray | None:
+        if isinstance(self.init, str):
+            if self.init == "k-fed":
+                return None
+            from methods.plaintext import reference_init
+
+            return reference_init(X_segment, self.n_clusters, self.random_state)
+        init = np.asarray(self.init, dtype=float)
+        if init.shape != (self.n_clusters, X_segment.shape[1]):
+            raise ValueError(f"method.init has shape {init.shape}; expected ({self.n_clusters}, "
+                             f"{X_segment.shape[1]}) initial centers")
+        return init
+
+    def _fit(self, X, y, X_segment, groups, eval_set):
+        dp = self._check_params()
+        if groups is not None and self.partition != "natural":
+            raise ValueError(f"groups were given but method.partition={self.partition!r}; groups define "
+                             f"the clients only with partition='natural'")
+        self.costs_ = costs = Costs()
+        with costs.phase("prepare"):
+            parts = make_partition(self.partition, y, self.num_clients, self.random_state, self.alpha,
+                                   groups)
+            self.partitions_ = parts
+            init = self._initial_centers(X_segment) if "kmeans" in self._tasks else None
+            base = Path(self.work_dir) if self.work_dir else _output_dir()
+            if base is not None:
+                base.mkdir(parents=True, exist_ok=True)
+            run_dir = Path(tempfile.mkdtemp(prefix="federated-", dir=base))
+            spec = {
+                "tasks": list(self._tasks), "num_clients": len(parts), "n_clusters": self.n_clusters,
+                "seed": self.random_state, "tol": float(self.tol), "max_iter": self.max_iter,
+                "seed_candidates": self.seed_candidates or self.n_clusters, "rounds": self.rounds,
+                "local_epochs": self.local_epochs, "batch_size": self.batch_size,
+                "learning_rate": float(self.learning_rate), "l2": 1.0 / (float(self.C) * len(y)),
+                "n_features": X.shape[1], "dp": dp, "keep_server_view": bool(self.keep_server_view),
+            }
+            (run_dir / "run.json").write_text(json.dumps(spec, indent=1))
+            for i, idx in enumerate(parts):
+                np.savez(run_dir / f"client-{i}.npz", X=X[idx], y=y[idx], X_segment=X_segment[idx])
+            if init is not None:
+                np.save(run_dir / "init.npy", init)
+            if eval_set is not None and "logreg" in self._tasks:
+                Xe, ye, Se = eval_set
+                np.savez(run_dir / "eval.npz", X=np.asarray(Xe, float), y=np.asarray(ye),
+                         X_segment=np.asarray(Se, float))
+        try:
+            result = run_federation(run_dir, len(parts), num_cpus=self.num_cpus, verbose=self.verbose)
+        finally:
+            if not self.keep_run_dir:
+                shutil.rmtree(run_dir, ignore_errors=True)
+        self.last_run_dir_ = run_dir  # deleted unless keep_run_dir; names the run's processes
+        self._learn(result, X_segment, y, parts, dp)
+        return self
+
+    def _learn(self, result: dict, X_segment, y, parts, dp) -> None:
+        costs = self.costs_
+        # Warm-up (Ray starting the client workers) is start-up, not protocol: no bytes, no round.
+        warmup = sum(ex["seconds"] for ex in result["exchanges"] if ex["phase"] == "warmup")
+        exchanges = [ex for ex in result["exchanges"] if ex["phase"] != "warmup"]
+        costs.phases["ray_start"] = result["import_s"] + result["ray_start_s"] + warmup
+        costs.phases["federation"] = result["simulation_s"] - warmup
+        node_client = {e["node"]: e["client"] for ex in exchanges for e in ex["received"]}
+        server = costs.party("server")
+        server.cpu_s = result["server_cpu_s"]
+        for ex in exchanges:
+            costs.phases[f"federation.{ex['phase']}"] = (
+                costs.phases.get(f"federation.{ex['phase']}", 0.0) + ex["seconds"])
+            for node, b in ex["bytes_down"].items():
+                server.bytes_sent += b
+                costs.party(f"client-{node_client.get(node, node)}").bytes_received += b
+            for node, b in ex["bytes_up"].items():
+                server.bytes_received += b
+                costs.party(f"client-{node_client.get(node, node)}").bytes_sent += b
+            for e in ex["received"]:
+                costs.party(f"client-{e['client']}").cpu_s += float(e["metrics"].get("cpu-s", 0.0))
+        costs.rounds = len(exchanges)
+        per_round = [{"phase": ex["phase"], "round": ex["round"], "seconds": ex["seconds"],
+                      "bytes_down": sum(ex["bytes_down"].values()),
+                      "bytes_up": sum(ex["bytes_up"].values())} for ex in exchanges]
+        self.history_ = {"kmeans": result.get("kmeans_curve", []), "fedavg": result.get("fedavg_curve", []),
+                         "rounds": per_round}
+        costs.extra["federated"] = {
+            # start-up, kept out of training time: imports, ray.init, Ray starting the client workers
+            "ray_start_s": result["import_s"] + result["ray_start_s"] + warmup,
+            "import_s": result["import_s"],
+            "ray_init_s": result["ray_start_s"],
+            "worker_warmup_s": warmup,
+            # the simulation engine's own time: booting, node registration, stopping its threads
+            "engine_s": result["simulation_s"] - sum(ex["seconds"] for ex in result["exchanges"]),
+            "shutdown_s": result["shutdown_s"],
+            "num_clients": len(parts),
+            "client_sizes": [len(p) for p in parts],
+            "client_positive_rate": [float(y[p].mean()) for p in parts],
+            "kmeans_rounds": result.get("kmeans_rounds"),
+            "kmeans_converged": result.get("kmeans_converged"),
+            "per_round": per_round,
+            "fedavg_curve": self.history_["fedavg"],
+        }
+        self.server_view_ = [{k: ex[k] for k in ("phase", "round", "sent", "received")} for ex in exchanges]
+        if "centers" in result:
+            self.cluster_centers_ = result["centers"]
+            self.initial_centers_ = result["initial_centers"]
+            self.labels_ = nearest_center(X_segment, self.cluster_centers_)
+            self.n_iter_ = result["kmeans_rounds"]
+        if "coef" in result:
+            self.coef_, self.intercept_ = result["coef"], result["intercept"]
+        self.privacy_ = self._privacy({**dp, **result["dp"]} if dp and "dp" in result else None)
+        self.fitted_at_ = time.time()
+
+    def _privacy(self, dp: dict | None) -> Privacy:
+        revealed = {
+            "server": (
+                "per client: its row count, per-feature sums and sums of squares, its k-FED seeding "
+                "candidates with their cluster sizes (a size of 1 is a record), and in every K-means "
+                "round its per-cluster sums and counts (a count of 1 is a record); in every FedAvg round "
+                "its locally trained model (clipped when DP is on), example count and training loss; "
+                "the held-out evaluation set"),
+            "clients": "their own rows; the global centroids and the global model of every round",
+        }
+        if isinstance(self.init, str) and self.init == "reference":
+            revealed["server"] += "; init='reference' computes the initial centers from all rows centrally"
+        extra: dict[str, Any] = {"partition": self.partition, "num_clients": len(self.partitions_)}
+        if dp:
+            extra["dp"] = {**dp, "scope": "FedAvg model updates, client level; K-means statistics are "
+                           "not noised"}
+        return Privacy(
+            threat_model="honest-but-curious server, honest clients, no secure aggregation"
+                         + ("; central client-level DP on the model" if dp else ""),
+            epsilon=dp["epsilon"] if dp else None, delta=dp["delta"] if dp else None,
+            revealed=revealed, extra=extra,
+        )
+
+    # -- use -----------------------------------------------------------------------------------
+    def segment(self, X_segment):
+        return nearest_center(np.asarray(X_segment, dtype=float), self.cluster_centers_)
+
+    def decision_function(self, X, X_segment):
+        Z = with_segments(np.asarray(X, dtype=float), self.segment(X_segment), self.n_clusters)
+        return Z @ self.coef_ + self.intercept_
+
+    def predict_proba(self, X, X_segment):
+        return 1.0 / (1.0 + np.exp(-self.decision_function(X, X_segment)))
+
+
+class FederatedKMeans(FederatedMethod):
+    """Federated K-means alone, on any array: ``FederatedKMeans(n_clusters=4).fit(X).labels_``.
+    With ``partition="natural"``, ``groups`` (one label per row) says which client holds each row."""
+
+    _tasks = ("kmeans",)
+
+    def fit(self, X, y=None, groups=None):
+        X = np.asarray(X, dtype=float)
+        y = np.zeros(len(X), dtype=np.int64) if y is None else y
+        X, y, X_segment = check_fit_inputs(np.empty((len(X), 0)), y, X, self.n_clusters)
+        return self._fit(X, y, X_segment, groups, None)
+
+    def predict(self, X):
+        return self.segment(X)
+
+
+class FedAvgLogisticRegression(FederatedMethod):
+    """FedAvg logistic regression alone, on any array: ``.fit(X, y).predict_proba(X)[:, 1]``;
+    ``eval_set=(X, y)`` is scored after every round; with ``partition="natural"``, ``groups`` (one
+    label per row) says which client holds each row."""
+
+    _tasks = ("logreg",)
+
+    def fit(self, X, y, groups=None, eval_set=None):
+        X = np.asarray(X, dtype=float)
+        X, y, _ = check_fit_inputs(X, y, X, 2)
+        if eval_set is not None:
+            eval_set = (eval_set[0], eval_set[1], np.empty((len(eval_set[1]), 0)))
+        return self._fit(X, y, np.empty((len(X), 0)), groups, eval_set)
+
+    def decision_function(self, X):
+        return np.asarray(X, dtype=float) @ self.coef_ + self.intercept_
+
+    def predict_proba(self, X):
+        p = 1.0 / (1.0 + np.exp(-self.decision_function(X)))
+        return np.column_stack([1.0 - p, p])

@@ -1,0 +1,213 @@
+"""The server: seeds and runs federated K-means, then FedAvg logistic regression on all features plus
+the segment one-hot, evaluating the global model on a held-out set after every round.
+
+Everything it needs is in a run directory (``run.json`` with the settings, optional ``init.npy``
+and ``eval.npz``), named by run config ``run-dir`` or ``PRIVMARK_FL_RUN_DIR``; it writes
+``result.pkl`` there. Every message goes through :class:`RecordingGrid`, which counts the bytes of
+each message as Flower serialises it and keeps what the server received.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+from flwr.app import Array, ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
+from flwr.serverapp import Grid, NeighboringRelation, PrivacyConfig, SamplingMethod, ServerApp
+from flwr.serverapp.strategy import DifferentialPrivacyClientSideFixedClipping, FedAvg
+from flwr.serverapp.strategy.strategy_utils import sample_nodes
+from flwr.supercore.inflatable.inflatable_object import get_all_nested_objects
+
+from methods.federated.client_app import features
+from methods.federated.strategy import GaussianRdpAccountant, KMeansStrategy
+
+RUN_DIR_ENV = "PRIVMARK_FL_RUN_DIR"
+
+app = ServerApp()
+
+
+def message_bytes(msg: Message) -> int:
+    """Bytes of a message as Flower ships it: the serialised objects of its tree (message, record
+    dict, records, arrays), each pushed or pulled once, as the SuperLink counts its traffic."""
+    return sum(len(obj.deflate()) for obj in get_all_nested_objects(msg).values())
+
+
+class RecordingGrid(Grid):
+    """A :class:`Grid` that forwards to the real one and records, per exchange, the phase, round,
+    bytes each way per node, wall seconds and (optionally) each reply's arrays and metrics."""
+
+    def __init__(self, grid: Grid, keep_replies: bool = True):
+        self._grid = grid
+        self.keep_replies = keep_replies
+        self.phase = "setup"
+        self.exchanges: list[dict] = []
+
+    def set_run(self, run):
+        return self._grid.set_run(run)
+
+    @property
+    def run(self):
+        return self._grid.run
+
+    def create_message(self, *args, **kwargs):
+        return self._grid.create_message(*args, **kwargs)
+
+    def get_node_ids(self) -> Iterable[int]:
+        return self._grid.get_node_ids()
+
+    def push_messages(self, messages):
+        return self._grid.push_messages(messages)
+
+    def pull_messages(self, message_ids):
+        return self._grid.pull_messages(message_ids)
+
+    def send_and_receive(self, messages: Iterable[Message], *, timeout: float | None = None):
+        messages = list(messages)
+        if not messages:
+            return []
+        down = {int(m.metadata.dst_node_id): message_bytes(m) for m in messages}
+        t0 = time.perf_counter()
+        replies = list(self._grid.send_and_receive(messages, timeout=timeout))
+        seconds = time.perf_counter() - t0
+        up, received = {}, []
+        for r in replies:
+            node = int(r.metadata.src_node_id)
+            up[node] = message_bytes(r)
+            if r.has_error():
+                continue
+            metrics = dict(r.content["metrics"]) if "metrics" in r.content else {}
+            entry = {"node": node, "client": int(metrics.get("client-id", -1)), "metrics": metrics}
+            if self.keep_replies and "arrays" in r.content:
+                entry["arrays"] = {k: v.numpy().copy() for k, v in r.content["arrays"].items()}
+            received.append(entry)
+        first = messages[0].content
+        config = first["config"] if "config" in first else {}
+        sent = {}
+        if self.keep_replies and "arrays" in first:
+            sent = {k: v.numpy().copy() for k, v in first["arrays"].items()}
+        self.exchanges.append({
+            "phase": self.phase, "round": int(config.get("server-round", 0)), "seconds": seconds,
+            "bytes_down": down, "bytes_up": up, "sent": sent, "received": received,
+        })
+        return replies
+
+
+def run_dir_of(context: Context) -> Path:
+    run_dir = context.run_config.get("run-dir") or os.environ.get(RUN_DIR_ENV)
+    if not run_dir:
+        raise RuntimeError(f"no run directory: set run_config 'run-dir' or {RUN_DIR_ENV}")
+    return Path(str(run_dir))
+
+
+def _auc(y: np.ndarray, score: np.ndarray) -> float:
+    from sklearn.metrics import roc_auc_score
+
+    return float(roc_auc_score(y, score)) if len(np.unique(y)) == 2 else float("nan")
+
+
+def warm_up(grid: RecordingGrid, num_clients: int) -> None:
+    """One empty query to every client, so that starting Ray's workers is not billed to round 1."""
+    grid.phase = "warmup"
+    nodes, _ = sample_nodes(grid, num_clients, num_clients)
+    grid.send_and_receive([Message(RecordDict(), message_type="query.ping", dst_node_id=n) for n in nodes])
+
+
+def run_kmeans(grid: RecordingGrid, spec: dict, run_dir: Path, out: dict) -> np.ndarray:
+    strategy = KMeansStrategy(spec["n_clusters"], spec["num_clients"], seed=spec["seed"], tol=spec["tol"])
+    init_path = run_dir / "init.npy"
+    init = np.load(init_path) if init_path.exists() else None
+    grid.phase = "seeding"
+    seed_cfg = ConfigRecord({"seed": spec["seed"], "seed-candidates": spec["seed_candidates"],
+                             "server-round": 0})
+    replies = grid.send_and_receive(strategy.configure_seed(seed_cfg, grid))
+    centers = strategy.aggregate_seed(replies, init=init)
+    out["initial_centers"] = centers.copy()
+    arrays = strategy.start_from(centers)
+    grid.phase = "kmeans"
+    curve = []
+    for r in range(1, spec["max_iter"] + 1):
+        replies = grid.send_and_receive(strategy.configure_train(r, arrays, ConfigRecord(), grid))
+        arrays, metrics = strategy.aggregate_train(r, replies)
+        curve.append({"round": r, **dict(metrics)})
+        if strategy.converged:
+            break
+    out.update(centers=arrays["centers"].numpy().copy(), kmeans_curve=curve, kmeans_rounds=len(curve),
+               kmeans_converged=strategy.converged, counts=strategy.counts_, n_rows=strategy.n_rows_)
+    return out["centers"]
+
+
+def run_fedavg(grid: RecordingGrid, spec: dict, run_dir: Path, centers: np.ndarray | None,
+               out: dict) -> None:
+    n_clients = spec["num_clients"]
+    k = 0 if centers is None else len(centers)
+    n_features = spec["n_features"] + k
+    dp = spec.get("dp") or {}
+    private = dp.get("noise_multiplier") is not None
+    config = ConfigRecord({
+        "seed": spec["seed"], "local-epochs": spec["local_epochs"], "batch-size": spec["batch_size"],
+        "learning-rate": spec["learning_rate"], "l2": spec["l2"], "n-clusters": k,
+        "centers": [] if centers is None else centers.ravel().tolist(), "uniform-weights": private,
+    })
+    strategy = FedAvg(fraction_train=1.0, fraction_evaluate=0.0, min_train_nodes=n_clients,
+                      min_available_nodes=n_clients)
+    accountant = None
+    if private:
+        accountant = GaussianRdpAccountant(PrivacyConfig(
+            target_delta=float(dp["delta"]), population_size=n_clients,
+            neighboring_relation=NeighboringRelation.ADD_OR_REMOVE_ONE,
+            sampling_method=SamplingMethod.NO_AMPLIFICATION))
+        strategy = DifferentialPrivacyClientSideFixedClipping(
+            strategy, float(dp["noise_multiplier"]), float(dp["clipping_norm"]), n_clients,
+            accountant=accountant)
+
+    eval_path = run_dir / "eval.npz"
+    evaluate_fn = None
+    if eval_path.exists():
+        with np.load(eval_path) as f:
+            Z_eval, y_eval = features(dict(f), centers), f["y"].astype(float)
+
+        def evaluate_fn(server_round: int, arrays: ArrayRecord) -> MetricRecord:
+            z = Z_eval @ arrays["coef"].numpy() + float(arrays["intercept"].numpy()[0])
+            loss = float(np.mean(np.logaddexp(0.0, z) - y_eval * z))
+            return MetricRecord({"auc": _auc(y_eval, z), "loss": loss})
+
+    grid.phase = "fedavg"
+    initial = ArrayRecord({"coef": Array(np.zeros(n_features)), "intercept": Array(np.zeros(1))})
+    result = strategy.start(grid=grid, initial_arrays=initial, num_rounds=spec["rounds"],
+                            train_config=config, evaluate_fn=evaluate_fn)
+    curve = [{"round": r, **dict(m)} for r, m in sorted(result.evaluate_metrics_serverapp.items())]
+    train = {r: dict(m) for r, m in result.train_metrics_clientapp.items()}
+    for row in curve:
+        row["train_loss"] = train.get(row["round"], {}).get("train-loss")
+    out.update(coef=result.arrays["coef"].numpy().copy(),
+               intercept=float(result.arrays["intercept"].numpy()[0]), fedavg_curve=curve)
+    if accountant is not None:
+        spent = accountant.get_privacy_spent()
+        out["dp"] = {"epsilon": spent.epsilon, "delta": spent.delta, "releases": spent.num_releases,
+                     "accounting": spent.accounting_method, "optimal_order": spent.optimal_order,
+                     "noise_stdv": float(dp["noise_multiplier"]) * float(dp["clipping_norm"]) / n_clients}
+
+
+@app.main()
+def main(grid: Grid, context: Context) -> None:
+    run_dir = run_dir_of(context)
+    spec = json.loads((run_dir / "run.json").read_text())
+    rec = RecordingGrid(grid, keep_replies=spec.get("keep_server_view", True))
+    cpu0, wall0 = time.thread_time(), time.perf_counter()
+    out: dict = {}
+    centers = None
+    warm_up(rec, spec["num_clients"])
+    if "kmeans" in spec["tasks"]:
+        centers = run_kmeans(rec, spec, run_dir, out)
+    if "logreg" in spec["tasks"]:
+        run_fedavg(rec, spec, run_dir, centers, out)
+    out.update(exchanges=rec.exchanges, server_cpu_s=time.thread_time() - cpu0,
+               server_wall_s=time.perf_counter() - wall0)
+    with open(run_dir / "result.pkl.tmp", "wb") as f:
+        pickle.dump(out, f)
+    os.replace(run_dir / "result.pkl.tmp", run_dir / "result.pkl")

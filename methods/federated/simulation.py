@@ -1,0 +1,174 @@
+"""Run the server and client apps in Flower's simulation engine, from inside a Python process.
+
+One call = one Ray session: Ray is started here (so that its start-up is timed apart from training),
+sized for this machine, handed to Flower, and shut down when the run ends or fails; the test suite
+checks that no Ray or Flower process outlives it. ``FLWR_HOME`` and every file of the run live in
+the run directory; telemetry and update checks are off.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import pickle
+import signal
+import sys
+import time
+import warnings
+from contextlib import contextmanager, suppress
+from pathlib import Path
+
+FLOWER_ENV = {"FLWR_TELEMETRY_ENABLED": "0", "FLWR_DISABLE_UPDATE_CHECK": "1",
+              # Under `uv run`, Ray would start each worker through `uv run` again: slow, and the uv
+              # wrappers outlive ray.shutdown(). Workers run this interpreter directly instead.
+              "RAY_ENABLE_UV_RUN_RUNTIME_ENV": "0", "RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO": "0"}
+RUN_DIR_ENV = "PRIVMARK_FL_RUN_DIR"
+
+
+class _DropDeprecation(logging.Filter):
+    """``run_simulation`` announces its own deprecation on every call; the harness knows."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "run_simulation` function is deprecated" not in record.getMessage()
+
+
+@contextmanager
+def _environment(run_dir: Path):
+    env = {**FLOWER_ENV, "FLWR_HOME": str(run_dir / "flwr-home"), RUN_DIR_ENV: str(run_dir)}
+    old = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        yield env
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+@contextmanager
+def _quiet_flower(verbose: bool):
+    from flwr.supercore.logger import FLOWER_LOGGER as logger  # importing flwr sets its level
+    level, flt = logger.level, _DropDeprecation()
+    alembic = logging.getLogger("alembic")  # Flower's in-memory state announces its migrations
+    alembic_level = alembic.level
+    logger.addFilter(flt)
+    if not verbose:
+        logger.setLevel(logging.ERROR)
+        alembic.setLevel(logging.WARNING)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", category=DeprecationWarning)
+            yield
+    finally:
+        logger.setLevel(level)
+        alembic.setLevel(alembic_level)
+        logger.removeFilter(flt)
+
+
+def run_processes(run_dir: Path) -> set[int]:
+    """PIDs of live processes started for the run in ``run_dir``: Ray's daemons and workers inherit
+    the run's environment (``PRIVMARK_FL_RUN_DIR``), and Ray detaches them from this process."""
+    tag = f"{RUN_DIR_ENV}={run_dir}".encode() + b"\0"
+    out = set()
+    for env in Path("/proc").glob("[0-9]*/environ"):
+        pid = int(env.parent.name)
+        try:
+            found = tag in env.read_bytes()
+        except OSError:
+            continue
+        if found and pid != os.getpid() and _alive(pid):
+            out.add(pid)
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def _reap(run_dir: Path, grace_s: float = 5.0) -> None:
+    """Wait for the run's processes to exit after ``ray.shutdown()``: Ray's actor workers can outlive
+    their raylet for a minute on a busy machine. Stragglers get SIGTERM, then SIGKILL, by PID."""
+    pids = run_processes(run_dir)
+    deadline = time.monotonic() + grace_s
+    for sig in (None, signal.SIGTERM, signal.SIGKILL):
+        if sig is not None:
+            for pid in pids:
+                if _alive(pid):
+                    with suppress(OSError):
+                        os.kill(pid, sig)
+            deadline = time.monotonic() + 5.0
+        while time.monotonic() < deadline and any(_alive(p) for p in pids):
+            time.sleep(0.1)
+        if not any(_alive(p) for p in pids):
+            return
+
+
+def _start_ray(ray, num_cpus: int, verbose: bool, env_vars: dict, attempts: int = 3) -> None:
+    """``ray.init`` sized for this machine. On a loaded machine Ray's raylet can give up waiting for
+    its dashboard agent (a fixed time-out inside Ray) and the node start fails; that is retried."""
+    for attempt in range(1, attempts + 1):
+        try:
+            ray.init(num_cpus=num_cpus, num_gpus=0, include_dashboard=False,
+                     object_store_memory=256 * 1024**2, log_to_driver=verbose,
+                     logging_level=logging.INFO if verbose else logging.ERROR,
+                     runtime_env={"env_vars": env_vars})
+            return
+        except Exception as exc:  # Ray raises a bare Exception for this
+            ray.shutdown()
+            if "timed out during startup" not in str(exc) or attempt == attempts:
+                raise RuntimeError(f"Ray did not start ({attempt} attempt(s)): {exc}") from exc
+            logging.getLogger("privmark").warning("Ray start-up timed out (machine busy?); retrying")
+
+
+def run_federation(run_dir: Path, num_clients: int, num_cpus: int = 2, verbose: bool = False) -> dict:
+    """Run one federation over the prepared ``run_dir``; returns the server's ``result.pkl`` plus wall
+    seconds of importing Ray and Flower (``import_s``), ``ray.init`` (``ray_start_s``), the simulation
+    (``simulation_s``) and of shutting Ray down (``shutdown_s``)."""
+    run_dir = Path(run_dir)
+    (run_dir / "flwr-home").mkdir(parents=True, exist_ok=True)
+    t_import = time.perf_counter()
+    with _environment(run_dir) as env, _quiet_flower(verbose):
+        import ray
+        from flwr.simulation import run_simulation
+        from ray._private import ray_constants
+
+        ray_constants.RAY_ENABLE_UV_RUN_RUNTIME_ENV = False  # read at init; the variable, at import
+
+        from methods.federated.client_app import app as client_app
+        from methods.federated.server_app import app as server_app
+
+        if ray.is_initialized():
+            raise RuntimeError("a Ray session is already running in this process; the federated method "
+                               "starts and stops its own")
+        pythonpath = os.pathsep.join(p for p in [*sys.path, os.environ.get("PYTHONPATH", "")] if p)
+        t0 = time.perf_counter()
+        import_s = t0 - t_import  # importing Ray and Flower's simulation engine
+        try:
+            _start_ray(ray, num_cpus, verbose, {**env, "PYTHONPATH": pythonpath})
+            ray_start_s = time.perf_counter() - t0
+            t1 = time.perf_counter()
+            run_simulation(server_app=server_app, client_app=client_app, num_supernodes=num_clients,
+                           backend_config={"client_resources": {"num_cpus": 1, "num_gpus": 0.0}},
+                           verbose_logging=verbose)
+            simulation_s = time.perf_counter() - t1
+        finally:
+            t2 = time.perf_counter()
+            if ray.is_initialized():
+                ray.shutdown()
+            _reap(run_dir)
+            shutdown_s = time.perf_counter() - t2
+    result_path = run_dir / "result.pkl"
+    if not result_path.exists():
+        raise RuntimeError(f"the federated run in {run_dir} ended without a result (see Flower's log "
+                           f"with method.verbose=true)")
+    with open(result_path, "rb") as f:
+        result = pickle.load(f)
+    result.update(import_s=import_s, ray_start_s=ray_start_s, simulation_s=simulation_s,
+                  shutdown_s=shutdown_s)
+    return result

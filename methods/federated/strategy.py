@@ -1,0 +1,286 @@
+"""Server-side strategies: federated K-means (exact Lloyd from per-client sums and counts, k-FED
+seeding) as a Flower message-API strategy, and an RDP accountant for Flower's DP wrappers.
+
+The arithmetic lives in plain functions (:func:`aggregate_kmeans`, :func:`kfed_init`) so that it can
+be checked without starting Flower or Ray.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from logging import INFO
+
+import numpy as np
+from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
+from flwr.serverapp import Grid
+from flwr.serverapp.strategy import Strategy
+from flwr.serverapp.strategy.strategy_utils import sample_nodes
+from flwr.supercore import log
+from flwr.supercore.privacy_accounting import (
+    GaussianPrivacyEvent,
+    PrivacyConfig,
+    PrivacySpent,
+    SamplingMethod,
+)
+
+SEED = "train.seed"  # message types: clients register a handler per action
+KMEANS = "train.kmeans"
+
+
+# -- K-means arithmetic ---------------------------------------------------------------------------
+def local_sums(X: np.ndarray, centers: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    """A client's reply to one Lloyd round: per-cluster sums, counts and its inertia."""
+    d = (X**2).sum(1)[:, None] - 2.0 * X @ centers.T + (centers**2).sum(1)[None, :]
+    labels = d.argmin(1)
+    k = len(centers)
+    sums = np.zeros_like(centers, dtype=float)
+    np.add.at(sums, labels, X)
+    counts = np.bincount(labels, minlength=k).astype(np.int64)
+    inertia = float(np.maximum(d[np.arange(len(X)), labels], 0.0).sum())
+    return sums, counts, inertia
+
+
+def aggregate_kmeans(centers: np.ndarray, sums: Sequence[np.ndarray], counts: Sequence[np.ndarray]
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """New centers from every client's per-cluster sums and counts: exactly one Lloyd M-step over the
+    union of the clients' rows. A cluster no client assigned keeps its previous center."""
+    total = np.sum(np.stack(sums), axis=0)
+    n = np.sum(np.stack(counts), axis=0)
+    new = np.array(centers, dtype=float, copy=True)
+    full = n > 0
+    new[full] = total[full] / n[full, None]
+    return new, n
+
+
+def weighted_kmeans_pp(points: np.ndarray, weights: np.ndarray, k: int, rng: np.random.Generator
+                       ) -> np.ndarray:
+    """k-means++ on weighted points: each pick is drawn with probability ∝ weight × D²."""
+    points = np.asarray(points, float)
+    w = np.asarray(weights, float)
+    if len(points) < k:
+        raise ValueError(f"{len(points)} seeding candidates for {k} clusters; the clients proposed too "
+                         f"few (raise method.seed_candidates)")
+    first = rng.choice(len(points), p=w / w.sum())
+    chosen = [first]
+    d2 = ((points - points[first]) ** 2).sum(1)
+    for _ in range(1, k):
+        p = w * d2
+        idx = rng.choice(len(points), p=p / p.sum()) if p.sum() > 0 else rng.choice(len(points))
+        chosen.append(idx)
+        d2 = np.minimum(d2, ((points - points[idx]) ** 2).sum(1))
+    return points[chosen].copy()
+
+
+def kfed_init(candidates: np.ndarray, weights: np.ndarray, k: int, seed: int, lloyd_iter: int = 100
+              ) -> np.ndarray:
+    """k-FED seeding at the server: weighted k-means++ over the clients' local centers (weights =
+    their local cluster sizes), refined by weighted Lloyd on those candidates only."""
+    rng = np.random.default_rng(seed)
+    candidates, weights = np.asarray(candidates, float), np.asarray(weights, float)
+    keep = weights > 0
+    candidates, weights = candidates[keep], weights[keep]
+    centers = weighted_kmeans_pp(candidates, weights, k, rng)
+    for _ in range(lloyd_iter):
+        d = ((candidates[:, None, :] - centers[None]) ** 2).sum(-1)
+        lab = d.argmin(1)
+        new = centers.copy()
+        for c in range(k):
+            m = lab == c
+            if m.any():
+                new[c] = np.average(candidates[m], axis=0, weights=weights[m])
+        if np.allclose(new, centers, rtol=0, atol=1e-12):
+            break
+        centers = new
+    return centers
+
+
+# -- the Flower strategy --------------------------------------------------------------------------
+class KMeansStrategy(Strategy):
+    """Federated Lloyd: each round every client returns per-cluster sums and counts for the global
+    centers it was sent; the server adds them up and divides (:func:`aggregate_kmeans`).
+
+    The server app drives the rounds itself (``configure_train`` / ``aggregate_train`` per round,
+    stopping on scikit-learn's tolerance rule), because Lloyd stops on convergence rather than after
+    a fixed number of rounds. ``configure_seed`` / ``aggregate_seed`` are the k-FED seeding round.
+    """
+
+    def __init__(self, n_clusters: int, num_clients: int, seed: int = 0, tol: float = 1e-4):
+        self.n_clusters = n_clusters
+        self.num_clients = num_clients
+        self.seed = seed
+        self.tol = tol
+        self.tol_abs_: float | None = None  # tol × mean feature variance, known after seeding
+        self.n_rows_: int | None = None
+        self.shift_: float = math.inf
+        self.counts_: np.ndarray | None = None
+        self.inertia_: float | None = None
+
+    def summary(self) -> None:
+        log(INFO, "\t├──> KMeansStrategy: k=%d, tol=%g (relative, scikit-learn's rule)",
+            self.n_clusters, self.tol)
+
+    def _messages(self, content: RecordDict, grid: Grid, message_type: str) -> list[Message]:
+        # Every client takes part in every round: Lloyd needs all rows.
+        nodes, _ = sample_nodes(grid, self.num_clients, self.num_clients)
+        return [Message(content=content, message_type=message_type, dst_node_id=node)
+                for node in sorted(nodes)]
+
+    # seeding round ---------------------------------------------------------------------------
+    def configure_seed(self, config: ConfigRecord, grid: Grid) -> list[Message]:
+        config["n-clusters"] = self.n_clusters
+        return self._messages(RecordDict({"config": config}), grid, SEED)
+
+    def aggregate_seed(self, replies: Iterable[Message], init: np.ndarray | None = None) -> np.ndarray:
+        """Global feature statistics (for the tolerance) and the initial centers: ``init`` if given,
+        otherwise k-FED over the clients' candidates."""
+        replies = _valid(replies, "seeding")
+        arrays = [r.content["arrays"].to_numpy_ndarrays() for r in replies]
+        n = sum(int(r.content["metrics"]["num-examples"]) for r in replies)
+        s = np.sum([a[2] for a in arrays], axis=0)
+        ss = np.sum([a[3] for a in arrays], axis=0)
+        var = np.maximum(ss / n - (s / n) ** 2, 0.0)
+        self.n_rows_ = n
+        self.tol_abs_ = float(var.mean() * self.tol)
+        if init is not None:
+            return np.asarray(init, float)
+        cands = np.vstack([a[0] for a in arrays])
+        weights = np.concatenate([a[1] for a in arrays])
+        return kfed_init(cands, weights, self.n_clusters, self.seed)
+
+    # Lloyd rounds ----------------------------------------------------------------------------
+    def configure_train(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
+                        ) -> Iterable[Message]:
+        config["server-round"] = server_round
+        return self._messages(RecordDict({"arrays": arrays, "config": config}), grid, KMEANS)
+
+    def aggregate_train(self, server_round: int, replies: Iterable[Message]
+                        ) -> tuple[ArrayRecord | None, MetricRecord | None]:
+        replies = _valid(replies, f"K-means round {server_round}")
+        centers = self._current
+        sums, counts, inertia = [], [], 0.0
+        for r in replies:
+            s, c = r.content["arrays"].to_numpy_ndarrays()
+            sums.append(s)
+            counts.append(c)
+            inertia += float(r.content["metrics"]["inertia"])
+        new, n = aggregate_kmeans(centers, sums, counts)
+        self.shift_ = float(((new - centers) ** 2).sum())
+        self.counts_, self.inertia_ = n, inertia
+        self._current = new
+        metrics = MetricRecord({"inertia": inertia, "center-shift": self.shift_,
+                                "empty-clusters": int((n == 0).sum())})
+        return ArrayRecord({"centers": _array(new)}), metrics
+
+    def start_from(self, centers: np.ndarray) -> ArrayRecord:
+        self._current = np.asarray(centers, float)
+        return ArrayRecord({"centers": _array(self._current)})
+
+    @property
+    def converged(self) -> bool:
+        return self.tol_abs_ is not None and self.shift_ <= self.tol_abs_
+
+    def configure_evaluate(self, server_round, arrays, config, grid) -> Iterable[Message]:
+        return []  # K-means has no federated evaluation step
+
+    def aggregate_evaluate(self, server_round, replies) -> MetricRecord | None:
+        return None
+
+
+def _array(a: np.ndarray):
+    from flwr.app import Array
+
+    return Array(np.ascontiguousarray(a))
+
+
+def _valid(replies: Iterable[Message], what: str) -> list[Message]:
+    replies = list(replies)
+    errors = [r for r in replies if r.has_error()]
+    if errors:
+        raise RuntimeError(f"{len(errors)} client(s) failed in {what}: {errors[0].error.reason}")
+    if not replies:
+        raise RuntimeError(f"no client replied in {what}")
+    return replies
+
+
+# -- privacy accounting ---------------------------------------------------------------------------
+#: Rényi orders searched when converting to (ε, δ); dense near 1, sparse far out.
+ORDERS = np.concatenate([1.0 + np.geomspace(1e-3, 1.0, 200)[:-1], np.geomspace(2.0, 4096.0, 400)])
+
+
+def gaussian_rdp_epsilon(noise_multiplier: float, releases: int, delta: float) -> tuple[float, float]:
+    """(ε, optimal order) of ``releases`` Gaussian mechanisms with noise ``noise_multiplier`` × sensitivity.
+
+    RDP of one release at order α is α / (2 z²) (Mironov 2017); releases compose additively; the
+    conversion to (ε, δ) is Balle et al. 2020 (Prop. 12/Thm. 21), the one Flower's backend uses.
+    """
+    if releases == 0:
+        return 0.0, math.nan
+    rdp = releases * ORDERS / (2.0 * noise_multiplier**2)
+    eps = rdp + np.log1p(-1.0 / ORDERS) - (math.log(delta) + np.log(ORDERS)) / (ORDERS - 1.0)
+    i = int(np.argmin(eps))
+    return max(float(eps[i]), 0.0), float(ORDERS[i])
+
+
+class GaussianRdpAccountant:
+    """Flower :class:`~flwr.serverapp.PrivacyAccountant` for un-subsampled Gaussian releases (every
+    client takes part in every round), computed in closed form.
+
+    Flower's own ``RdpAccountant`` needs the optional ``dp-accounting`` package (``flwr[dp]``), which
+    this project does not install; without subsampling the RDP curve is exact and simple, so it is
+    computed here. The DP strategy wrappers accept any object with this interface.
+    """
+
+    def __init__(self, config: PrivacyConfig):
+        if config.sampling_method is not SamplingMethod.NO_AMPLIFICATION:
+            raise ValueError("GaussianRdpAccountant supports sampling_method='no-amplification' only")
+        self._config = config
+        self._events: list[tuple[GaussianPrivacyEvent, int]] = []
+
+    @property
+    def config(self) -> PrivacyConfig:
+        return self._config
+
+    @property
+    def num_releases(self) -> int:
+        return sum(c for _, c in self._events)
+
+    def compose(self, event: GaussianPrivacyEvent, count: int = 1) -> None:
+        self._events.append((event, count))
+
+    def _rdp_scale(self, extra: Sequence[tuple[GaussianPrivacyEvent, int]] = ()) -> float:
+        # Sum of releases / z^2 -> the equivalent number of releases at z = 1.
+        return sum(c / e.noise_multiplier**2 for e, c in [*self._events, *extra])
+
+    def get_epsilon(self, delta: float, extra=()) -> float:
+        scale = self._rdp_scale(extra)
+        return gaussian_rdp_epsilon(1.0 / math.sqrt(scale), 1, delta)[0] if scale > 0 else 0.0
+
+    def get_delta(self, epsilon: float) -> float:
+        scale = self._rdp_scale()
+        if scale == 0:
+            return 0.0
+        lo, hi = 1e-300, 1.0
+        for _ in range(200):  # ε(δ) decreases in δ: bisect in log space
+            mid = math.sqrt(lo * hi)
+            lo, hi = (lo, mid) if self.get_epsilon(mid) <= epsilon else (mid, hi)
+        return hi
+
+    def get_privacy_spent(self, delta: float | None = None) -> PrivacySpent:
+        delta = self._config.target_delta if delta is None else delta
+        scale = self._rdp_scale()
+        eps, order = gaussian_rdp_epsilon(1.0 / math.sqrt(scale), 1, delta) if scale > 0 else (0.0, None)
+        return PrivacySpent(epsilon=eps, delta=delta, num_releases=self.num_releases,
+                            accounting_method="rdp-gaussian-closed-form", optimal_order=order)
+
+    def would_exceed(self, event: GaussianPrivacyEvent, max_epsilon: float | None = None,
+                     count: int = 1) -> bool:
+        limit = self._config.max_epsilon if max_epsilon is None else max_epsilon
+        return limit is not None and self.get_epsilon(self._config.target_delta, [(event, count)]) > limit
+
+    def state_dict(self) -> dict[str, object]:
+        return {"events": [(e.noise_multiplier, e.sample_size, e.population_size, c)
+                           for e, c in self._events]}
+
+    def load_state_dict(self, state: dict[str, object]) -> None:
+        self._events = [(GaussianPrivacyEvent(z, s, p), c) for z, s, p, c in state["events"]]

@@ -1,0 +1,157 @@
+"""The server's arithmetic without Flower's engine: exact K-means aggregation, the strategy on
+hand-built messages, k-FED seeding, the DP accountant, message sizes."""
+
+import math
+
+import numpy as np
+import pytest
+from flwr.app import Array, ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
+from flwr.serverapp import GaussianPrivacyEvent, NeighboringRelation, PrivacyConfig, SamplingMethod
+from sklearn.metrics import adjusted_rand_score
+
+from methods.federated.client_app import local_kmeans, sgd_logreg
+from methods.federated.partition import dirichlet
+from methods.federated.server_app import message_bytes
+from methods.federated.strategy import (
+    GaussianRdpAccountant,
+    KMeansStrategy,
+    aggregate_kmeans,
+    gaussian_rdp_epsilon,
+    kfed_init,
+    local_sums,
+)
+from methods.plaintext import reference_init, reference_kmeans
+
+
+@pytest.fixture(autouse=True)
+def _message_identity(monkeypatch):
+    """Messages take their run and node ids from Flower's task identity, set by a running app."""
+    from flwr.supercore.task_identity import TaskIdentity
+
+    for attr in ("_task_id", "_run_id", "_node_id"):
+        monkeypatch.setattr(TaskIdentity, attr, 1)
+
+
+def _reply(arrays: dict, metrics: dict) -> Message:
+    records = ArrayRecord({k: Array(np.ascontiguousarray(v)) for k, v in arrays.items()})
+    content = RecordDict({"arrays": records,
+                          "metrics": MetricRecord(metrics)})
+    return Message(content=content, dst_node_id=0, message_type="train")
+
+
+def test_aggregation_is_one_lloyd_step_on_the_union():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(600, 3))
+    centers = X[:4].copy()
+    parts = np.array_split(rng.permutation(600), 7)
+    replies = [local_sums(X[p], centers) for p in parts]
+    new, counts = aggregate_kmeans(centers, [r[0] for r in replies], [r[1] for r in replies])
+    labels = ((X[:, None] - centers[None]) ** 2).sum(-1).argmin(1)
+    central = np.array([X[labels == c].mean(0) for c in range(4)])
+    np.testing.assert_allclose(new, central, rtol=0, atol=1e-12)
+    assert np.array_equal(counts, np.bincount(labels, minlength=4))
+    assert math.isclose(sum(r[2] for r in replies), ((X - centers[labels]) ** 2).sum(), rel_tol=1e-9)
+
+
+def test_empty_cluster_keeps_its_center():
+    X = np.zeros((5, 2))
+    centers = np.array([[0.0, 0.0], [100.0, 100.0]])
+    new, counts = aggregate_kmeans(centers, [local_sums(X, centers)[0]], [local_sums(X, centers)[1]])
+    assert counts.tolist() == [5, 0] and new[1].tolist() == [100.0, 100.0]
+
+
+def test_strategy_rounds_equal_centralised_lloyd(small_split):
+    """The strategy fed with clients' replies over a label-skewed split reaches scikit-learn's
+    Lloyd from the same initial centers: same labels, same centers."""
+    X, y = small_split.train.X_segment, small_split.train.y
+    parts = dirichlet(y, 5, alpha=0.3, seed=1)
+    init = reference_init(X, 4, 0)
+    strategy = KMeansStrategy(4, num_clients=5, seed=0, tol=1e-4)
+    seed_replies = [_reply({"c": X[p][:1], "s": np.ones(1), "sum": X[p].sum(0), "sumsq": (X[p] ** 2).sum(0)},
+                           {"num-examples": len(p)}) for p in parts]
+    assert np.array_equal(strategy.aggregate_seed(seed_replies, init=init), init)
+    assert math.isclose(strategy.tol_abs_, 1e-4 * X.var(0).mean(), rel_tol=1e-9)
+    arrays = strategy.start_from(init)
+    for r in range(1, 301):
+        replies = []
+        for p in parts:
+            sums, counts, inertia = local_sums(X[p], arrays["centers"].numpy())
+            replies.append(_reply({"sums": sums, "counts": counts},
+                                  {"inertia": inertia, "num-examples": len(p)}))
+        arrays, metrics = strategy.aggregate_train(r, replies)
+        if strategy.converged:
+            break
+    ref = reference_kmeans(X, 4, 0, init=init)
+    centers = arrays["centers"].numpy()
+    labels = ((X[:, None] - centers[None]) ** 2).sum(-1).argmin(1)
+    assert adjusted_rand_score(ref.labels_, labels) == 1.0
+    np.testing.assert_allclose(centers, ref.cluster_centers_, atol=1e-9)
+    assert r == ref.n_iter_
+    assert strategy.counts_.sum() == len(X)
+
+
+def test_strategy_refuses_failed_rounds():
+    strategy = KMeansStrategy(2, num_clients=1)
+    strategy.start_from(np.zeros((2, 1)))
+    with pytest.raises(RuntimeError, match="no client replied"):
+        strategy.aggregate_train(1, [])
+
+
+def test_kfed_seeding_is_deterministic_and_spread(small_split):
+    X = small_split.train.X_segment
+    rng = np.random.default_rng(0)
+    props = [local_kmeans(X[p], 4, rng, 10) for p in np.array_split(np.arange(len(X)), 5)]
+    cands = np.vstack([c for c, _ in props])
+    sizes = np.concatenate([s for _, s in props])
+    assert sizes.sum() == len(X)
+    a, b = kfed_init(cands, sizes, 4, seed=0), kfed_init(cands, sizes, 4, seed=0)
+    assert np.array_equal(a, b) and len(np.unique(a.round(9), axis=0)) == 4
+    # Good seeds: Lloyd from them is no worse than from k-means++ on all rows by much.
+    fed = reference_kmeans(X, 4, 0, init=a).inertia_
+    assert fed <= 1.2 * reference_kmeans(X, 4, 0).inertia_
+    with pytest.raises(ValueError, match="seeding candidates"):
+        kfed_init(cands[:2], sizes[:2], 4, seed=0)
+
+
+def test_rdp_epsilon_closed_form():
+    # More noise or fewer releases: less epsilon; within the zCDP bound rho + 2 sqrt(rho log 1/delta).
+    e1, _ = gaussian_rdp_epsilon(1.0, 20, 1e-5)
+    assert gaussian_rdp_epsilon(2.0, 20, 1e-5)[0] < e1 < gaussian_rdp_epsilon(1.0, 40, 1e-5)[0]
+    rho = 20 / 2.0
+    assert e1 <= rho + 2 * math.sqrt(rho * math.log(1e5))
+    assert e1 > rho  # the privacy loss is at least its mean
+    # One Gaussian release at z = 1, delta = 1e-5: about 4.3 to 5 under RDP accounting.
+    assert 4.0 < gaussian_rdp_epsilon(1.0, 1, 1e-5)[0] < 5.0
+
+
+def test_accountant_follows_flowers_protocol():
+    cfg = PrivacyConfig(target_delta=1e-5, population_size=10,
+                        neighboring_relation=NeighboringRelation.ADD_OR_REMOVE_ONE,
+                        sampling_method=SamplingMethod.NO_AMPLIFICATION, max_epsilon=10.0)
+    acc = GaussianRdpAccountant(cfg)
+    event = GaussianPrivacyEvent(noise_multiplier=1.5, sample_size=10, population_size=10)
+    for _ in range(5):
+        acc.compose(event)
+    spent = acc.get_privacy_spent()
+    assert spent.num_releases == 5
+    assert math.isclose(spent.epsilon, gaussian_rdp_epsilon(1.5, 5, 1e-5)[0])
+    assert math.isclose(acc.get_delta(spent.epsilon), 1e-5, rel_tol=1e-3)
+    assert not acc.would_exceed(event) and acc.would_exceed(event, count=100)
+    clone = GaussianRdpAccountant(cfg)
+    clone.load_state_dict(acc.state_dict())
+    assert clone.get_privacy_spent() == spent
+
+
+def test_message_bytes_count_the_payload():
+    n = 10_000
+    content = RecordDict({"arrays": ArrayRecord({"w": Array(np.zeros(n))}), "config": ConfigRecord({"a": 1})})
+    msg = Message(content, dst_node_id=1, message_type="train")
+    assert 8 * n <= message_bytes(msg) < 8 * n + 2_000
+
+
+def test_local_sgd_learns_a_separable_rule():
+    rng = np.random.default_rng(0)
+    Z = rng.normal(size=(2000, 3))
+    y = (Z[:, 0] - Z[:, 1] > 0).astype(float)
+    w, b, loss = sgd_logreg(Z, y, np.zeros(3), 0.0, epochs=5, batch_size=32, lr=0.5, l2=0.0, rng=rng)
+    assert ((Z @ w + b > 0) == y).mean() > 0.97 and w[0] > 0 > w[1] and loss < 0.2
