@@ -41,8 +41,18 @@ def quickstart(extra: list[str] | None = None) -> int:
     cmd = [sys.executable, "-m", "benchmarks.run", "--multirun", "+experiment=quickstart",
            f"method={','.join(have)}", f"hydra.sweep.dir={out / 'runs'}", *(extra or [])]
     print("  $ " + " ".join(cmd[1:]), flush=True)
-    child = subprocess.run(cmd, cwd=Path.cwd())
-    if child.returncode != 0:
+    # show one line per job (Hydra's launch line and the job's summary); full logs stay in each
+    # job's run.log
+    child = subprocess.Popen(cmd, cwd=Path.cwd(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                             text=True, bufsize=1)
+    assert child.stdout is not None
+    tail: list[str] = []
+    for line in child.stdout:
+        tail = (tail + [line])[-20:]
+        if not line.startswith("[") or ("[HYDRA]" in line and "#" in line):
+            print("  " + line.rstrip().split("] - ")[-1].replace("[HYDRA] \t", ""), flush=True)
+    if child.wait() != 0:
+        print("".join(tail), end="")
         print(f"the sweep failed (exit {child.returncode}); records so far are under {out / 'runs'}")
         return child.returncode
     table = collect([out / "runs"])

@@ -57,7 +57,8 @@ def flatten(path: Path, record: dict) -> dict:
     config = record.get("config") or {}
     row = {key: record.get(key) for key in ID}
     row.update(status=record.get("status"), error=record.get("error"),
-               config_hash=record.get("config_hash"), experiment=record.get("experiment"))
+               config_hash=record.get("config_hash"),
+               experiment=(record.get("execution") or {}).get("experiment"))
     for key in DATASET_PARAMS:
         row[f"dataset.{key}"] = (config.get("dataset") or {}).get(key)
     for key, value in sorted((config.get("method") or {}).items()):
