@@ -153,6 +153,18 @@ def read_table(path: Path | str) -> pd.DataFrame:
     return pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
 
 
+def table_command(argv: list[str] | None, prog: str, doc: str, default_out: str):
+    """Arguments of a command that reads a table: ``(table, its path, output dir)``; the output dir
+    defaults to ``default_out`` beside the table."""
+    parser = argparse.ArgumentParser(prog=prog, description=doc.split("\n")[0])
+    parser.add_argument("table", type=Path, help="results table (.parquet or .csv) from benchmarks.collect")
+    parser.add_argument("-o", "--out", type=Path, default=None,
+                        help=f"output dir (default: {default_out}/ beside the table)")
+    args = parser.parse_args(argv)
+    out = args.out or (args.table if args.table.is_dir() else args.table.parent) / default_out
+    return read_table(args.table), args.table, out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.collect", description=__doc__.split("\n")[0])
     parser.add_argument("dirs", nargs="+", type=Path, help="directories (or record files) to scan")

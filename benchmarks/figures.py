@@ -18,7 +18,6 @@ Points are means over seeds with 95% t-intervals. Timings of jobs run concurrent
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import os
@@ -35,7 +34,7 @@ import pandas as pd  # noqa: E402
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter  # noqa: E402
 
 from benchmarks import _analysis as A  # noqa: E402
-from benchmarks.collect import read_table  # noqa: E402
+from benchmarks.collect import table_command  # noqa: E402
 
 COLUMN_W, TEXT_W = 3.5, 7.16  # inches: one column / full width of a two-column paper
 RC = {
@@ -328,16 +327,10 @@ def make_all(table: pd.DataFrame, out_dir: Path | str) -> list[Figure]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.figures", description=__doc__.split("\n")[0])
-    parser.add_argument("table", type=Path, help="results table (.parquet or .csv) from benchmarks.collect")
-    parser.add_argument("-o", "--out", type=Path, default=None,
-                        help="output dir (default: figures/ beside the table)")
-    args = parser.parse_args(argv)
-    table = read_table(args.table)
-    out = args.out or (args.table if args.table.is_dir() else args.table.parent) / "figures"
+    table, source, out = table_command(argv, "python -m benchmarks.figures", __doc__, "figures")
     made = make_all(table, out)
     if not made:
-        print(f"{args.table}: no ok runs, no figures", file=sys.stderr)
+        print(f"{source}: no ok runs, no figures", file=sys.stderr)
         return 1
     for f in made:
         print(f"{f.kind:16s} {f.pdf}  {f.png}")

@@ -10,7 +10,6 @@ base64 PNG, no external files), ``report.md`` (links ``figures/*.png``), ``paper
 
 from __future__ import annotations
 
-import argparse
 import base64
 import html
 import json
@@ -25,7 +24,7 @@ import pandas as pd
 from benchmarks import _analysis as A
 from benchmarks import figures as F
 from benchmarks import metrics as metrics_module
-from benchmarks.collect import read_table
+from benchmarks.collect import table_command
 
 #: K. Zhang, ICDSNS 2025: the encrypted pipeline vs plaintext, best at k = 4
 PAPER = {"he": {"precision": 0.92, "recall": 0.90, "auc": 0.94},
@@ -396,14 +395,8 @@ def build(table: pd.DataFrame, out_dir: Path, source: str = "") -> dict[str, Pat
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.report", description=__doc__.split("\n")[0])
-    parser.add_argument("table", type=Path, help="results table (.parquet or .csv) from benchmarks.collect")
-    parser.add_argument("-o", "--out", type=Path, default=None,
-                        help="output dir (default: report/ beside the table)")
-    args = parser.parse_args(argv)
-    table = read_table(args.table)
-    out = args.out or (args.table if args.table.is_dir() else args.table.parent) / "report"
-    paths = build(table, out, source=str(args.table))
+    table, source, out = table_command(argv, "python -m benchmarks.report", __doc__, "report")
+    paths = build(table, out, source=str(source))
     for key, path in paths.items():
         print(f"{key:12s} {path}")
     return 0
