@@ -141,7 +141,13 @@ def privacy_utility(rows: pd.DataFrame, setting: str, slug: str, out_dir: Path) 
     if eps_rows.empty or eps_rows["epsilon"].nunique() < 2:
         return []
     k = A.main_k(eps_rows)
-    eps_rows = A.add_variants(eps_rows[eps_rows["k"] == k], exclude=("epsilon", "method.epsilon"))
+    eps_rows = eps_rows[eps_rows["k"] == k]
+    # options that move with epsilon (a noise multiplier) are the x axis too, not separate lines
+    with_eps = {c for c in eps_rows.columns if c.startswith("method.")
+                for _, r in eps_rows.groupby("method")
+                if r[c].astype(str).nunique() > 1
+                and r.groupby("epsilon")[c].nunique(dropna=False).max() <= 1}
+    eps_rows = A.add_variants(eps_rows, exclude=("epsilon", "method.epsilon", *sorted(with_eps)))
     finite = eps_rows.loc[np.isfinite(eps_rows["epsilon"]), "epsilon"]
     if finite.empty:
         return []

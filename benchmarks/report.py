@@ -326,7 +326,8 @@ def build(table: pd.DataFrame, out_dir: Path, source: str = "") -> dict[str, Pat
         doc.h(2, f"{setting}, k = {k}")
         if len(n_train):
             doc.p(f"{int(n_train.iloc[0]):,} training rows, {int(rows['n_test'].dropna().iloc[0]):,} test "
-                  "rows. Mean ± 95% CI over seeds. † = includes timings of concurrently run jobs.")
+                  "rows. Mean ± 95% CI over seeds."
+                  + (" † = includes timings of concurrently run jobs." if rows["parallel"].any() else ""))
         doc.h(3, "Method comparison")
         comp = comparison_table(rows)
         doc.table(comp)
