@@ -57,12 +57,16 @@ def add_variants(table: pd.DataFrame, exclude: tuple[str, ...] = ()) -> pd.DataF
     for method, rows in table.groupby("method"):
         option_cols = [c for c in rows.columns if c.startswith("method.") and c not in exclude
                        and c not in NOT_VARIANT and rows[c].astype(str).nunique(dropna=False) > 1]
+        eps_varies = "epsilon" in rows and rows["epsilon"].nunique(dropna=True) > 1
+        if eps_varies:  # an option that moves with epsilon (a noise multiplier) is said by epsilon
+            option_cols = [c for c in option_cols
+                           if rows.groupby("epsilon")[c].nunique(dropna=False).max() > 1]
         for idx, row in rows.iterrows():
             opts = ", ".join(f"{c.removeprefix('method.')}={_fmt(row[c])}" for c in option_cols)
             variants[idx] = f"{method} ({opts})" if opts else method
             name = METHOD_NAMES.get(method, method)
             labels[idx] = f"{name} ({opts})" if opts else name
-        if "epsilon" not in exclude and "epsilon" in rows and rows["epsilon"].nunique(dropna=True) > 1:
+        if "epsilon" not in exclude and eps_varies:
             for idx, row in rows.iterrows():
                 eps = "∞" if row["epsilon"] == math.inf else f"{row['epsilon']:g}"
                 variants[idx] += f" [eps={eps}]"
@@ -72,18 +76,40 @@ def add_variants(table: pd.DataFrame, exclude: tuple[str, ...] = ()) -> pd.DataF
 
 
 def variant_order(table: pd.DataFrame) -> list[str]:
-    firsts = table.drop_duplicates("variant")
-    return sorted(firsts["variant"], key=lambda v: (method_sort_key(v.split(" ")[0]), v))
+    """Variants by method (plaintext, he, federated, dp), then by epsilon (strongest privacy first)."""
+    firsts = table.drop_duplicates("variant").set_index("variant")
+    eps = firsts["epsilon"] if "epsilon" in firsts else pd.Series(math.nan, index=firsts.index)
+    def key(v):
+        e = eps[v]
+        return method_sort_key(firsts.loc[v, "method"]), e == e, e if e == e else 0.0, v
+
+    return sorted(firsts.index, key=key)
 
 
-def style(variant: str, i: int = 0) -> dict:
+def _shade(color: str, amount: float) -> tuple[float, float, float]:
+    """``color`` mixed with white (amount 0 = the colour itself)."""
+    from matplotlib.colors import to_rgb
+
+    return tuple(c + (1 - c) * amount for c in to_rgb(color))
+
+
+def style(variant: str, i: int = 0, of: int = 1) -> dict:
+    """Line/bar style of a variant: its method's colour and marker; the ``i``-th of ``of`` variants
+    of one method gets a lighter shade and its own dash."""
     method = variant.split(" ")[0]
-    base = variant == method
-    color = METHOD_COLORS.get(method, EXTRA_COLORS[i % len(EXTRA_COLORS)])
-    if not base:
-        color = EXTRA_COLORS[i % len(EXTRA_COLORS)] if method not in METHOD_COLORS else color
+    color = METHOD_COLORS.get(method, EXTRA_COLORS[hash(method) % len(EXTRA_COLORS)])
+    if of > 1:
+        color = _shade(color, 0.6 * i / (of - 1))
     return {"color": color, "marker": METHOD_MARKERS.get(method, "v"),
-            "linestyle": "-" if base else ["--", ":", "-."][i % 3]}
+            "linestyle": ["-", "--", ":", "-."][i % 4]}
+
+
+def styles(variants: list[str]) -> dict[str, dict]:
+    """:func:`style` for each variant, shading variants of the same method apart."""
+    by_method: dict[str, list[str]] = {}
+    for v in variants:
+        by_method.setdefault(v.split(" ")[0], []).append(v)
+    return {v: style(v, group.index(v), len(group)) for group in by_method.values() for v in group}
 
 
 def setting_label(dataset: str, include_duration, subsample) -> str:

@@ -77,8 +77,7 @@ def _series(rows: pd.DataFrame, x: str, y: str) -> pd.DataFrame:
     return pd.DataFrame(out).sort_values("x") if out else pd.DataFrame(columns=["x", "mean", "half", "n"])
 
 
-def _line(ax, s: pd.DataFrame, variant: str, i: int, label: str, timing: bool = False) -> None:
-    st = A.style(variant, i)
+def _line(ax, s: pd.DataFrame, st: dict, label: str, timing: bool = False) -> None:
     s = s[np.isfinite(s["mean"].astype(float))]
     if s.empty:
         return
@@ -116,10 +115,11 @@ def k_sweep(rows: pd.DataFrame, setting: str, slug: str, out_dir: Path) -> list[
               ("silhouette", "Silhouette (test sample)"), ("wall_s", "Fit time (s, log)")]
     fig, axes = plt.subplots(1, len(panels), figsize=(TEXT_W, 2.1), sharex=True)
     variants = A.variant_order(rows)
+    sty = A.styles(variants)
     for ax, (col, title) in zip(axes, panels, strict=True):
-        for i, v in enumerate(variants):
+        for v in variants:
             r = rows[rows["variant"] == v]
-            _line(ax, _series(r, "k", col), v, i, r["variant_label"].iloc[0], timing=col == "wall_s")
+            _line(ax, _series(r, "k", col), sty[v], r["variant_label"].iloc[0], timing=col == "wall_s")
         ax.set_title(title)
         ax.set_xlabel("k (segments)")
         ax.set_xticks(sorted(rows["k"].unique()))
@@ -154,10 +154,11 @@ def privacy_utility(rows: pd.DataFrame, setting: str, slug: str, out_dir: Path) 
     lo, hi = finite.min(), finite.max()
     inf_x = hi * 10 ** max(0.5, 0.15 * math.log10(max(hi / lo, 10)))  # where epsilon = inf is drawn
     fig, ax = plt.subplots(figsize=(COLUMN_W, 2.4))
-    for i, v in enumerate(A.variant_order(eps_rows)):
+    sty = A.styles(A.variant_order(eps_rows))
+    for v in A.variant_order(eps_rows):
         r = eps_rows[eps_rows["variant"] == v].copy()
         r["x"] = r["epsilon"].where(np.isfinite(r["epsilon"]), inf_x)
-        _line(ax, _series(r, "x", "auc"), v, i, r["variant_label"].iloc[0])
+        _line(ax, _series(r, "x", "auc"), sty[v], r["variant_label"].iloc[0])
     for method in ("plaintext", "he"):
         ref = rows[(rows["method"] == method) & (rows["k"] == k)]
         mean, half, n = A.mean_ci(ref["auc"])
@@ -191,18 +192,19 @@ def scaling(rows: pd.DataFrame, setting: str, slug: str, out_dir: Path) -> list[
     rows = A.add_variants(rows[rows["k"] == k], exclude=("n_train",))
     fig, axes = plt.subplots(1, 2, figsize=(TEXT_W * 0.75, 2.3))
     zero_bytes = []
-    for i, v in enumerate(A.variant_order(rows)):
+    sty = A.styles(A.variant_order(rows))
+    for v in A.variant_order(rows):
         r = rows[rows["variant"] == v]
         label = r["variant_label"].iloc[0]
-        _line(axes[0], _series(r, "n_train", "wall_s"), v, i, label, timing=True)
+        _line(axes[0], _series(r, "n_train", "wall_s"), sty[v], label, timing=True)
         b = _series(r[r["bytes_total"] > 0], "n_train", "bytes_total")
         if b.empty:
             zero_bytes.append(label)
-            axes[1].plot([], [], **{k_: A.style(v, i)[k_] for k_ in ("color", "marker", "linestyle")},
+            axes[1].plot([], [], **{k_: sty[v][k_] for k_ in ("color", "marker", "linestyle")},
                          label=label)
         else:
             b[["mean", "half"]] = b[["mean", "half"]] / 2**20
-            _line(axes[1], b, v, i, label)
+            _line(axes[1], b, sty[v], label)
     drew = (True, len(zero_bytes) < rows["variant"].nunique())
     for ax, ylabel, has_data in zip(axes, ("fit time (s)", "bytes exchanged (MiB)"), drew, strict=True):
         ax.set_xlim(rows["n_train"].min() / 1.3, rows["n_train"].max() * 1.3)
@@ -236,7 +238,9 @@ def comparison(rows: pd.DataFrame, setting: str, slug: str, out_dir: Path) -> li
     k = A.main_k(rows)
     rows = A.add_variants(rows[rows["k"] == k])
     variants = A.variant_order(rows)
-    fig, ax = plt.subplots(figsize=(COLUMN_W, 2.4))
+    sty = A.styles(variants)
+    many = len(variants) > 4  # a full-width figure with the legend beside it
+    fig, ax = plt.subplots(figsize=(TEXT_W if many else COLUMN_W, 2.4))
     width = 0.8 / len(variants)
     x = np.arange(len(COMPARISON))
     for i, v in enumerate(variants):
@@ -244,7 +248,7 @@ def comparison(rows: pd.DataFrame, setting: str, slug: str, out_dir: Path) -> li
         stats_ = [A.mean_ci(r[col]) for col, _ in COMPARISON]
         means = [s[0] for s in stats_]
         halves = [0 if s[1] != s[1] else s[1] for s in stats_]
-        st = A.style(v, i)
+        st = sty[v]
         ax.bar(x + (i - (len(variants) - 1) / 2) * width, means, width, yerr=halves, capsize=1.5,
                color=st["color"], alpha=0.85, label=r["variant_label"].iloc[0],
                error_kw={"elinewidth": 0.7})
@@ -252,7 +256,10 @@ def comparison(rows: pd.DataFrame, setting: str, slug: str, out_dir: Path) -> li
     ax.set_ylim(0, 1)
     ax.set_ylabel("score on the test split")
     ax.grid(axis="x", visible=False)
-    ax.legend(frameon=False, ncol=min(len(variants), 4), loc="lower center", bbox_to_anchor=(0.5, 1.0))
+    if many:
+        ax.legend(frameon=False, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    else:
+        ax.legend(frameon=False, ncol=min(len(variants), 4), loc="lower center", bbox_to_anchor=(0.5, 1.0))
     seeds = rows.groupby("variant").size()
     name = f"comparison_{slug}_k{k}"
     caption = (f"Classification quality by method at k = {k}, {setting}; mean over seeds "
