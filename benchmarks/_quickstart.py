@@ -49,8 +49,10 @@ def quickstart(extra: list[str] | None = None) -> int:
     tail: list[str] = []
     for line in child.stdout:
         tail = (tail + [line])[-20:]
-        if not line.startswith("[") or ("[HYDRA]" in line and "#" in line):
-            print("  " + line.rstrip().split("] - ")[-1].replace("[HYDRA] \t", ""), flush=True)
+        if "[HYDRA]" in line and "#" in line:
+            print("  job " + line.split("[HYDRA]", 1)[1].strip(), flush=True)
+        elif not line.startswith("["):
+            print("    " + line.rstrip(), flush=True)
     if child.wait() != 0:
         print("".join(tail), end="")
         print(f"the sweep failed (exit {child.returncode}); records so far are under {out / 'runs'}")
