@@ -96,7 +96,7 @@ def _digest(path: Path) -> str:
 def test_killed_sweep_resumes_only_missing_jobs(tmp_path, data_dir):
     env = run_env(data_dir, tmp_path / "cache")
     # k=1 is refused (a failed record, the sweep goes on); k=2..6 are real jobs
-    sweep = ["-m", "method=plaintext", "k=1,2,3,4,5,6", "seed=0", "dataset.subsample=600",
+    sweep = ["-m", "method=plaintext", "k=1,2,3,4,5,6", "seed=0", "dataset.subsample=2000",
              f"results_dir={tmp_path}"]
     first = tmp_path / "first"
     proc = subprocess.Popen([sys.executable, "-m", "benchmarks.run", *sweep, f"hydra.sweep.dir={first}"],
