@@ -6,12 +6,20 @@ import base64
 import re
 
 import pandas as pd
+import pytest
 
 from benchmarks import report as R
 
 
-def test_report_embeds_every_figure(table, tmp_path):
-    paths = R.build(table, tmp_path, source="store")
+@pytest.fixture(scope="module")
+def built(table, tmp_path_factory):
+    """The report of the whole test store, built once: ``(paths, output dir)``."""
+    out = tmp_path_factory.mktemp("report")
+    return R.build(table, out, source="store"), out
+
+
+def test_report_embeds_every_figure(built):
+    paths, tmp_path = built
     html = paths["html"].read_text()
     index = (tmp_path / "figures" / "index.json").read_text()
     names = re.findall(r'"name": "([^"]+)"', index)
@@ -27,8 +35,8 @@ def test_report_embeds_every_figure(table, tmp_path):
         assert f"](figures/{name}.png)" in md
 
 
-def test_report_content(table, tmp_path):
-    paths = R.build(table, tmp_path)
+def test_report_content(table, built):
+    paths, _ = built
     md = paths["md"].read_text()
     for text in ("0.92", "0.90", "0.94", "0.93", "0.91", "0.95", "ICDSNS 2025", "Plaintext — paper",
                  "Plaintext — ours", "HE (CKKS) — ours", "not run", "Segment profiles", "Conversion", "Lift",
