@@ -1,6 +1,12 @@
 """Run one method on one dataset split and write its ``record.json``.
 
     python -m benchmarks.run method=<plaintext|he|federated|dp> dataset=<bank_full|bank_additional> k=4 seed=0
+    python -m benchmarks.run -m +experiment=k_sweep          # a sweep (conf/experiment/)
+    python -m benchmarks.run                                 # no arguments: the quickstart comparison
+
+Resume: with ``resume=true`` (the default) a job whose config hash already has an ``ok`` record
+anywhere under ``results_dir`` (the results store, default ``results/``) is skipped; it leaves a
+``skipped.json`` pointing at that record. ``resume=false`` runs it again.
 """
 
 from __future__ import annotations
@@ -17,15 +23,17 @@ import hydra
 import numpy as np
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from benchmarks import metrics
-from benchmarks.record import RECORD, empty_record, now, write_json_atomic
+from benchmarks._store import SKIPPED, find_ok_record
+from benchmarks.record import RECORD, config_hash, empty_record, now, write_json_atomic
 from methods.base import peak_rss_mb
 
 log = logging.getLogger("privmark")
 
-TOP_LEVEL = {"dataset", "method", "k", "seed", "split_seed", "threshold", "silhouette_sample"}
+TOP_LEVEL = {"dataset", "method", "k", "seed", "split_seed", "threshold", "silhouette_sample",
+             "resume", "results_dir", "per_method", "per_dataset"}
 
 
 class ConfigError(ValueError):
@@ -51,6 +59,38 @@ def validate(cfg: DictConfig) -> None:
     method_class(cfg.method.get("name"))
 
 
+def apply_per_choice(cfg: DictConfig) -> DictConfig:
+    """Merge an experiment's ``per_method.<method>`` into ``method`` and ``per_dataset.<dataset>`` into
+    ``dataset``, then drop both tables: the job's config (and its hash) is what it really ran.
+
+    This is how one sweep over all methods sets options only some methods have (small HE
+    parameters in ``smoke``), which a ``method.x`` override cannot do for a method without ``x``.
+    """
+    from methods import METHODS
+
+    conf = Path(__file__).resolve().parents[1] / "conf"
+    datasets_known = {p.stem for p in (conf / "dataset").glob("*.yaml")}
+    cfg = cfg.copy()
+    with open_dict(cfg):
+        for table, group, known in (("per_method", "method", set(METHODS)),
+                                    ("per_dataset", "dataset", datasets_known)):
+            entries = cfg.pop(table, None)
+            entries = OmegaConf.create({}) if entries is None else entries
+            if not isinstance(entries, DictConfig):
+                raise ConfigError(f"{table} must map a {group} name to its overrides; got {entries!r}")
+            for name, values in entries.items():
+                if name not in known:
+                    raise ConfigError(f"{table}.{name}: unknown {group}; expected one of {sorted(known)}")
+                if values is not None and not isinstance(values, DictConfig):
+                    raise ConfigError(f"{table}.{name} must be a mapping of {group} options; got {values!r}")
+            mine = entries.get(cfg[group].get("name"))
+            if mine:
+                base = cfg[group].copy()
+                OmegaConf.set_struct(base, False)  # an option the method config does not list yet
+                cfg[group] = OmegaConf.merge(base, mine)
+    return cfg
+
+
 def _cpu_s() -> float:
     t = os.times()
     return t.user + t.system + t.children_user + t.children_system
@@ -64,6 +104,8 @@ def execute(cfg: DictConfig, out_dir: Path) -> dict:
 
     method = build(cfg.method, n_clusters=cfg.k, random_state=cfg.seed)
     dataset_cfg = OmegaConf.merge(cfg.dataset, dict(method.dataset_overrides))
+    log.info("loading %s (subsample=%s, split_seed=%d)", dataset_cfg.name, dataset_cfg.subsample,
+             cfg.split_seed)
     split = datasets.load(dataset_cfg, split_seed=cfg.split_seed)
     if cfg.k > len(split.train):
         raise ConfigError(f"k={cfg.k} is larger than the training set ({len(split.train)} rows)")
@@ -77,26 +119,59 @@ def execute(cfg: DictConfig, out_dir: Path) -> dict:
         fit_extra["feature_names"] = list(split.feature_names)
     if "eval_set" in fit_params:
         fit_extra["eval_set"] = (test.X, test.y, test.X_segment)
+    log.info("fitting %s (k=%d, seed=%d) on %d training rows", cfg.method.name, cfg.k, cfg.seed, len(train))
     wall, cpu = time.perf_counter(), _cpu_s()
     method.fit(train.X, train.y, train.X_segment, **fit_extra)
     wall, cpu = time.perf_counter() - wall, _cpu_s() - cpu
+    log.info("fit done in %.2f s wall; scoring on %d test rows", wall, len(test))
 
     proba = method.predict_proba(test.X, test.X_segment)
     labels = np.asarray(method.segment(test.X_segment))
     reference = reference_kmeans(train.X_segment, cfg.k, cfg.seed)
+    segmentation = metrics.segmentation(
+        train.X_segment, test.X_segment, labels, np.asarray(method.cluster_centers_), test.y,
+        reference_labels_test=reference.predict(test.X_segment),
+        silhouette_sample=cfg.silhouette_sample, seed=cfg.split_seed,
+    )
+    segmentation["profile"] = segment_profile(test.frame, labels, cfg.k, split.segment_names,
+                                              dataset_cfg.get("never_contacted"))
     return {
         "metrics": metrics.classification(test.y, proba, cfg.threshold),
-        "segmentation": metrics.segmentation(
-            train.X_segment, test.X_segment, labels, np.asarray(method.cluster_centers_), test.y,
-            reference_labels_test=reference.predict(test.X_segment),
-            silhouette_sample=cfg.silhouette_sample, seed=cfg.split_seed,
-        ),
+        "segmentation": segmentation,
         "costs": {"wall_s": wall, "cpu_s": cpu, "peak_rss_mb": peak_rss_mb(), **method.costs_.to_dict()},
         "privacy": method.privacy_.to_dict(),
         "data": {"source": split.source, "n_train": len(train), "n_test": len(test),
                  "n_features": train.X.shape[1], "segment_features": split.segment_names,
                  "dataset_config": OmegaConf.to_container(dataset_cfg, resolve=True)},
     }
+
+
+def segment_profile(frame, labels: np.ndarray, k: int, columns: list[str], never_contacted=None) -> dict:
+    """Mean of each segment feature per segment, in raw units, on the test rows (for the report's
+    segment profiles). The "never contacted" sentinel is left out of its column's mean."""
+    out = {}
+    for col in columns:
+        values = frame[col].to_numpy(dtype=float)
+        keep = np.ones(len(values), bool)
+        if never_contacted and never_contacted.get("column") == col:
+            keep = values != float(never_contacted["sentinel"])
+        out[col] = [float(values[(labels == c) & keep].mean()) if ((labels == c) & keep).any() else None
+                    for c in range(k)]
+    return out
+
+
+def execution_facts(hc) -> dict:
+    """How the job was launched; timings of concurrent jobs are not comparable with sequential ones."""
+    launcher = str(hc.launcher.get("_target_", "")).rsplit(".", 1)[-1] or "unknown"
+    n_jobs = hc.launcher.get("n_jobs")
+    if hc.mode != RunMode.MULTIRUN or launcher == "BasicLauncher":
+        parallel = False
+    elif "Joblib" in launcher:
+        parallel = n_jobs not in (1,) and not (n_jobs == -1 and (os.cpu_count() or 1) == 1)
+    else:  # cluster launchers: jobs share nodes or run on other hardware
+        parallel = True
+    return {"launcher": launcher, "n_jobs": n_jobs, "parallel": bool(parallel),
+            "experiment": hc.runtime.choices.get("experiment"), "job_num": hc.job.get("num")}
 
 
 def summary(record: dict, path: Path) -> str:
@@ -110,14 +185,17 @@ def summary(record: dict, path: Path) -> str:
             f"wall={c['wall_s']:.2f}s bytes={c['bytes_total']} -> {path}")
 
 
-def run_job(cfg: DictConfig, out_dir: Path) -> dict:
+def run_job(cfg: DictConfig, out_dir: Path, execution: dict | None = None) -> dict:
     """Validate, execute and record one job. A failure writes a ``failed`` record and re-raises."""
     config = OmegaConf.to_container(cfg, resolve=True)
     record = empty_record(config)
     path = out_dir / RECORD
+    record["execution"] = execution or {"launcher": None, "n_jobs": None, "parallel": False,
+                                        "experiment": None, "job_num": None}
     try:
         validate(cfg)
         record.update(execute(cfg, out_dir))
+        record["costs"]["parallel"] = record["execution"]["parallel"]
         record["status"] = "ok"
     except BaseException as exc:
         record["error"] = f"{type(exc).__name__}: {exc}"
@@ -132,17 +210,55 @@ def run_job(cfg: DictConfig, out_dir: Path) -> dict:
     return record
 
 
+def fail_early(cfg: DictConfig, out_dir: Path, exc: Exception) -> None:
+    """A ``failed`` record for a job refused before its config could be assembled."""
+    record = empty_record(OmegaConf.to_container(cfg, resolve=True))
+    record["error"] = f"{type(exc).__name__}: {exc}"
+    record["execution"] = execution_facts(HydraConfig.get())
+    record["provenance"]["finished_at"] = now()
+    write_json_atomic(out_dir / RECORD, record)
+    print(summary(record, out_dir / RECORD), flush=True)
+
+
+def skip_if_done(cfg: DictConfig, out_dir: Path) -> bool:
+    """Resume: if the results store has an ``ok`` record with this job's config hash, point to it."""
+    digest = config_hash(OmegaConf.to_container(cfg, resolve=True))
+    found = find_ok_record(Path(cfg.get("results_dir") or "results"), digest)
+    if found is None:
+        return False
+    if found.parent.resolve() != out_dir.resolve():
+        write_json_atomic(out_dir / SKIPPED, {"config_hash": digest, "record": str(found.resolve()),
+                                              "skipped_at": now()})
+    line = (f"{cfg.method.name} {cfg.dataset.name} k={cfg.k} seed={cfg.seed}: skipped, config "
+            f"{digest} already done -> {found} (resume=false to run it again)")
+    log.info(line)
+    print(line, flush=True)
+    return True
+
+
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
 def main(cfg: DictConfig) -> None:
-    out_dir = Path(HydraConfig.get().runtime.output_dir)
+    hc = HydraConfig.get()
+    out_dir = Path(hc.runtime.output_dir)
     try:
-        run_job(cfg, out_dir)
+        try:
+            cfg = apply_per_choice(cfg)
+        except ConfigError as exc:
+            fail_early(cfg, out_dir, exc)
+            raise
+        if cfg.get("resume", True) and skip_if_done(cfg, out_dir):
+            return
+        run_job(cfg, out_dir, execution_facts(hc))
     except Exception as exc:
         log.error("job failed: %s", exc)
-        if HydraConfig.get().mode == RunMode.MULTIRUN:
+        if hc.mode == RunMode.MULTIRUN:
             return  # the failed record is written; the sweep goes on
         sys.exit(1)
 
 
 if __name__ == "__main__":
+    if len(sys.argv) == 1:  # the main job: compare every method at k = 4 and write a report
+        from benchmarks._quickstart import quickstart
+
+        sys.exit(quickstart())
     main()

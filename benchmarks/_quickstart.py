@@ -1,0 +1,92 @@
+"""The main job, ``uv run python -m benchmarks.run`` with no arguments.
+
+Runs ``+experiment=quickstart`` (every available method at k = 4, seeds 0-2, a 5,000-row subsample of
+bank_full) as one Hydra multirun in a child process, then collects its records, draws the figures,
+writes the report and prints the comparison table with the report's path. A method whose config
+is not in ``conf/method/`` is named and left out; a method that fails leaves a ``failed`` record and
+the others go on. Resume applies: rerunning reuses finished runs from ``results/``.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+BUDGET_S = 300  # the stated budget on a 2-core laptop
+
+
+def available_methods() -> tuple[list[str], list[str]]:
+    from methods import METHODS
+
+    have = [m for m in METHODS if (REPO / "conf" / "method" / f"{m}.yaml").is_file()]
+    return have, [m for m in METHODS if m not in have]
+
+
+def quickstart(extra: list[str] | None = None) -> int:
+    from benchmarks import _analysis as A
+    from benchmarks.collect import collect, write_table
+    from benchmarks.report import build
+
+    start = time.perf_counter()
+    have, missing = available_methods()
+    out = Path("results") / "quickstart" / datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
+    print(f"privmark quickstart: {', '.join(have)} at k = 4 on a 5,000-row subsample of bank_full, "
+          f"seeds 0-2 (budget {BUDGET_S // 60} min on a 2-core laptop)", flush=True)
+    if missing:
+        print(f"  not available here (no conf/method/<name>.yaml): {', '.join(missing)}", flush=True)
+    cmd = [sys.executable, "-m", "benchmarks.run", "--multirun", "+experiment=quickstart",
+           f"method={','.join(have)}", f"hydra.sweep.dir={out / 'runs'}", *(extra or [])]
+    print("  $ " + " ".join(cmd[1:]), flush=True)
+    # show one line per job (Hydra's launch line and the job's summary); full logs stay in each
+    # job's run.log
+    child = subprocess.Popen(cmd, cwd=Path.cwd(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                             text=True, bufsize=1)
+    assert child.stdout is not None
+    tail: list[str] = []
+    for line in child.stdout:
+        tail = (tail + [line])[-20:]
+        if "[HYDRA]" in line and "#" in line:
+            print("  job " + line.split("[HYDRA]", 1)[1].strip(), flush=True)
+        elif not line.startswith("["):
+            print("    " + line.rstrip(), flush=True)
+    if child.wait() != 0:
+        print("".join(tail), end="")
+        print(f"the sweep failed (exit {child.returncode}); records so far are under {out / 'runs'}")
+        return child.returncode
+    table = collect([out / "runs"])
+    if table.empty:
+        print(f"no records under {out / 'runs'}")
+        return 1
+    parquet, _ = write_table(table, out / "results")
+    paths = build(table, out / "report", source=str(parquet))
+    print()
+    print(summary_table(A, table))
+    print()
+    print(f"table:  {parquet}")
+    print(f"report: {paths['html']}  (Markdown: {paths['md']})")
+    print(f"done in {time.perf_counter() - start:.0f} s")
+    return 0
+
+
+def summary_table(A, table) -> str:
+    ok = A.ok_rows(table)
+    lines = [f"{'method':12s} {'seeds':>5s} {'AUC':>15s} {'precision':>15s} {'recall':>15s} "
+             f"{'w.precision':>15s} {'fit time (s)':>14s} {'MiB sent':>9s}"]
+    for method in sorted(ok["method"].unique(), key=A.method_sort_key):
+        r = ok[ok["method"] == method]
+        cell = []
+        for col in ("auc", "precision", "recall", "weighted_precision"):
+            mean, half, _ = A.mean_ci(r[col])
+            cell.append(f"{mean:.3f}" + (f" ± {half:.3f}" if half == half else ""))
+        lines.append(f"{A.METHOD_NAMES.get(method, method):12s} {len(r):5d} {cell[0]:>15s} {cell[1]:>15s} "
+                     f"{cell[2]:>15s} {cell[3]:>15s} {r['wall_s'].mean():14.2f} "
+                     f"{r['bytes_total'].mean() / 2**20:9.2f}")
+    failed = table[table["status"] != "ok"]
+    for _, row in failed.iterrows():
+        lines.append(f"{A.METHOD_NAMES.get(row['method'], row['method']):12s} seed {row['seed']}: FAILED "
+                     f"({row['error']})")
+    return "\n".join(lines)

@@ -1,0 +1,191 @@
+"""Records -> one tidy table, one row per run (parquet and csv).
+
+    uv run python -m benchmarks.collect results/sweeps/k_sweep/2026-11-27_05-00-00 [more dirs...] [-o OUT]
+
+Every ``record.json`` below the given directories is read (resume pointers ``skipped.json`` lead to
+the record they stand for). Columns: run parameters (method, dataset, k, seed, split_seed and each
+scalar ``dataset.*`` / ``method.*`` option), metrics, segmentation quality, costs (phases and
+parties flattened), privacy (epsilon, delta, leakage.*), provenance and where the record lives.
+Per-segment lists (sizes, conversion rates, lift, profiles) are JSON strings. Several records of
+one configuration (same ``config_hash``) are reduced to the newest ``ok`` one unless ``--all``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from benchmarks._store import iter_records
+
+ID = ["method", "dataset", "k", "seed", "split_seed"]
+METRICS = ["precision", "recall", "f1", "auc", "pr_auc", "accuracy", "weighted_precision",
+           "weighted_recall", "threshold"]
+SEGMENTATION = ["inertia", "inertia_test", "silhouette", "ari_vs_plaintext"]
+SEGMENT_LISTS = ["sizes", "conversion_rates", "lift", "profile"]
+COSTS = ["wall_s", "cpu_s", "peak_rss_mb", "bytes_total", "rounds"]
+#: dataset options worth a column (the bounds and category lists are fixed by the variant's file)
+DATASET_PARAMS = ["include_duration", "subsample", "test_size", "scaling", "clip"]
+
+
+def epsilon_of(record: dict) -> float:
+    """The run's epsilon as a float: inf for "inf", or for a DP method that recorded null (no noise);
+    NaN when the method makes no differential-privacy claim."""
+    eps = (record.get("privacy") or {}).get("epsilon")
+    if eps is None:
+        configured = (record.get("config") or {}).get("method", {}).get("epsilon", "absent")
+        if record.get("method") == "dp":
+            eps = math.inf if configured in (None, "absent") else configured
+        else:
+            return math.nan
+    try:
+        return float(eps)  # float("inf") parses "inf"
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def _scalar(value) -> bool:
+    return value is None or isinstance(value, (bool, int, float, str))
+
+
+def flatten(path: Path, record: dict) -> dict:
+    """One table row from one record."""
+    config = record.get("config") or {}
+    row = {key: record.get(key) for key in ID}
+    row.update(status=record.get("status"), error=record.get("error"),
+               config_hash=record.get("config_hash"),
+               experiment=(record.get("execution") or {}).get("experiment"))
+    for key in DATASET_PARAMS:
+        row[f"dataset.{key}"] = (config.get("dataset") or {}).get(key)
+    for key, value in sorted((config.get("method") or {}).items()):
+        if key != "name" and _scalar(value):
+            row[f"method.{key}"] = value
+        elif key != "name" and isinstance(value, dict):  # one level of nesting: method.dp.noise_multiplier
+            for sub, v in sorted(value.items()):
+                if _scalar(v):
+                    row[f"method.{key}.{sub}"] = v
+    data = record.get("data") or {}
+    row.update(n_train=data.get("n_train"), n_test=data.get("n_test"), n_features=data.get("n_features"))
+    metrics = record.get("metrics") or {}
+    row.update({key: metrics.get(key) for key in METRICS})
+    seg = record.get("segmentation") or {}
+    row.update({key: seg.get(key) for key in SEGMENTATION})
+    row.update({key: json.dumps(seg.get(key)) if seg.get(key) is not None else None for key in SEGMENT_LISTS})
+    costs = record.get("costs") or {}
+    row.update({key: costs.get(key) for key in COSTS})
+    execution = record.get("execution") or {}
+    row["parallel"] = bool(costs.get("parallel", execution.get("parallel", False)))
+    row["launcher"] = execution.get("launcher")
+    row["n_jobs"] = execution.get("n_jobs")
+    for name, seconds in (costs.get("phases") or {}).items():
+        row[f"phase.{name}_s"] = seconds
+    for party, cost in (costs.get("parties") or {}).items():
+        for key, value in (cost or {}).items():
+            row[f"party.{party}.{key}"] = value
+    privacy = record.get("privacy") or {}
+    row["threat_model"] = privacy.get("threat_model")
+    row["epsilon"] = epsilon_of(record)
+    row["delta"] = privacy.get("delta")
+    for key, value in (privacy.get("leakage") or {}).items():
+        if _scalar(value):
+            row[f"leakage.{key}"] = value
+        elif isinstance(value, dict):
+            for sub, v in value.items():
+                if _scalar(v):
+                    row[f"leakage.{key}.{sub}"] = v
+    prov = record.get("provenance") or {}
+    for key in ("git_commit", "git_dirty", "python", "platform", "cpu_count", "started_at", "finished_at"):
+        row[key] = prov.get(key)
+    for pkg, version in (prov.get("versions") or {}).items():
+        row[f"version.{pkg}"] = version
+    row["record"] = str(path)
+    return row
+
+
+def collect(roots: list[Path | str], keep_all: bool = False) -> pd.DataFrame:
+    """The table of every record below ``roots`` (empty frame if there are none)."""
+    rows = [flatten(path, rec) for path, rec in iter_records([Path(r) for r in roots])]
+    table = pd.DataFrame(rows)
+    if table.empty:
+        return table
+    if not keep_all:
+        table["_ok"] = table["status"].eq("ok")
+        table = (table.sort_values(["_ok", "finished_at"], na_position="first")
+                 .drop_duplicates("config_hash", keep="last").drop(columns="_ok"))
+    table = table.sort_values(["dataset", "method", "k", "seed", "n_train"], na_position="last")
+    return table.reset_index(drop=True)
+
+
+def write_table(table: pd.DataFrame, out: Path) -> tuple[Path, Path]:
+    """``out``.parquet and ``out``.csv, each written to a temporary name and renamed into place."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    paths = out.with_suffix(".parquet"), out.with_suffix(".csv")
+    for path in paths:
+        tmp = path.with_name(f".{path.name}.tmp")
+        # object columns mixing types (a method option that is a number for one method and a
+        # string for another) are stored as strings so that parquet accepts them
+        frame = table.copy()
+        for col in frame.columns[frame.dtypes.map(pd.api.types.is_object_dtype)]:
+            kinds = {type(v) for v in frame[col].dropna()}
+            if len(kinds) > 1:
+                frame[col] = frame[col].map(lambda v: v if v is None or v != v else str(v))
+        if path.suffix == ".parquet":
+            frame.to_parquet(tmp, index=False)
+        else:
+            frame.to_csv(tmp, index=False)
+        tmp.replace(path)
+    return paths
+
+
+def read_table(path: Path | str) -> pd.DataFrame:
+    """A table written by :func:`write_table` (parquet or csv)."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "results.parquet"
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no results table; make one with "
+                                "python -m benchmarks.collect <dirs>")
+    return pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+
+
+def table_command(argv: list[str] | None, prog: str, doc: str, default_out: str):
+    """Arguments of a command that reads a table: ``(table, its path, output dir)``; the output dir
+    defaults to ``default_out`` beside the table."""
+    parser = argparse.ArgumentParser(prog=prog, description=doc.split("\n")[0])
+    parser.add_argument("table", type=Path, help="results table (.parquet or .csv) from benchmarks.collect")
+    parser.add_argument("-o", "--out", type=Path, default=None,
+                        help=f"output dir (default: {default_out}/ beside the table)")
+    args = parser.parse_args(argv)
+    out = args.out or (args.table if args.table.is_dir() else args.table.parent) / default_out
+    return read_table(args.table), args.table, out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.collect", description=__doc__.split("\n")[0])
+    parser.add_argument("dirs", nargs="+", type=Path, help="directories (or record files) to scan")
+    parser.add_argument("-o", "--out", type=Path, default=None,
+                        help="output path without suffix (default: <first dir>/results)")
+    parser.add_argument("--all", action="store_true", help="keep every record, not one per config_hash")
+    args = parser.parse_args(argv)
+    missing = [str(d) for d in args.dirs if not d.exists()]
+    if missing:
+        parser.error(f"no such directory: {missing[0]}")
+    table = collect(args.dirs, keep_all=args.all)
+    if table.empty:
+        print(f"no record.json found below {', '.join(map(str, args.dirs))}", file=sys.stderr)
+        return 1
+    out = args.out or (args.dirs[0] if args.dirs[0].is_dir() else args.dirs[0].parent) / "results"
+    parquet, csv = write_table(table, out)
+    counts = table.groupby(["method", "status"]).size().to_dict()
+    print(f"{len(table)} runs ({', '.join(f'{m} {s}: {n}' for (m, s), n in counts.items())})")
+    print(f"-> {parquet}\n-> {csv}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
