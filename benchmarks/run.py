@@ -33,7 +33,7 @@ from methods.base import peak_rss_mb
 log = logging.getLogger("privmark")
 
 TOP_LEVEL = {"dataset", "method", "k", "seed", "split_seed", "threshold", "silhouette_sample",
-             "resume", "results_dir", "per_method", "per_dataset"}
+             "resume", "results_dir", "per_method", "per_dataset", "leakage"}
 
 
 class ConfigError(ValueError):
@@ -54,9 +54,11 @@ def validate(cfg: DictConfig) -> None:
         raise ConfigError("seed and split_seed must be >= 0")
     if not 0 < float(cfg.threshold) < 1:
         raise ConfigError(f"threshold={cfg.threshold}; expected a probability in (0, 1)")
+    from benchmarks.attacks import leakage_config
     from methods import method_class
 
     method_class(cfg.method.get("name"))
+    leakage_config(cfg.get("leakage"))
 
 
 def apply_per_choice(cfg: DictConfig) -> DictConfig:
@@ -133,6 +135,12 @@ def execute(cfg: DictConfig, out_dir: Path) -> dict:
         reference_labels_test=reference.predict(test.X_segment),
         silhouette_sample=cfg.silhouette_sample, seed=cfg.split_seed,
     )
+    if cfg.get("leakage", {}).get("enabled", True):
+        from benchmarks.attacks import leakage
+
+        log.info("measuring leakage (membership, centroid and method-specific attacks)")
+        # split_seed: every method of a comparison is attacked on the same member/non-member targets
+        method.privacy_.leakage.update(leakage(method, split, cfg.split_seed, cfg.get("leakage")))
     segmentation["profile"] = segment_profile(test.frame, labels, cfg.k, split.segment_names,
                                               dataset_cfg.get("never_contacted"))
     return {
