@@ -305,6 +305,56 @@ class FederatedMethod:
             revealed=revealed, extra=extra,
         )
 
+    # -- what the server saw, in the shapes benchmarks.attacks reads ----------------------------
+    def _exchanges(self, phase: str, key: str) -> list[dict]:
+        view = getattr(self, "server_view_", None) or []
+        return [ex for ex in view if ex["phase"] == phase and ex["received"]
+                and all(key in e.get("arrays", {}) for e in ex["received"])]
+
+    @staticmethod
+    def _by_client(ex: dict) -> list[dict]:
+        return sorted(ex["received"], key=lambda e: e["client"])
+
+    @property
+    def client_rows_(self) -> list[np.ndarray]:
+        """Each client's row indices in the training data (the attacks' ground truth)."""
+        return self.partitions_
+
+    @property
+    def client_updates_(self) -> dict | None:
+        """Every client's FedAvg model per round as the server received it, with the global model
+        it started from: ``w`` (rounds, clients, d), ``b`` (rounds, clients), ``global_w``, ``global_b``."""
+        rounds = self._exchanges("fedavg", "coef")
+        if not rounds or any(ex["sent"] is None for ex in rounds):
+            return None
+        n = sum(len(p) for p in self.partitions_)
+        return {
+            "w": np.stack([[e["arrays"]["coef"] for e in self._by_client(ex)] for ex in rounds]),
+            "b": np.array([[float(e["arrays"]["intercept"][0]) for e in self._by_client(ex)]
+                           for ex in rounds]),
+            "kind": "params",
+            "global_w": np.stack([ex["sent"]["coef"] for ex in rounds]),
+            "global_b": np.array([float(ex["sent"]["intercept"][0]) for ex in rounds]),
+            "lr": float(self.learning_rate),
+            "l2": 1.0 / (float(self.C) * n),
+        }
+
+    def _kmeans_stat(self, key: str) -> np.ndarray | None:
+        rounds = self._exchanges("kmeans", key)
+        if not rounds:
+            return None
+        return np.stack([[e["arrays"][key] for e in self._by_client(ex)] for ex in rounds])
+
+    @property
+    def kmeans_client_counts_(self) -> np.ndarray | None:
+        """Per-client cluster counts of every federated K-means round, (rounds, clients, k)."""
+        return self._kmeans_stat("counts")
+
+    @property
+    def kmeans_client_sums_(self) -> np.ndarray | None:
+        """Per-client cluster sums of every federated K-means round, (rounds, clients, k, d)."""
+        return self._kmeans_stat("sums")
+
     # -- use -----------------------------------------------------------------------------------
     def segment(self, X_segment):
         return nearest_center(np.asarray(X_segment, dtype=float), self.cluster_centers_)
