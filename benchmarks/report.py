@@ -19,6 +19,7 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
+import matplotlib.pyplot as plt
 import pandas as pd
 
 from benchmarks import _analysis as A
@@ -191,12 +192,61 @@ def comparison_table(rows: pd.DataFrame) -> pd.DataFrame:
         line["Rounds"] = _ci_cell(r, "rounds", 0)
         eps = r["epsilon"].dropna().unique() if "epsilon" in r else []
         line["ε"] = ", ".join("∞" if e == math.inf else f"{e:g}" for e in sorted(eps)) or "—"
-        if any(c.startswith("leakage.") for c in r.columns):
-            for c in sorted(c for c in r.columns if c.startswith("leakage.")):
-                if pd.api.types.is_numeric_dtype(r[c]):
-                    line[c.removeprefix("leakage.")] = _ci_cell(r, c)
+        line["MIA AUC"] = _ci_cell(r, "leakage.mia_auc")
         out.append(line)
     return pd.DataFrame(out)
+
+
+#: the leakage table's columns: (record key under privacy.leakage, label); docs/attacks.md defines them
+LEAKAGE = [("mia_auc", "Loss MIA AUC"), ("mia_advantage", "Loss adv."), ("mia_eps_lb", "ε lower bd."),
+           ("lira_auc", "LiRA AUC"), ("lira_tpr_at_fpr_0_01", "LiRA TPR@1%"),
+           ("centroid_mia_auc", "Centroid MIA AUC"), ("small_clusters", "Clusters < 10"),
+           ("rf_mia_auc", "RF ref. AUC"), ("small_mia_auc", "Small-train AUC"),
+           ("fl_recon_cosine_mean", "FL recon. cos."), ("fl_kmeans_singletons", "FL singletons"),
+           ("dp_eps_lb_attack", "DP ε lb (attacks)"), ("he_ciphertext_auc", "Ciphertext AUC"),
+           ("he_key_holder_spearman", "Key-holder ρ")]
+
+
+def leakage_table(rows: pd.DataFrame) -> pd.DataFrame:
+    """One row per method variant: the measured-leakage metrics present in the runs, with 95% CIs."""
+    def measured(key: str) -> bool:
+        col = f"leakage.{key}"
+        return col in rows and pd.to_numeric(rows[col], errors="coerce").notna().any()
+
+    present = [(key, label) for key, label in LEAKAGE if measured(key)]
+    out = []
+    for v in A.variant_order(rows):
+        r = rows[rows["variant"] == v]
+        line = {"Method": r["variant_label"].iloc[0], "Seeds": len(r)}
+        for key, label in present:
+            values = pd.to_numeric(r[f"leakage.{key}"], errors="coerce")
+            line[label] = fmt_ci(*A.mean_ci(values)[:2]) if values.notna().any() else "—"
+        out.append(line)
+    return pd.DataFrame(out)
+
+
+def leakage_roc(rows: pd.DataFrame, out_dir: Path, slug: str, setting: str):
+    """The membership-inference ROC figure from the stored records (one per method, first seed)."""
+    from benchmarks.attacks.figures import roc_figure
+    from benchmarks.record import read_record
+
+    records = []
+    for v in A.variant_order(rows):
+        r = rows[rows["variant"] == v].sort_values("seed")
+        path = r["record"].dropna().iloc[0] if "record" in r and r["record"].notna().any() else None
+        if path and Path(path).is_file():
+            records.append(read_record(Path(path)))
+    if not any((rec.get("privacy") or {}).get("leakage", {}).get("roc") for rec in records):
+        return None
+    with plt.rc_context(F.RC):
+        fig = roc_figure(records)
+        fig.set_size_inches(F.COLUMN_W, F.COLUMN_W)
+        name = f"leakage_roc_{slug}"
+        out_dir.mkdir(parents=True, exist_ok=True)
+        pdf, png = F._save(fig, out_dir, name)
+    return F.Figure(name=name, kind="leakage_roc", setting=setting, pdf=pdf, png=png,
+                    caption=f"Membership inference on the released predictor, loss-threshold attack "
+                            f"(log-log ROC), {setting}; dashed: leaky references. docs/attacks.md.")
 
 
 def relative_table(rows: pd.DataFrame) -> pd.DataFrame:
@@ -350,6 +400,17 @@ def build(table: pd.DataFrame, out_dir: Path, source: str = "") -> dict[str, Pat
             comp[["Method", "Seeds", "AUC", "Precision", "Recall", "F1", "Silhouette", "Fit time (s)",
                   "Bytes (MiB)"]],
             f"Method comparison: {setting}, k = {k}; mean ± 95% CI over seeds.", f"tab:cmp-{slug}") + "\n"
+        leak = leakage_table(rows)
+        if len(leak.columns) > 2:
+            doc.h(3, "Measured privacy leakage")
+            doc.p("Attacks on what each method releases or shows its server, one protocol for all "
+                  "(docs/attacks.md): membership inference on the predictor (AUC 0.5 = chance), the "
+                  "leaky references (random forest, small training sets) that show the attacks work, "
+                  "reconstruction from federated updates, and the HE checks. Mean ± 95% CI over seeds.")
+            doc.table(leak)
+            roc = leakage_roc(rows, out_dir / "figures", slug, setting)
+            if roc is not None:
+                doc.figure(roc)
         doc.h(3, "Segment profiles")
         doc.p("For the marketing reader: each segment's size on the test split, the mean of the "
               "segmentation features in raw units (pdays: days since the last contact, among customers "
