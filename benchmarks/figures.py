@@ -9,7 +9,8 @@ on/off, subsample), as PDF and PNG (300 dpi) in ``DIR`` (default: ``figures/`` b
 - ``privacy_utility_*``: AUC vs epsilon with plaintext and HE as reference lines (runs with an epsilon);
 - ``scaling_*``: fit time and bytes exchanged vs training rows, log-log (>= 2 training-set sizes);
 - ``comparison_*``: classification metrics per method at k = 4 (or the most common k);
-- ``costs_*``: fit time by phase, CPU time by party and bytes sent by party at that k.
+- ``costs_*``: fit time by phase, CPU time by party and bytes sent by party at that k;
+- ``leakage_roc_*``: membership-inference ROC per method at that k (runs with measured leakage).
 
 Points are means over seeds with 95% t-intervals. Timings of jobs run concurrently are marked
 (hollow markers, "parallel" in the caption): they are not comparable with sequential ones.
@@ -314,6 +315,29 @@ def costs(rows: pd.DataFrame, setting: str, slug: str, out_dir: Path) -> list[Fi
     return [Figure(name, "costs", setting, caption, *_save(fig, out_dir, name))]
 
 
+def leakage(rows: pd.DataFrame, setting: str, slug: str, out_dir: Path) -> list[Figure]:
+    """Membership-inference ROC (loss attack, log-log), one curve per method, from the stored
+    records (the curves are kept in each record's privacy.leakage.roc, not in the table)."""
+    from benchmarks.attacks.figures import roc_figure
+    from benchmarks.record import read_record
+
+    records = []
+    for method in sorted(rows["method"].unique(), key=A.method_sort_key):
+        paths = rows[rows["method"] == method].sort_values("seed").get("record", pd.Series(dtype=str))
+        path = next((Path(p) for p in paths.dropna() if Path(p).is_file()), None)
+        if path is not None:
+            records.append(read_record(path))
+    if not any((r.get("privacy") or {}).get("leakage", {}).get("roc") for r in records):
+        return []
+    fig = roc_figure(records)
+    fig.set_size_inches(COLUMN_W, COLUMN_W)
+    name = f"leakage_roc_{slug}"
+    pdf, png = _save(fig, out_dir, name)
+    return [Figure(name, "leakage", setting, f"Membership inference on each method's released predictor "
+                   f"(loss-threshold attack, first seed), {setting}; dashed: the leaky references; "
+                   "grey: chance. Protocol in docs/attacks.md.", pdf, png)]
+
+
 def make_all(table: pd.DataFrame, out_dir: Path | str) -> list[Figure]:
     """Every figure the table supports, written to ``out_dir``; also writes ``index.json``."""
     out_dir = Path(out_dir)
@@ -333,6 +357,7 @@ def make_all(table: pd.DataFrame, out_dir: Path | str) -> list[Figure]:
             big = A.largest_n(r)
             made += comparison(big, setting, slug, out_dir)
             made += costs(big, setting, slug, out_dir)
+            made += leakage(big[big["k"] == A.main_k(big)], setting, slug, out_dir)
     tmp = out_dir / ".index.json.tmp"
     tmp.write_text(json.dumps([asdict(f) for f in made], indent=2))
     tmp.replace(out_dir / "index.json")

@@ -19,7 +19,6 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 import pandas as pd
 
 from benchmarks import _analysis as A
@@ -225,29 +224,6 @@ def leakage_table(rows: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
-def leakage_roc(rows: pd.DataFrame, out_dir: Path, slug: str, setting: str):
-    """The membership-inference ROC figure from the stored records (one per method, first seed)."""
-    from benchmarks.attacks.figures import roc_figure
-    from benchmarks.record import read_record
-
-    records = []
-    for v in A.variant_order(rows):
-        r = rows[rows["variant"] == v].sort_values("seed")
-        path = r["record"].dropna().iloc[0] if "record" in r and r["record"].notna().any() else None
-        if path and Path(path).is_file():
-            records.append(read_record(Path(path)))
-    if not any((rec.get("privacy") or {}).get("leakage", {}).get("roc") for rec in records):
-        return None
-    with plt.rc_context(F.RC):
-        fig = roc_figure(records)
-        fig.set_size_inches(F.COLUMN_W, F.COLUMN_W)
-        name = f"leakage_roc_{slug}"
-        out_dir.mkdir(parents=True, exist_ok=True)
-        pdf, png = F._save(fig, out_dir, name)
-    return F.Figure(name=name, kind="leakage_roc", setting=setting, pdf=pdf, png=png,
-                    caption=f"Membership inference on the released predictor, loss-threshold attack "
-                            f"(log-log ROC), {setting}; dashed: leaky references. docs/attacks.md.")
-
 
 def relative_table(rows: pd.DataFrame) -> pd.DataFrame:
     """Paired differences (method - plaintext on the same seed) with 95% CIs; time as a ratio."""
@@ -408,9 +384,6 @@ def build(table: pd.DataFrame, out_dir: Path, source: str = "") -> dict[str, Pat
                   "leaky references (random forest, small training sets) that show the attacks work, "
                   "reconstruction from federated updates, and the HE checks. Mean ± 95% CI over seeds.")
             doc.table(leak)
-            roc = leakage_roc(rows, out_dir / "figures", slug, setting)
-            if roc is not None:
-                doc.figure(roc)
         doc.h(3, "Segment profiles")
         doc.p("For the marketing reader: each segment's size on the test split, the mean of the "
               "segmentation features in raw units (pdays: days since the last contact, among customers "
