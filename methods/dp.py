@@ -32,11 +32,14 @@ import numpy as np
 from diffprivlib.accountant import BudgetAccountant
 from diffprivlib.mechanisms import Laplace
 from diffprivlib.models import LogisticRegression as _DiffprivlibLR
+from sklearn.cluster import KMeans as _SkKMeans
 
 from methods.base import Costs, Privacy, check_fit_inputs, nearest_center, with_segments
 
 #: Su et al.'s coordinate normalisation factor rho (their empirical constant, data in [-1, 1]^d).
 SU_RHO = 0.225
+#: Largest grid of the histogram seeding (cells are noised one by one, empty or not).
+MAX_INIT_CELLS = 100_000
 #: Curvature bound of the logistic loss (|l''| <= 1/4), the ``c`` of Chaudhuri et al.
 LOGISTIC_CURVATURE = 0.25
 
@@ -109,7 +112,8 @@ class DPKMeans:
 
     Neighbouring data sets differ in one row (replace-one). One row moved from cluster a to b changes
     the count vector by 2 in L1 and, with the data centred in its box, each dimension's vector of sums by
-    at most the box width -- the sensitivities used here. Each iteration spends ``epsilon / n_iter``.
+    at most the box width -- the sensitivities used here. The seeding spends ``init_share * epsilon``
+    (histogram init) and each Lloyd iteration an equal part of the rest.
 
     Parameters
     ----------
@@ -119,7 +123,11 @@ class DPKMeans:
     bounds : (lower, upper)
         Public bounds of the features, scalars or one per feature. Required; rows are clipped to them.
     n_iter : int or "auto"
-        Lloyd iterations; "auto" is Su et al.'s heuristic (:func:`su_iterations`).
+        Lloyd iterations; "auto" is Su et al.'s heuristic (:func:`su_iterations`) on the Lloyd budget.
+    init : "histogram" or "random"
+        "histogram": ``init_share`` of ``epsilon`` buys a noisy grid histogram (``init_bins`` per
+        dimension, fewer if the grid would exceed 100,000 cells) whose dense cells seed the centres;
+        "random": a data-independent draw in the box (Su et al.'s and diffprivlib's start; no budget).
     rho : float
         Su et al.'s normalisation constant for the count/sum split.
     random_state : int, numpy RandomState or None
@@ -128,9 +136,12 @@ class DPKMeans:
         Charged ``epsilon`` once the fit is done (refused before any work if it cannot pay).
     """
 
-    def __init__(self, n_clusters=4, *, epsilon=1.0, bounds=None, n_iter="auto", rho=SU_RHO,
-                 random_state=None, accountant=None):
+    def __init__(self, n_clusters=4, *, epsilon=1.0, bounds=None, n_iter="auto", init="histogram",
+                 init_share=0.3, init_bins=6, rho=SU_RHO, random_state=None, accountant=None):
         self.n_clusters = n_clusters
+        self.init = init
+        self.init_share = init_share
+        self.init_bins = init_bins
         self.epsilon = epsilon
         self.bounds = bounds
         self.n_iter = n_iter
@@ -138,7 +149,7 @@ class DPKMeans:
         self.random_state = random_state
         self.accountant = accountant
 
-    def _init_centers(self, n_dims: int, rng) -> np.ndarray:
+    def _random_init(self, n_dims: int, rng) -> np.ndarray:
         """Data-independent start: points drawn uniformly in the central half of the (centred) box,
         kept only if at least a quarter box-diagonal apart from the others (relaxed if it must)."""
         half = self.width_ / 2
@@ -153,6 +164,34 @@ class DPKMeans:
                         return np.array(centers)
             gap /= 2
 
+    def _histogram_init(self, Z: np.ndarray, epsilon: float, rng) -> np.ndarray:
+        """DP start: a Laplace-noised grid histogram of the rows (every cell noised, empty or not),
+        then weighted k-means++ / Lloyd on the centres of the cells that clear a public threshold --
+        post-processing of the noisy histogram only."""
+        n_dims = Z.shape[1]
+        bins = max(2, min(self.init_bins, int(MAX_INIT_CELLS ** (1 / n_dims))))
+        width = self.width_ / bins
+        cell = np.clip(np.floor((Z + self.width_ / 2) / width), 0, bins - 1).astype(np.int64)
+        counts = np.bincount(np.ravel_multi_index(cell.T, (bins,) * n_dims), minlength=bins**n_dims)
+        counts = counts.astype(float)
+        if math.isinf(epsilon):
+            threshold = 0.0
+        else:
+            # replace-one moves one row between two cells: L1 sensitivity 2
+            mech = Laplace(epsilon=epsilon, sensitivity=2.0, random_state=rng)
+            counts = np.array([mech.randomise(c) for c in counts])
+            # an empty cell clears it with probability 1 / (2 * cells): about half a spurious cell
+            threshold = (2.0 / epsilon) * math.log(len(counts))
+        keep = np.flatnonzero(counts > threshold)
+        if len(keep) < self.n_clusters:
+            keep = np.argsort(counts)[-self.n_clusters:]
+        idx = np.array(np.unravel_index(keep, (bins,) * n_dims)).T
+        centres = (idx + 0.5) * width - self.width_ / 2
+        weights = np.maximum(counts[keep], 1e-9)
+        seed = int(rng.randint(2**31 - 1)) if hasattr(rng, "randint") else None
+        km = _SkKMeans(self.n_clusters, n_init=10, random_state=seed).fit(centres, sample_weight=weights)
+        return km.cluster_centers_
+
     def fit(self, X, y=None):
         epsilon = check_epsilon(self.epsilon)
         if not isinstance(self.n_clusters, Integral) or self.n_clusters < 2:
@@ -162,8 +201,15 @@ class DPKMeans:
             raise ValueError(f"X has shape {X.shape}; expected 2-D with at least n_clusters rows")
         n, d = X.shape
         lower, upper = check_bounds(self.bounds, d)
+        if self.init not in ("histogram", "random"):
+            raise ValueError(f"init={self.init!r}; expected 'histogram' or 'random'")
+        share = self.init_share if self.init == "histogram" else 0.0
+        if not 0 <= share < 1 or (self.init == "histogram" and share == 0):
+            raise ValueError(f"init_share={self.init_share!r}; expected a fraction in (0, 1)")
+        self.epsilon_init_ = epsilon * share
+        lloyd_eps = epsilon if math.isinf(epsilon) else epsilon - self.epsilon_init_
         if isinstance(self.n_iter, str) and self.n_iter == "auto":
-            n_iter = su_iterations(epsilon, self.n_clusters, n, d, self.rho)
+            n_iter = su_iterations(lloyd_eps, self.n_clusters, n, d, self.rho)
         elif isinstance(self.n_iter, Integral) and not isinstance(self.n_iter, bool) and self.n_iter >= 1:
             n_iter = int(self.n_iter)
         else:
@@ -175,9 +221,12 @@ class DPKMeans:
 
         self.mid_, self.width_ = (lower + upper) / 2, upper - lower
         Z = np.clip(X, lower, upper) - self.mid_
-        init_rng = rng if rng is not None else np.random.default_rng()
-        centers = self._init_centers(d, init_rng)
-        self.epsilon_count_, self.epsilon_sum_ = su_split(epsilon / n_iter, d, self.rho)
+        init_rng = rng if rng is not None else np.random.RandomState()
+        if self.init == "histogram":
+            centers = self._histogram_init(Z, self.epsilon_init_, rng)
+        else:
+            centers = self._random_init(d, init_rng)
+        self.epsilon_count_, self.epsilon_sum_ = su_split(lloyd_eps / n_iter, d, self.rho)
         # replace-one: a row leaving cluster a for cluster b moves two counts by 1, and a sum
         # coordinate by |x_j| + |x'_j| <= width_j (the box is centred)
         self.count_sensitivity_, self.sum_sensitivity_ = 2.0, self.width_.copy()
@@ -203,7 +252,7 @@ class DPKMeans:
     def spent_epsilon(self) -> float:
         """The budget the fit's mechanisms spent, from their parameters (equals ``epsilon``)."""
         d = len(self.width_)
-        return self.n_iter_ * (self.epsilon_count_ + d * self.epsilon_sum_)
+        return self.epsilon_init_ + self.n_iter_ * (self.epsilon_count_ + d * self.epsilon_sum_)
 
 
 # -- logistic regression -------------------------------------------------------------------------
