@@ -40,6 +40,8 @@ from methods.base import Costs, Privacy, check_fit_inputs, nearest_center, with_
 SU_RHO = 0.225
 #: Largest grid of the histogram seeding (cells are noised one by one, empty or not).
 MAX_INIT_CELLS = 100_000
+#: Replace-one moves one row between two cells of a histogram: L1 sensitivity 2.
+HISTOGRAM_SENSITIVITY = 2.0
 #: Curvature bound of the logistic loss (|l''| <= 1/4), the ``c`` of Chaudhuri et al.
 LOGISTIC_CURVATURE = 0.25
 
@@ -99,11 +101,34 @@ def noisy_cluster_stats(X, labels, n_clusters, eps_count, eps_sum, count_sensiti
     np.add.at(sums, labels, X)
     if math.isinf(eps_count):
         return counts, sums, counts.copy(), sums.copy()
-    count_mech = Laplace(epsilon=eps_count, sensitivity=count_sensitivity, random_state=rng)
-    sum_mechs = [Laplace(epsilon=eps_sum, sensitivity=float(s), random_state=rng) for s in sum_sensitivity]
-    noisy_counts = np.array([count_mech.randomise(c) for c in counts])
-    noisy_sums = np.array([[m.randomise(v) for m, v in zip(sum_mechs, row, strict=True)] for row in sums])
+    noisy_counts = laplace_noise(counts, eps_count, count_sensitivity, rng)
+    noisy_sums = np.column_stack([laplace_noise(sums[:, j], eps_sum, float(s), rng)
+                                  for j, s in enumerate(sum_sensitivity)])
     return counts, sums, noisy_counts, noisy_sums
+
+
+def laplace_noise(values, epsilon: float, sensitivity: float, rng) -> np.ndarray:
+    """``values`` plus diffprivlib's Laplace noise of scale ``sensitivity / epsilon``, elementwise.
+
+    The mechanism object validates the parameters and owns the generator; with a numpy generator the
+    draws go through its sampler on whole arrays (same formula as ``Laplace.randomise``, one call
+    instead of one per value), with ``SystemRandom`` (``rng=None``) value by value.
+    """
+    values = np.asarray(values, dtype=float)
+    mech = Laplace(epsilon=epsilon, sensitivity=sensitivity, random_state=rng)
+    if not isinstance(mech._rng, np.random.RandomState | np.random.Generator):
+        return np.reshape([mech.randomise(v) for v in values.ravel()], values.shape)
+    scale = mech.sensitivity / (mech.epsilon - np.log(1 - mech.delta))
+    u = [mech._rng.random(values.shape) for _ in range(4)]
+    return values - scale * mech._laplace_sampler(*u)
+
+
+def noisy_histogram(counts: np.ndarray, epsilon: float, rng) -> np.ndarray:
+    """Laplace-noised cell counts (every cell, empty or not) of the histogram seeding."""
+    counts = np.asarray(counts, dtype=float)
+    if math.isinf(epsilon):
+        return counts.copy()
+    return laplace_noise(counts, epsilon, HISTOGRAM_SENSITIVITY, rng)
 
 
 class DPKMeans:
@@ -174,14 +199,9 @@ class DPKMeans:
         cell = np.clip(np.floor((Z + self.width_ / 2) / width), 0, bins - 1).astype(np.int64)
         counts = np.bincount(np.ravel_multi_index(cell.T, (bins,) * n_dims), minlength=bins**n_dims)
         counts = counts.astype(float)
-        if math.isinf(epsilon):
-            threshold = 0.0
-        else:
-            # replace-one moves one row between two cells: L1 sensitivity 2
-            mech = Laplace(epsilon=epsilon, sensitivity=2.0, random_state=rng)
-            counts = np.array([mech.randomise(c) for c in counts])
-            # an empty cell clears it with probability 1 / (2 * cells): about half a spurious cell
-            threshold = (2.0 / epsilon) * math.log(len(counts))
+        counts = noisy_histogram(counts, epsilon, rng)
+        # an empty cell clears the threshold with probability 1 / (2 * cells): about half a spurious cell
+        threshold = 0.0 if math.isinf(epsilon) else HISTOGRAM_SENSITIVITY / epsilon * math.log(len(counts))
         keep = np.flatnonzero(counts > threshold)
         if len(keep) < self.n_clusters:
             keep = np.argsort(counts)[-self.n_clusters:]
@@ -323,7 +343,8 @@ class DPLogisticRegression:
                                      accountant=BudgetAccountant.load_default(self.accountant))
         with warnings.catch_warnings():
             # diffprivlib 0.6.6 passes an option scipy 1.17 deprecates; not ours to fix
-            warnings.filterwarnings("ignore", category=DeprecationWarning, module="scipy.optimize")
+            warnings.filterwarnings("ignore", message=".*L-BFGS-B solver are deprecated",
+                                    category=DeprecationWarning)
             self.model_.fit(self._unit_rows(X), np.asarray(y))
         w = self.model_.coef_[0] / math.sqrt(self.data_norm**2 + 1)
         self.coef_, self.intercept_ = w[None, :-1], w[-1:]
@@ -519,7 +540,7 @@ class DPMethod:
         count = float(y.sum())
         if not math.isinf(epsilon):
             # replace-one: one record changes the count of positives by at most 1
-            count = Laplace(epsilon=epsilon, sensitivity=1.0, random_state=rng).randomise(count)
+            count = float(laplace_noise(count, epsilon, 1.0, rng))
         self.accountant_.spend(epsilon, 0)
         return float(np.clip(count / n, 1.0 / n, 1.0 - 1.0 / n))
 

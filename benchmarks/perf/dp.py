@@ -60,7 +60,8 @@ def documented(split, k: int, epsilon: float, seed: int):
     km = KMeans(n_clusters=k, epsilon=half, bounds=(0.0, 1.0), random_state=seed).fit(split.train.X_segment)
     Z = with_segments(split.train.X, km.labels_, k)
     with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", category=DeprecationWarning, module="scipy.optimize")
+        warnings.filterwarnings("ignore", message=".*L-BFGS-B solver are deprecated",
+                                category=DeprecationWarning)
         lr = LogisticRegression(epsilon=half, data_norm=math.sqrt(Z.shape[1]), random_state=seed).fit(
             Z, split.train.y)
     test_labels = km.predict(split.test.X_segment)
