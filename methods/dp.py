@@ -226,6 +226,8 @@ class DPKMeans:
         share = self.init_share if self.init == "histogram" else 0.0
         if not 0 <= share < 1 or (self.init == "histogram" and share == 0):
             raise ValueError(f"init_share={self.init_share!r}; expected a fraction in (0, 1)")
+        if self.init == "histogram" and not (isinstance(self.init_bins, Integral) and self.init_bins >= 2):
+            raise ValueError(f"init_bins={self.init_bins!r}; expected an integer >= 2")
         self.epsilon_init_ = epsilon * share
         lloyd_eps = epsilon if math.isinf(epsilon) else epsilon - self.epsilon_init_
         if isinstance(self.n_iter, str) and self.n_iter == "auto":
@@ -392,6 +394,8 @@ class DPMethod:
         The one-hot blocks of X (the dataset config's ``categorical``); each adds exactly 1 to a row's
         squared norm, which gives the LR's public row-norm bound. None: every column counts as 1.
     kmeans_iter : int or "auto"
+    kmeans_init, kmeans_init_share, kmeans_init_bins : :class:`DPKMeans`'s ``init``, ``init_share``
+        and ``init_bins`` (the seeding and its share of the segmentation budget).
     lr_C : float or "auto"
         "auto": :func:`lr_C_for` (the Jacobian term takes ``lr_jacobian_share`` of the LR budget),
         capped at ``lr_C_max``.
@@ -404,8 +408,8 @@ class DPMethod:
 
     def __init__(self, n_clusters=4, random_state=0, epsilon=1.0, epsilon_split=0.3, prior_share=0.02,
                  class_prior="dp", feature_bounds=(0.0, 1.0), categorical=None, kmeans_iter="auto",
-                 lr_C="auto", lr_jacobian_share=0.1, lr_C_max=1.0, lr_max_iter=1000,
-                 log_heavy_tailed=True):
+                 kmeans_init="histogram", kmeans_init_share=0.3, kmeans_init_bins=6, lr_C="auto",
+                 lr_jacobian_share=0.1, lr_C_max=1.0, lr_max_iter=1000, log_heavy_tailed=True):
         self.n_clusters = n_clusters
         self.random_state = random_state
         self.epsilon = epsilon
@@ -415,6 +419,9 @@ class DPMethod:
         self.feature_bounds = feature_bounds
         self.categorical = categorical
         self.kmeans_iter = kmeans_iter
+        self.kmeans_init = kmeans_init
+        self.kmeans_init_share = kmeans_init_share
+        self.kmeans_init_bins = kmeans_init_bins
         self.lr_C = lr_C
         self.lr_jacobian_share = lr_jacobian_share
         self.lr_C_max = lr_C_max
@@ -487,7 +494,9 @@ class DPMethod:
             if budget["segmentation"] > 0:
                 self.kmeans_ = DPKMeans(self.n_clusters, epsilon=budget["segmentation"],
                                         bounds=(lower[0], upper[0]), n_iter=self.kmeans_iter,
-                                        random_state=rng, accountant=self.accountant_).fit(X_segment)
+                                        init=self.kmeans_init, init_share=self.kmeans_init_share,
+                                        init_bins=self.kmeans_init_bins, random_state=rng,
+                                        accountant=self.accountant_).fit(X_segment)
                 self.cluster_centers_ = self.kmeans_.cluster_centers_
                 self.labels_ = self.kmeans_.labels_
             else:

@@ -142,6 +142,9 @@ def test_refuses_missing_bounds():
     ("class_prior", 2.0, "class_prior"),
     ("lr_C", 0, "lr_C"),
     ("kmeans_iter", 0, "n_iter"),
+    ("kmeans_init", "k-means++", "init"),
+    ("kmeans_init_share", 1.0, "init_share"),
+    ("kmeans_init_bins", 1, "init_bins"),
 ])
 def test_bad_parameters_are_named(dp_split, param, value, match):
     with pytest.raises(ValueError, match=match):
