@@ -373,8 +373,9 @@ class DPMethod:
     Parameters
     ----------
     n_clusters : int
-    random_state : int
-        Seeds the initial centres and all noise (reproducible runs; see docs/dp.md on secure noise).
+    random_state : int or None
+        Seeds the initial centres and all noise, one independent stream per released object
+        (reproducible runs); None: diffprivlib's ``SystemRandom`` (see docs/dp.md on secure noise).
     epsilon : float in (0, inf]
         Total budget of the run (``inf`` on the CLI: ``method.epsilon=inf``).
     epsilon_split : float in [0, 1)
@@ -486,7 +487,9 @@ class DPMethod:
         total = check_epsilon(self.epsilon)
         lower, upper = check_bounds(self.feature_bounds, 1, "feature_bounds")
         self.accountant_ = BudgetAccountant(epsilon=total, delta=0.0)
-        rng = np.random.RandomState(self.random_state)
+        # one independent stream per released object: changing how one part is fitted leaves the
+        # noise of the others as it was (common random numbers across settings)
+        rng_seg, rng_prior, rng_lr = self._streams(3)
         self.costs_ = Costs()
         n = len(y)
 
@@ -495,7 +498,7 @@ class DPMethod:
                 self.kmeans_ = DPKMeans(self.n_clusters, epsilon=budget["segmentation"],
                                         bounds=(lower[0], upper[0]), n_iter=self.kmeans_iter,
                                         init=self.kmeans_init, init_share=self.kmeans_init_share,
-                                        init_bins=self.kmeans_init_bins, random_state=rng,
+                                        init_bins=self.kmeans_init_bins, random_state=rng_seg,
                                         accountant=self.accountant_).fit(X_segment)
                 self.cluster_centers_ = self.kmeans_.cluster_centers_
                 self.labels_ = self.kmeans_.labels_
@@ -505,14 +508,14 @@ class DPMethod:
                 self.labels_ = np.zeros(n, dtype=np.int64)
 
         with self.costs_.phase("prior", party="owner"):
-            self.prior_ = self._prior(y, budget["prior"], rng)
+            self.prior_ = self._prior(y, budget["prior"], rng_prior)
 
         with self.costs_.phase("prediction", party="owner"):
             C = lr_C_for(budget["prediction"], self.lr_jacobian_share, self.lr_C_max) \
                 if self.lr_C == "auto" else float(self.lr_C)
             self.model_ = DPLogisticRegression(
                 epsilon=budget["prediction"], data_norm=self.row_norm_bound(X.shape[1]), C=C,
-                max_iter=self.lr_max_iter, random_state=rng, accountant=self.accountant_,
+                max_iter=self.lr_max_iter, random_state=rng_lr, accountant=self.accountant_,
             ).fit(self._lr_features(X, self.labels_), y)
 
         spent = self.accountant_.total()
@@ -539,6 +542,14 @@ class DPMethod:
         self.costs_.extra = {"kmeans_iter": self.kmeans_.n_iter_ if self.kmeans_ else 0, "lr_C": C}
         self.fitted_at_ = time.time()
         return self
+
+    def _streams(self, n: int) -> list:
+        if self.random_state is None:  # diffprivlib's SystemRandom for every mechanism
+            return [None] * n
+        if not isinstance(self.random_state, Integral):
+            raise ValueError(f"random_state={self.random_state!r}; expected an integer seed or None")
+        states = np.random.SeedSequence(int(self.random_state)).generate_state(n)
+        return [np.random.RandomState(int(s)) for s in states]
 
     def _prior(self, y, epsilon, rng) -> float | None:
         if self.class_prior is None:

@@ -315,3 +315,12 @@ def test_logistic_regression_noise_spends_the_claimed_epsilon(monkeypatch):
     eps_noise = 2 * 1.0 * dim / norms.mean()
     spent = eps_noise + jacobian_epsilon(lr.C, curvature=0.25, row_norm=1.0)
     assert spent == pytest.approx(claimed, rel=0.01)
+
+
+def test_unseeded_noise_comes_from_system_random():
+    noisy = dp.laplace_noise(np.zeros((3, 2)), 1.0, 1.0, None)
+    assert noisy.shape == (3, 2) and np.isfinite(noisy).all() and np.unique(noisy).size == 6
+    m = DPMethod(random_state=None)
+    assert m._streams(3) == [None, None, None]
+    a, b = DPMethod(random_state=7)._streams(2)
+    assert a.random_sample() != b.random_sample()
