@@ -135,6 +135,9 @@ def execute(cfg: DictConfig, out_dir: Path) -> dict:
         reference_labels_test=reference.predict(test.X_segment),
         silhouette_sample=cfg.silhouette_sample, seed=cfg.split_seed,
     )
+    # the plaintext K-means on this run's own segment features: methods that preprocess differently
+    # (DP: public scaling) have inertias on different scales, their ratios to this one do compare
+    segmentation["inertia_reference"] = metrics.inertia(train.X_segment, reference.cluster_centers_)
     if cfg.get("leakage", {}).get("enabled", True):
         from benchmarks.attacks import leakage
 

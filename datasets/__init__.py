@@ -73,6 +73,15 @@ def load(cfg, split_seed: int = 0) -> Split:
     if not spec.include_duration:
         numeric.pop("duration", None)
         frame = frame.drop(columns=["duration"], errors="ignore")
+    heavy = list(spec.get("heavy_tailed") or [])
+    unknown = [c for c in heavy if c not in spec.numeric]
+    if unknown:
+        raise DataError(f"dataset.heavy_tailed has {unknown}, which are not numeric columns; "
+                        f"expected a subset of {list(spec.numeric)}")
+    log_heavy = spec.get("log_heavy_tailed", False)
+    if not isinstance(log_heavy, bool):
+        raise DataError(f"dataset.log_heavy_tailed={log_heavy!r}; expected true or false")
+    log1p = [c for c in heavy if c in numeric] if log_heavy else []
     y = frame[TARGET].to_numpy()
     if spec.subsample is not None:
         n = int(spec.subsample)
@@ -91,6 +100,7 @@ def load(cfg, split_seed: int = 0) -> Split:
         scaling=spec.scaling,
         clip=bool(spec.clip),
         never_contacted=OmegaConf.to_container(spec.never_contacted) if spec.never_contacted else None,
+        log1p=log1p,
     ).fit(train)
 
     def part(f: pd.DataFrame) -> Part:

@@ -15,7 +15,10 @@ class Preprocessor:
     """Turns a raw frame into model features ``X`` and segment features ``X_segment``.
 
     Parameters come from the dataset config; ``fit`` learns only the z-score statistics
-    (``scaling="standard"``) from the frame it is given -- the training split.
+    (``scaling="standard"``) from the frame it is given -- the training split. Columns listed in
+    ``log1p`` go through the public monotone map ``sign(x) * log1p(|x|)`` (after the ``never_contacted``
+    substitution and clipping, before scaling); their public bounds go through the same map, so
+    ``scaling="public"`` still puts every such column in [0, 1] without reading the data.
     """
 
     numeric: dict[str, tuple[float, float]]
@@ -24,6 +27,7 @@ class Preprocessor:
     scaling: str = "standard"
     clip: bool = False
     never_contacted: dict | None = None
+    log1p: list[str] = field(default_factory=list)
     mean_: np.ndarray | None = field(default=None, init=False)
     scale_: np.ndarray | None = field(default=None, init=False)
 
@@ -36,6 +40,10 @@ class Preprocessor:
                 f"dataset.segment_features has {unknown}, which are not numeric model columns; "
                 f"expected a subset of {list(self.numeric)}"
             )
+        not_numeric = [c for c in self.log1p if c not in self.numeric]
+        if not_numeric:
+            raise DataError(f"log1p columns {not_numeric} are not numeric model columns; "
+                            f"expected a subset of {list(self.numeric)}")
         if not self.segment_features:
             raise DataError("dataset.segment_features is empty; K-means needs at least one column")
         for col, bounds in self.numeric.items():
@@ -65,13 +73,27 @@ class Preprocessor:
             never = values[:, j] == self.never_contacted["sentinel"]
             values[never, j] = self.numeric[self.never_contacted["column"]][0]
         if self.clip:
-            lo, hi = self.public_bounds.T
+            lo, hi = self.raw_bounds.T
             values = np.clip(values, lo, hi)
-        return values, never
+        return self._log(values), never
+
+    def _log(self, values: np.ndarray) -> np.ndarray:
+        if not self.log1p:
+            return values
+        values = np.array(values, dtype=float, copy=True)
+        idx = [list(self.numeric).index(c) for c in self.log1p]
+        values[..., idx] = np.sign(values[..., idx]) * np.log1p(np.abs(values[..., idx]))
+        return values
+
+    @property
+    def raw_bounds(self) -> np.ndarray:
+        """Public bounds of the numeric columns as stated in the dataset config, (d_num, 2)."""
+        return np.array([self.numeric[c] for c in self.numeric], dtype=float)
 
     @property
     def public_bounds(self) -> np.ndarray:
-        return np.array([self.numeric[c] for c in self.numeric], dtype=float)
+        """Public bounds after the ``log1p`` map (a monotone map keeps low < high), (d_num, 2)."""
+        return self._log(self.raw_bounds.T).T
 
     def fit(self, frame: pd.DataFrame) -> Preprocessor:
         values, _ = self._numeric(frame)

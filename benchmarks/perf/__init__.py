@@ -9,4 +9,5 @@ BENCHMARKS = {
     "he_logreg": "benchmarks.perf.he_logreg",
     "he_pipeline": "benchmarks.perf.he_pipeline",
     "federated": "benchmarks.perf.federated",
+    "dp": "benchmarks.perf.dp",
 }
