@@ -27,6 +27,7 @@ from methods.he.parties import (
     blinding_factors,
     blinding_rng,
     chunk_rows,
+    cluster_factors,
 )
 from methods.he.pool import Pool
 from methods.he.schemes import (
@@ -103,22 +104,6 @@ class KeyHolder:
     def public_context(self) -> bytes:
         return public_bytes(self.ctx)
 
-    def encrypt_centers(self, C: np.ndarray) -> list[bytes]:
-        """Per center ``-2c_f`` (degree 1) and ``||c||^2`` (degree 2), replicated in every slot."""
-        S = self.params.slots
-        C = np.asarray(C)
-        out = [self.codec.encrypt_bytes(np.full(S, -2 * v)) for v in C.ravel()]
-        out += [self.codec.encrypt_bytes(np.full(S, (c * c).sum()), degree=2) for c in C]
-        self.ops["encrypt"] += len(out)
-        return out
-
-    def encrypt_center_blocks(self, C: np.ndarray) -> list[bytes]:
-        """Per center ``d`` ciphertexts of ``-2c_f`` then one of ``||c||^2`` (for distances)."""
-        out = []
-        for c in np.asarray(C):
-            out += self.encrypt_centers(c[None, :])
-        return out
-
     def slot_sums(self, blobs: list[bytes]) -> list:
         """Decrypt masked vectors and sum their slots (exact integers mod t in BFV)."""
         out = []
@@ -161,33 +146,20 @@ class ComputeServer:
             raise ValueError("the compute server's context must not hold a secret key")
         self.codec = Codec(self.ctx, params)
         self.seed = seed
-        self.ops = {"add": 0, "encrypt": 0}
-        self._calls = 0
+        self.ops = {"add": 0, "sc_mul": 0}
 
-    def zero_sum_mask(self, rng: np.random.Generator) -> np.ndarray:
-        S = self.params.slots
-        if self.params.scheme == "ckks":
-            m = rng.uniform(-CKKS_MASK, CKKS_MASK, S)
-            m[-1] = -m[:-1].sum()
-            return m
-        t = self.params.plain_modulus
-        m = rng.integers(0, t, S, dtype=np.int64)
-        m[-1] = (-int(sum(int(x) for x in m[:-1]))) % t
-        return np.where(m > t // 2, m - t, m)
-
-    def aggregate(self, partials: list[list[bytes]], degrees: list[int]) -> list[bytes]:
-        """Add the workers' partials and mask each total with a fresh zero-sum mask."""
-        self._calls += 1
-        rng = blinding_rng(self.seed, 2, self._calls)
+    def aggregate(self, partials: list[list[bytes]], rho: list | None = None) -> list[bytes]:
+        """Add the workers' masked partials; scale total i by ``rho[i]`` where given."""
         partials = [p for p in partials if p]  # workers without chunks contribute nothing
         out = []
-        for i, deg in enumerate(degrees):
+        for i in range(len(partials[0])):
             acc = self.codec.load(partials[0][i])
             for p in partials[1:]:
                 acc += self.codec.load(p[i])
-            acc += self.codec.encrypt(self.zero_sum_mask(rng), degree=deg)
-            self.ops["add"] += len(partials)
-            self.ops["encrypt"] += 1
+            self.ops["add"] += len(partials) - 1
+            if rho is not None and rho[i] is not None:
+                acc = acc * rho[i]
+                self.ops["sc_mul"] += 1
             out.append(acc.serialize())
         return out
 
@@ -251,6 +223,15 @@ class KMeansProtocol:
             self._send(OWNER, SERVER, merged, "encrypted columns")
             pool.map(SERVER, "load", [(g,) for g in self._split(merged)])
 
+    def encrypt_centers(self, C: np.ndarray) -> list[bytes]:
+        """Fresh encryptions of every centroid coordinate, replicated in all slots (key holder's
+        worker shards share the work)."""
+        values = np.asarray(C).ravel().tolist()
+        parts = self.pool.map(KEYHOLDER, "encrypt_replicated",
+                              [(list(p),) for p in np.array_split(np.asarray(values, dtype=object),
+                                                                  self.workers)])
+        return [b for part in parts for b in part]
+
     # ---------------------------------------------------------------- building blocks
     def extract(self, picks: list[int]) -> np.ndarray:
         """Coordinates of records ``picks`` for the key holder, via encrypted selections (the
@@ -260,9 +241,10 @@ class KMeansProtocol:
         sels = self.pool.map(KEYHOLDER, "selections", [(sel_picks, g) for g in self.groups])
         merged = {c: v for part in sels for c, v in part.items()}
         self._send(KEYHOLDER, SERVER, merged, "selections", request=True)
-        partials = self.pool.map(SERVER, "extract", [(g,) for g in self._split(merged)])
+        self._extractions = getattr(self, "_extractions", 0) + 1
+        partials = self.pool.map(SERVER, "extract", [(g, self._extractions) for g in self._split(merged)])
         t0 = time.process_time()
-        masked = self.server.aggregate(partials, [2] * (len(picks) * self.d))
+        masked = self.server.aggregate(partials)
         self._cpu(SERVER, t0)
         self._send(SERVER, KEYHOLDER, masked, "masked extraction")
         t0 = time.process_time()
@@ -274,9 +256,7 @@ class KMeansProtocol:
     def distances(self, centers: np.ndarray, sigma) -> np.ndarray:
         """``sigma * ||x_i - c||^2`` for every record and each center, as the key holder sees them
         (``sigma`` is the server's secret common factor); one round. Shape (n, len(centers))."""
-        t0 = time.process_time()
-        blobs = self.keyholder.encrypt_center_blocks(centers)
-        self._cpu(KEYHOLDER, t0)
+        blobs = self.encrypt_centers(centers)
         self._send(KEYHOLDER, SERVER, blobs, "centers", request=True)
         out = self.pool.broadcast(SERVER, "distances", (blobs, self.d, sigma))
         merged = {c: v for part in out for c, v in part.items()}
@@ -329,9 +309,7 @@ class KMeansProtocol:
     def assign(self, C: np.ndarray, iteration: int, permute: bool):
         """Round 1: encrypted centroids -> blinded scores -> fresh one-hots. Returns (one-hots by
         chunk, argmin positions by chunk)."""
-        t0 = time.process_time()
-        enc_c = self.keyholder.encrypt_centers(C)
-        self._cpu(KEYHOLDER, t0)
+        enc_c = self.encrypt_centers(C)
         self._send(KEYHOLDER, SERVER, enc_c, "centroids", request=True)
         out = self.pool.broadcast(SERVER, "scores", (enc_c, self.k, iteration, permute))
         scores = {c: v for part in out for c, v in part.items()}
@@ -347,7 +325,12 @@ class KMeansProtocol:
         partials = self.pool.map(SERVER, "sums", [(g, self.k, iteration, permute)
                                                    for g in self._split(onehots)])
         t0 = time.process_time()
-        masked = self.server.aggregate(partials, [3] * (self.k * self.d) + [2] * self.k)
+        scale = None
+        if not permute:  # with permute, rho_j is already carried by the un-permuting masks
+            rho = cluster_factors(self.server_seed, iteration, self.k, self.params.scheme == "ckks")
+            rho = [float(r) if self.params.scheme == "ckks" else int(r) for r in rho]
+            scale = [rho[j] for j in range(self.k) for _ in range(self.d)] + rho
+        masked = self.server.aggregate(partials, scale)
         self._cpu(SERVER, t0)
         self._send(SERVER, KEYHOLDER, masked, "masked sums")
         t0 = time.process_time()
@@ -357,8 +340,12 @@ class KMeansProtocol:
 
     def lloyd(self, C: np.ndarray, max_iter: int, tol: float):
         n_iter = 0
+        self.last_labels = None
         for it in range(max_iter):
-            onehots, _ = self.assign(C, it, self.permute)
+            onehots, pos = self.assign(C, it, self.permute)
+            # argmin positions are labels unless permuted (kept for the owner's error check)
+            self.last_labels = None if self.permute else \
+                np.concatenate([pos[c] for c in range(self.n_chunks)])
             new = self.update(onehots, it, self.permute)
             empty = [j for j, c in enumerate(new) if c is None]
             if empty:  # re-seed empty clusters with uniformly drawn records
@@ -582,20 +569,21 @@ class HEKMeans:
         self.channel_ = proto.channel
         self.keyholder_ = proto.keyholder
         self.costs_ = proto.costs
-        # owner-side check of the decrypted centroids against the means of its records
-        if params.scheme == "ckks":
-            means = np.vstack([X[self.labels_ == j].mean(0) if (self.labels_ == j).any()
-                               else self.cluster_centers_[j] for j in range(self.n_clusters)])
-            self.max_decryption_error_ = float(np.abs(means - self.cluster_centers_).max()) if n_iter else 0.0
-        else:
-            self.max_decryption_error_ = 0.0
+        # owner-side check: decrypted centroids of the last update against the exact means of the
+        # records assigned in that iteration (the CKKS error of the whole update)
+        self.max_decryption_error_ = None
+        last = proto.last_labels
+        if params.scheme == "ckks" and last is not None:
+            errs = [np.abs(X[last == j].mean(0) - self.cluster_centers_[j]).max()
+                    for j in range(self.n_clusters) if (last == j).any()]
+            self.max_decryption_error_ = float(max(errs)) if errs else None
         self.costs_.extra.update({
             "he_params": params.to_dict(),
             "ops": dict(self.ops_),
             "public_context_bytes": len(proto.public_context),
             "ciphertext_bytes": _ct_size(served),
             "n_iter": n_iter,
-            "ckks_max_error": self.max_decryption_error_ if params.scheme == "ckks" else None,
+            "ckks_max_error": self.max_decryption_error_,
         })
         self._proto_info = {"n_chunks": proto.n_chunks, "slots": params.slots}
         return self

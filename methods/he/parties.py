@@ -20,8 +20,8 @@ import numpy as np
 import tenseal as ts
 
 from methods.he.schemes import (
-    BFV_OFFSET_BITS,
     BLIND_FACTOR,
+    CKKS_MASK,
     CKKS_OFFSET,
     Codec,
     HEParams,
@@ -51,14 +51,45 @@ def blinding_factors(rng: np.random.Generator, size, ckks: bool) -> np.ndarray:
 
 
 def blinding_offsets(rng: np.random.Generator, size, ckks: bool) -> np.ndarray:
-    if ckks:
-        return rng.uniform(-CKKS_OFFSET, CKKS_OFFSET, size)
-    return rng.integers(-(2**BFV_OFFSET_BITS), 2**BFV_OFFSET_BITS + 1, size)
+    return rng.uniform(-CKKS_OFFSET, CKKS_OFFSET, size)
 
 
 def cluster_factors(seed: int, iteration: int, k: int, ckks: bool) -> np.ndarray:
     """Per-cluster factors rho_j of one iteration (shared by all server shards)."""
     return blinding_factors(blinding_rng(seed, 1, iteration), k, ckks)
+
+
+def random_base(codec: Codec, rng: np.random.Generator, degree: int):
+    """A server-made ciphertext of a random vector m with nonzero slots, of ``degree - 1`` so that
+    ``base * plaintext`` has ``degree`` (TenSEAL encodes a plaintext operand at the ciphertext's
+    initial scale, so a degree-2 base is a product of two fresh degree-1 encryptions).
+    Returns (m, ciphertext, encryptions made)."""
+    S, p = codec.params.slots, codec.params
+    if not codec.ckks:
+        t = p.plain_modulus
+        m = rng.integers(1, t, S, dtype=np.int64)
+        m = np.where(m > t // 2, m - t, m)
+        return m, codec.encrypt(m), 1
+    m = rng.uniform(1.0, 2.0, S) * rng.choice([-1.0, 1.0], S)
+    ct = codec.encrypt(m)
+    for _ in range(degree - 2):
+        extra = rng.uniform(1.0, 2.0, S)
+        ct = ct * codec.encrypt(extra)
+        m = m * extra
+    return m, ct, max(degree - 1, 1)
+
+
+def zero_sum_vector(params: HEParams, rng: np.random.Generator) -> np.ndarray:
+    """Uniform random slots summing to zero: reals in [-M, M] (CKKS) or residues mod t (BFV)."""
+    S = params.slots
+    if params.scheme == "ckks":
+        v = rng.uniform(-CKKS_MASK, CKKS_MASK, S)
+        v[-1] = -v[:-1].sum()
+        return v
+    t = params.plain_modulus
+    v = rng.integers(0, t, S, dtype=np.int64)
+    v[-1] = (-int(sum(int(a) for a in v[:-1]))) % t
+    return np.where(v > t // 2, v - t, v)
 
 
 class OwnerShard:
@@ -90,41 +121,61 @@ class ServerShard:
         self.ckks = self.params.scheme == "ckks"
         self.n, self.seed = int(n), int(seed)
         self.x: dict[int, list] = {}
-        self.xx: dict[int, object] = {}
+        self.two_x: dict[int, list] = {}
         self.perm: dict[int, np.ndarray] = {}
-        self.ops = {"ct_mul": 0, "pt_mul": 0, "add": 0, "encrypt": 0}
+        self.ops = {"ct_mul": 0, "pt_mul": 0, "sc_mul": 0, "add": 0, "encrypt": 0}
 
     def load(self, columns: dict[int, list[bytes]]) -> None:
         for c, cols in columns.items():
             self.x[c] = [self.codec.load(b) for b in cols]
+            self.two_x[c] = [v + v for v in self.x[c]]
+            self.ops["add"] += len(cols)
 
-    def _valid(self, c: int) -> int:
-        return chunk_rows(self.n, self.params.slots, c).stop - c * self.params.slots
-
-    def _dot(self, c: int, coefs: list) -> object:
-        """sum_f x_f * coef_f (degree 2); ciphertexts added unrelinearised."""
-        acc = self.x[c][0] * coefs[0]
-        for f in range(1, len(coefs)):
-            acc += self.x[c][f] * coefs[f]
-        self.ops["ct_mul"] += len(coefs)
-        self.ops["add"] += len(coefs) - 1
-        return acc
+    def _masked(self, vectors: list, degrees: list[int], rng: np.random.Generator) -> list[bytes]:
+        """Each vector plus a fresh encryption of a random vector whose slots sum to zero (mod t):
+        every slot is hidden, the slot sum is unchanged. Sums of such masks over shards still
+        sum to zero, so each shard masks its own partials."""
+        out = []
+        for v, deg in zip(vectors, degrees, strict=True):
+            out.append((v + self.codec.encrypt(zero_sum_vector(self.params, rng), degree=deg)).serialize())
+            self.ops["encrypt"] += 1
+            self.ops["add"] += 1
+        return out
 
     def scores(self, centroids: list[bytes], k: int, iteration: int, permute: bool) -> dict[int, list[bytes]]:
-        """Blinded scores r * (||c_j||^2 - 2 x.c_j) + o for each chunk, cluster (order optionally
-        permuted per point). ``centroids`` holds k*d ciphertexts of -2c (degree 1) then k of ||c||^2."""
-        d = len(centroids) // k - 1
-        neg2c = [self.codec.load(b) for b in centroids[: k * d]]
-        norms = [self.codec.load(b) for b in centroids[k * d:]]
+        """Blinded scores r * (||c_j||^2 - 2 x.c_j) + o for each chunk and cluster (order optionally
+        permuted per point). ``centroids`` holds k*d ciphertexts of c_jf (degree 1, replicated);
+        ``||c_j||^2 - 2 x.c_j = sum_f c_jf (c_jf - 2 x_f)`` needs no extra ciphertext."""
+        d = len(centroids) // k
+        cs = [self.codec.load(b) for b in centroids]
         S, out = self.params.slots, {}
+        # one random base per call; each chunk's offsets o = m * (o / m), uniform as drawn
+        rng0 = blinding_rng(self.seed, 4, iteration, min(self.x, default=0))
+        m, base, n_enc = random_base(self.codec, rng0, 3)
+        self.ops["encrypt"] += n_enc
+        self.ops["ct_mul"] += n_enc - 1
         for c in sorted(self.x):
             rng = blinding_rng(self.seed, 0, iteration, c)
             r = blinding_factors(rng, S, self.ckks)
-            o = blinding_offsets(rng, S, self.ckks)
-            offset = self.codec.encrypt(o, degree=3)
-            self.ops["encrypt"] += 1
-            s = [self._dot(c, neg2c[j * d:(j + 1) * d]) + norms[j] for j in range(k)]
-            self.ops["add"] += k
+            if self.ckks:
+                u = blinding_offsets(rng, S, True) / m
+            else:  # |o| <= t/8: u in [-t/8, t/8] times m^-1 mod t
+                t = self.params.plain_modulus
+                o = rng.integers(-(t >> 3), (t >> 3) + 1, S)
+                u = np.array([(int(a) * pow(int(b), -1, t)) % t for a, b in zip(o, m, strict=True)])
+                u = np.where(u > t // 2, u - t, u)
+            offset = base * self.codec.plain(u)
+            s = []
+            for j in range(k):
+                acc = None
+                for f in range(d):
+                    cj = cs[j * d + f]
+                    term = cj * (cj - self.two_x[c][f])
+                    acc = term if acc is None else acc + term
+                s.append(acc)
+            self.ops["ct_mul"] += k * d
+            self.ops["add"] += 2 * k * d
+            self.ops["pt_mul"] += 1
             if permute:
                 perm = np.argsort(rng.random((S, k)), axis=1)  # position l holds cluster perm[:, l]
                 self.perm[c] = perm
@@ -145,8 +196,9 @@ class ServerShard:
         return out
 
     def sums(self, onehots: dict[int, list[bytes]], k: int, iteration: int, permute: bool) -> list[bytes]:
-        """Partial rho_j * sum_i a_ij x_i (k*d, degree 3) and rho_j * sum_i a_ij (k, degree 2) over
-        this shard's chunks, chunks added before anything else."""
+        """Partial sum_i a_ij x_i (k*d) and sum_i a_ij (k) over this shard's chunks (degrees 2 and
+        1; the server scales them by rho_j after masking). With ``permute`` the one-hots are
+        un-permuted by plaintext masks that also carry rho_j (degrees 3 and 2)."""
         rho = cluster_factors(self.seed, iteration, k, self.ckks)
         d = None
         acc_s: list = []
@@ -165,8 +217,7 @@ class ServerShard:
                 self.ops["pt_mul"] += k * k
                 self.ops["add"] += k * (k - 1)
             else:
-                a = [a_hat[j] * (float(rho[j]) if self.ckks else int(rho[j])) for j in range(k)]
-                self.ops["pt_mul"] += k
+                a = a_hat
             d = len(self.x[c])
             for j in range(k):
                 for f in range(d):
@@ -181,13 +232,12 @@ class ServerShard:
                     acc_n[j] += a[j]
             self.ops["ct_mul"] += k * d
             self.ops["add"] += k * (d + 1)
-        return [v.serialize() for v in acc_s + acc_n]
+        if not acc_s:
+            return []
+        degs = [3 if permute else 2] * len(acc_s) + [2 if permute else 1] * len(acc_n)
+        return self._masked(acc_s + acc_n, degs, blinding_rng(self.seed, 5, iteration, min(onehots)))
 
-    def norms(self) -> None:
-        for c in self.x:
-            self.xx[c] = self._dot(c, self.x[c])
-
-    def extract(self, selections: dict[int, list[bytes]]) -> list[bytes]:
+    def extract(self, selections: dict[int, list[bytes]], call: int) -> list[bytes]:
         """Partial sum_i e_i x_i (degree 2) for each selection vector e, over this shard's chunks."""
         acc: list = []
         for c in sorted(selections):
@@ -201,20 +251,29 @@ class ServerShard:
                         acc[m * len(self.x[c]) + f] += term
                 self.ops["ct_mul"] += len(self.x[c])
                 self.ops["add"] += len(self.x[c])
-        return [v.serialize() for v in acc]
+        if not acc:
+            return []
+        return self._masked(acc, [2] * len(acc), blinding_rng(self.seed, 6, call, min(selections)))
 
     def distances(self, centers: list[bytes], d: int, sigma) -> dict[int, list[bytes]]:
-        """sigma * ||x - c||^2 (degree 3) for each chunk and each center; ``centers`` holds, per
-        center, d ciphertexts of -2c (degree 1) and one of ||c||^2 (degree 2)."""
-        m = len(centers) // (d + 1)
-        cs = [[self.codec.load(b) for b in centers[i * (d + 1):(i + 1) * (d + 1)]] for i in range(m)]
-        if not self.xx:
-            self.norms()
+        """sigma * ||x - c||^2 (degree 3) for each chunk and each center; ``centers`` holds d
+        ciphertexts of c_f (degree 1, replicated) per center."""
+        m = len(centers) // d
+        cs = [[self.codec.load(b) for b in centers[i * d:(i + 1) * d]] for i in range(m)]
         out = {}
         for c in sorted(self.x):
-            out[c] = [((self._dot(c, ci[:d]) + ci[d] + self.xx[c]) * sigma).serialize() for ci in cs]
-            self.ops["pt_mul"] += m
-            self.ops["add"] += 2 * m
+            blobs = []
+            for ci in cs:
+                acc = None
+                for f in range(d):
+                    diff = self.x[c][f] - ci[f]
+                    term = diff * diff
+                    acc = term if acc is None else acc + term
+                blobs.append((acc * sigma).serialize())
+            out[c] = blobs
+            self.ops["ct_mul"] += m * d
+            self.ops["add"] += 2 * m * d
+            self.ops["sc_mul"] += m
         return out
 
     def op_counts(self) -> dict[str, int]:
@@ -258,6 +317,12 @@ class KeyHolderShard:
             labels[c] = lab
             onehots[c] = self.onehot(lab, k)
         return onehots, labels
+
+    def encrypt_replicated(self, values: list) -> list[bytes]:
+        """Each value in every slot (degree 1), fresh encryptions."""
+        S = self.params.slots
+        self.ops["encrypt"] += len(values)
+        return [self.codec.encrypt_bytes(np.full(S, v)) for v in values]
 
     def decrypt_chunks(self, blobs: dict[int, list[bytes]]) -> dict[int, np.ndarray]:
         out = {}

@@ -30,7 +30,6 @@ BFV_DEFAULT = {"poly_modulus_degree": 16384, "coeff_mod_bit_sizes": (60,) * 6, "
 BLIND_FACTOR = 16.0
 CKKS_OFFSET = 2.0**30
 CKKS_MASK = 2.0**20
-BFV_OFFSET_BITS = 40
 
 
 @dataclass(frozen=True)
@@ -147,7 +146,7 @@ class BFVBounds:
 def bfv_bounds(x_max: int, d: int, n: int) -> BFVBounds:
     """Bound each value before choosing t. Centroids are means of points, so |c~| <= x_max too."""
     R = int(BLIND_FACTOR)
-    score = R * 3 * d * x_max**2 + 2**BFV_OFFSET_BITS
+    score = 16 * R * 3 * d * x_max**2  # 4 more bits: offsets up to t/8 hide |r s| <= t/32
     d2 = R * d * (2 * x_max) ** 2
     sums = R * n * max(x_max, 1)
     return BFVBounds(x_max=x_max, score_max=score, d2_max=d2, sum_max=sums)
@@ -162,8 +161,10 @@ def choose_plain_modulus(params: HEParams, bounds: BFVBounds) -> HEParams:
             f"{bits + 1} bits, above the 60 TenSEAL allows. Lower frac_bits or clip the data to smaller "
             "public bounds (dataset.clip=true)")
     t = batching_prime(bits, params.poly_modulus_degree)
-    # noise: ct x ct product (~log t + log N + 8 bits), then a full plaintext product (~log t + log N)
-    need = 2 * (t.bit_length() + params.poly_modulus_degree.bit_length()) + t.bit_length() + 30
+    # noise estimate: fresh (~log t + 10 bits), a ct x ct product (+ log t + log N + 5), then a
+    # full plaintext product (+ log t + log N / 2 + 5)
+    logn = params.poly_modulus_degree.bit_length() - 1
+    need = 3 * t.bit_length() + (3 * logn) // 2 + 20
     data_bits = sum(params.coeff_mod_bit_sizes[:-1])
     if data_bits < need:
         raise ValueError(

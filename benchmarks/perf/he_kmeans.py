@@ -1,0 +1,131 @@
+"""HE K-means against scikit-learn on bank_full: wall time, op counts, op-count lower bound.
+
+    python -m benchmarks.perf he_kmeans [--subsample N] [--k 4] [--workers 2] [--scheme ckks]
+                                        [--init kmeans++] [--speedup]
+
+The HE run is end to end (keys, encryption, seeding, Lloyd, final assignment). scikit-learn runs
+from the HE run's initial centers for the same number of iterations. Per-op times are measured in
+the same process right after the run; ``lower_bound_s`` = sum(op count x op time) / workers and
+``efficiency`` = lower_bound_s / he_wall_s. ``--speedup`` also runs one worker and reports
+``speedup`` = wall(1 worker) / wall(workers).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+from omegaconf import OmegaConf
+from sklearn.cluster import KMeans
+from sklearn.metrics import adjusted_rand_score
+
+from methods.base import peak_rss_mb
+
+
+def _data(subsample, split_seed=0):
+    import datasets
+    from benchmarks.run import __file__ as run_file
+
+    from pathlib import Path
+
+    cfg = OmegaConf.load(Path(run_file).resolve().parents[1] / "conf" / "dataset" / "bank_full.yaml")
+    cfg.subsample = subsample
+    return datasets.load(cfg, split_seed=split_seed).train.X_segment
+
+
+def _median_ms(fn, repeat=9) -> float:
+    times = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return float(np.median(times))
+
+
+def op_times(params) -> dict[str, float]:
+    """Seconds per protocol operation at these parameters (median of repeats)."""
+    from methods.he.schemes import Codec, load_context, make_context, public_bytes
+
+    ctx = make_context(params)
+    kh = Codec(ctx, params)
+    srv = Codec(load_context(public_bytes(ctx)), params)
+    rng = np.random.default_rng(0)
+    S = params.slots
+    ckks = params.scheme == "ckks"
+    vals = rng.normal(size=S) if ckks else rng.integers(-100, 100, S)
+    a, b = srv.encrypt(vals), srv.encrypt(vals)
+    prod = a * b
+    plain = srv.plain(vals)
+    blob = (prod * plain).serialize()
+    return {
+        "ct_mul": _median_ms(lambda: a * b),
+        "pt_mul": _median_ms(lambda: prod * plain),
+        "sc_mul": _median_ms(lambda: a * (1.5 if ckks else 3)),
+        "add": _median_ms(lambda: prod + prod),
+        "encrypt": _median_ms(lambda: srv.encrypt(vals)),
+        "decrypt": _median_ms(lambda: kh.decrypt(blob)),
+        "transfer": _median_ms(lambda: kh.load((prod * plain).serialize())) - _median_ms(lambda: prod * plain),
+    }
+
+
+def lower_bound(ops: dict[str, int], times: dict[str, float], workers: int) -> float:
+    total = 0.0
+    for key, count in ops.items():
+        op = key.split(".")[-1]
+        total += count * times.get(op, 0.0)
+    return total / workers
+
+
+def run_he(X, k, workers, scheme, init, seed):
+    from methods.he import HEKMeans
+
+    t = time.perf_counter()
+    model = HEKMeans(n_clusters=k, init=init, scheme=scheme, workers=workers, random_state=seed).fit(X)
+    return model, time.perf_counter() - t
+
+
+def main(argv: list[str]) -> dict:
+    ap = argparse.ArgumentParser(prog="python -m benchmarks.perf he_kmeans")
+    ap.add_argument("--subsample", type=int, default=None, help="rows of bank_full before the split (default all)")
+    ap.add_argument("--k", type=int, default=4)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--scheme", default="ckks", choices=["ckks", "bfv"])
+    ap.add_argument("--init", default="kmeans++", choices=["kmeans++", "kmeans_parallel", "random"])
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--speedup", action="store_true", help="also run 1 worker and report the speed-up")
+    args = ap.parse_args(argv)
+
+    X = _data(args.subsample)
+    model, he_wall = run_he(X, args.k, args.workers, args.scheme, args.init, args.seed)
+    iters = model.n_iter_
+
+    t = time.perf_counter()
+    km = KMeans(n_clusters=args.k, init=model.init_centers_, n_init=1, max_iter=max(iters, 1), tol=0.0,
+                algorithm="lloyd").fit(X)
+    plain_wall = time.perf_counter() - t
+
+    times = op_times(model.params_)
+    lb = lower_bound(model.ops_, times, args.workers)
+    out = {
+        "benchmark": "he_kmeans", "scheme": args.scheme, "init": args.init, "workers": args.workers,
+        "n": int(len(X)), "d": int(X.shape[1]), "k": args.k, "iterations": int(iters),
+        "rounds": int(model.costs_.rounds),
+        "he_wall_s": round(he_wall, 3), "plaintext_wall_s": round(plain_wall, 4),
+        "ratio": round(he_wall / plain_wall, 1),
+        "phases_s": {p: round(v, 3) for p, v in model.costs_.phases.items()},
+        "ops": model.ops_, "op_ms": {key: round(v * 1e3, 3) for key, v in times.items()},
+        "lower_bound_s": round(lb, 3), "efficiency": round(lb / he_wall, 3),
+        "ari_vs_sklearn": round(float(adjusted_rand_score(model.labels_, km.labels_)), 6),
+        "max_center_diff": float(np.abs(model.cluster_centers_ - km.cluster_centers_).max()),
+        "points_per_s": round(len(X) / he_wall, 1),
+        "bytes_total": int(model.costs_.bytes_total),
+        "public_context_bytes": int(model.costs_.extra["public_context_bytes"]),
+        "ciphertext_bytes": model.costs_.extra["ciphertext_bytes"],
+    }
+    if args.speedup and args.workers > 1:
+        _, one = run_he(X, args.k, 1, args.scheme, args.init, args.seed)
+        out["he_wall_s_1_worker"] = round(one, 3)
+        out["speedup"] = round(one / he_wall, 2)
+    out["peak_rss_mb"] = round(peak_rss_mb(), 1)
+    return out
