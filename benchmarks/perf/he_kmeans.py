@@ -2,12 +2,18 @@
 
     python -m benchmarks.perf he_kmeans [--subsample N] [--k 4] [--workers 2] [--scheme ckks]
                                         [--init kmeans++] [--speedup]
+    python -m benchmarks.perf he_kmeans --accuracy 2,3,4,5,6,7,8 [--scheme ckks|bfv] [--max-iter M]
 
 The HE run is end to end (keys, encryption, seeding, Lloyd, final assignment). scikit-learn runs
 from the HE run's initial centers for the same number of iterations. Per-op times are measured in
 the same process right after the run; ``lower_bound_s`` = sum(op count x op time) / workers and
 ``efficiency`` = lower_bound_s / he_wall_s. ``--speedup`` also runs one worker and reports
 ``speedup`` = wall(1 worker) / wall(workers).
+
+``--accuracy`` runs, for each k, HE K-means from the plaintext reference's initial centers
+(:func:`methods.plaintext.reference_init`) and compares with plaintext Lloyd run for the same number
+of iterations: CKKS reports ARI and the largest centroid difference; BFV compares labels and
+integer centroids with :func:`methods.he.quantized_lloyd` on the same quantised data (exact match).
 """
 
 from __future__ import annotations
@@ -24,17 +30,17 @@ from methods.base import peak_rss_mb
 
 
 def _data(subsample, split_seed=0):
+    from pathlib import Path
+
     import datasets
     from benchmarks.run import __file__ as run_file
-
-    from pathlib import Path
 
     cfg = OmegaConf.load(Path(run_file).resolve().parents[1] / "conf" / "dataset" / "bank_full.yaml")
     cfg.subsample = subsample
     return datasets.load(cfg, split_seed=split_seed).train.X_segment
 
 
-def _median_ms(fn, repeat=9) -> float:
+def _median_s(fn, repeat=9) -> float:
     times = []
     for _ in range(repeat):
         t = time.perf_counter()
@@ -57,15 +63,16 @@ def op_times(params) -> dict[str, float]:
     a, b = srv.encrypt(vals), srv.encrypt(vals)
     prod = a * b
     plain = srv.plain(vals)
-    blob = (prod * plain).serialize()
+    big = prod * plain
+    blob = big.serialize()
     return {
-        "ct_mul": _median_ms(lambda: a * b),
-        "pt_mul": _median_ms(lambda: prod * plain),
-        "sc_mul": _median_ms(lambda: a * (1.5 if ckks else 3)),
-        "add": _median_ms(lambda: prod + prod),
-        "encrypt": _median_ms(lambda: srv.encrypt(vals)),
-        "decrypt": _median_ms(lambda: kh.decrypt(blob)),
-        "transfer": _median_ms(lambda: kh.load((prod * plain).serialize())) - _median_ms(lambda: prod * plain),
+        "ct_mul": _median_s(lambda: a * b),
+        "pt_mul": _median_s(lambda: prod * plain),
+        "sc_mul": _median_s(lambda: a * (1.5 if ckks else 3)),
+        "add": _median_s(lambda: prod + prod),
+        "encrypt": _median_s(lambda: srv.encrypt(vals)),
+        "decrypt": _median_s(lambda: kh.decrypt(blob)),
+        "transfer": _median_s(lambda: kh.load(big.serialize())),  # serialize + deserialize
     }
 
 
@@ -85,18 +92,55 @@ def run_he(X, k, workers, scheme, init, seed):
     return model, time.perf_counter() - t
 
 
+def accuracy(X, ks, scheme, workers, seed, max_iter) -> dict:
+    from methods.he import HEKMeans, quantized_lloyd
+    from methods.plaintext import reference_init
+
+    rows = []
+    for k in ks:
+        init = reference_init(X, k, seed)
+        t = time.perf_counter()
+        model = HEKMeans(n_clusters=k, init=init, scheme=scheme, workers=workers, random_state=seed,
+                         max_iter=max_iter, tol=1e-4 if scheme == "ckks" else 0.0).fit(X)
+        row = {"k": k, "iterations": model.n_iter_, "he_wall_s": round(time.perf_counter() - t, 2)}
+        if scheme == "ckks":
+            km = KMeans(n_clusters=k, init=init, n_init=1, max_iter=model.n_iter_, tol=0.0,
+                        algorithm="lloyd").fit(X)
+            row.update(ari=float(adjusted_rand_score(model.labels_, km.labels_)),
+                       max_center_diff=float(np.abs(model.cluster_centers_ - km.cluster_centers_).max()),
+                       ckks_max_error=model.max_decryption_error_)
+        else:
+            scale = 2**model.params_.frac_bits
+            labels, centers, n_iter = quantized_lloyd(np.rint(X * scale).astype(np.int64),
+                                                      np.rint(init * scale).astype(np.int64), max_iter)
+            row.update(reference_iterations=n_iter,
+                       labels_identical=bool(np.array_equal(labels, model.labels_)),
+                       centers_identical=bool(np.array_equal(centers, model.centers_encoded_)),
+                       plain_modulus_bits=int(model.params_.plain_modulus).bit_length())
+        print(row, flush=True)
+        rows.append(row)
+    return {"benchmark": "he_kmeans_accuracy", "scheme": scheme, "n": int(len(X)), "d": int(X.shape[1]),
+            "workers": workers, "per_k": rows}
+
+
 def main(argv: list[str]) -> dict:
     ap = argparse.ArgumentParser(prog="python -m benchmarks.perf he_kmeans")
-    ap.add_argument("--subsample", type=int, default=None, help="rows of bank_full before the split (default all)")
+    ap.add_argument("--subsample", type=int, default=None,
+                    help="rows of bank_full before the split (default all)")
     ap.add_argument("--k", type=int, default=4)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--scheme", default="ckks", choices=["ckks", "bfv"])
     ap.add_argument("--init", default="kmeans++", choices=["kmeans++", "kmeans_parallel", "random"])
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--speedup", action="store_true", help="also run 1 worker and report the speed-up")
+    ap.add_argument("--accuracy", default=None, help="comma-separated k values: accuracy against plaintext")
+    ap.add_argument("--max-iter", type=int, default=300)
     args = ap.parse_args(argv)
 
     X = _data(args.subsample)
+    if args.accuracy:
+        ks = [int(k) for k in args.accuracy.split(",")]
+        return accuracy(X, ks, args.scheme, args.workers, args.seed, args.max_iter)
     model, he_wall = run_he(X, args.k, args.workers, args.scheme, args.init, args.seed)
     iters = model.n_iter_
 
