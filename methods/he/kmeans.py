@@ -28,6 +28,7 @@ from methods.he.parties import (
     blinding_rng,
     chunk_rows,
     cluster_factors,
+    onehots_under,
 )
 from methods.he.pool import Pool
 from methods.he.schemes import (
@@ -90,11 +91,10 @@ def quantized_lloyd(Xq: np.ndarray, init_q: np.ndarray, max_iter: int, tol: floa
 class KeyHolder:
     """Holds the secret key; sees blinded values only; answers with fresh encryptions."""
 
-    def __init__(self, params: HEParams, rng: np.random.Generator):
+    def __init__(self, params: HEParams):
         self.params = params
         self.ctx = make_context(params)
         self.codec = Codec(self.ctx, params)
-        self.rng = rng
         self.ops = {"decrypt": 0, "encrypt": 0}
 
     def secret_context(self) -> bytes:
@@ -103,6 +103,26 @@ class KeyHolder:
 
     def public_context(self) -> bytes:
         return public_bytes(self.ctx)
+
+    def encrypt_assignments(self, labels: np.ndarray, k: int, public_context: bytes | None = None,
+                            chunk_size: int | None = None) -> list[list[bytes]]:
+        """Fresh encrypted one-hots of ``labels`` (k per chunk of ``chunk_size`` records, default
+        this context's slots), under this context or under ``public_context`` (bytes)."""
+        size = chunk_size or self.params.slots
+        by_chunk = _rechunk(np.asarray(labels), size)
+        self.ops["encrypt"] += k * len(by_chunk)
+        if public_context is not None:
+            out = onehots_under(public_context, by_chunk, k, size)
+            return [out[c] for c in sorted(out)]
+        chunks = []
+        for c in sorted(by_chunk):
+            vecs = []
+            for j in range(k):
+                v = np.zeros(size, dtype=np.int64)
+                v[: len(by_chunk[c])] = by_chunk[c] == j
+                vecs.append(self.codec.encrypt_bytes(v))
+            chunks.append(vecs)
+        return chunks
 
     def slot_sums(self, blobs: list[bytes]) -> list:
         """Decrypt masked vectors and sum their slots (exact integers mod t in BFV)."""
@@ -202,7 +222,7 @@ class KMeansProtocol:
         self.groups = [list(g) for g in np.array_split(np.arange(self.n_chunks), self.workers)]
         with self.costs.phase("keys"):
             t0 = time.process_time()
-            self.keyholder = KeyHolder(self.params, self.kh_rng)
+            self.keyholder = KeyHolder(self.params)
             public = self.keyholder.public_context()
             secret = self.keyholder.secret_context()
             self._cpu(KEYHOLDER, t0)
@@ -585,7 +605,6 @@ class HEKMeans:
             "n_iter": n_iter,
             "ckks_max_error": self.max_decryption_error_,
         })
-        self._proto_info = {"n_chunks": proto.n_chunks, "slots": params.slots}
         return self
 
     def predict(self, X) -> np.ndarray:

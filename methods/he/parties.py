@@ -50,7 +50,8 @@ def blinding_factors(rng: np.random.Generator, size, ckks: bool) -> np.ndarray:
     return rng.integers(1, int(BLIND_FACTOR) + 1, size)
 
 
-def blinding_offsets(rng: np.random.Generator, size, ckks: bool) -> np.ndarray:
+def blinding_offsets(rng: np.random.Generator, size) -> np.ndarray:
+    """CKKS per-point offsets, uniform in [-O, O] (BFV offsets are drawn mod t by the shard)."""
     return rng.uniform(-CKKS_OFFSET, CKKS_OFFSET, size)
 
 
@@ -90,6 +91,21 @@ def zero_sum_vector(params: HEParams, rng: np.random.Generator) -> np.ndarray:
     v = rng.integers(0, t, S, dtype=np.int64)
     v[-1] = (-int(sum(int(a) for a in v[:-1]))) % t
     return np.where(v > t // 2, v - t, v)
+
+
+def onehots_under(public_context: bytes, labels: dict[int, np.ndarray], k: int, slots: int) -> dict:
+    """Fresh CKKS one-hot ciphertexts (column-major, ``slots`` records each, zero-padded) under a
+    given public context, at its global scale."""
+    ctx = ts.context_from(public_context, n_threads=1)
+    out = {}
+    for c, lab in labels.items():
+        vecs = []
+        for j in range(k):
+            v = np.zeros(slots)
+            v[: len(lab)] = lab == j
+            vecs.append(ts.ckks_vector(ctx, v.tolist()).serialize())
+        out[c] = vecs
+    return out
 
 
 class OwnerShard:
@@ -158,7 +174,7 @@ class ServerShard:
             rng = blinding_rng(self.seed, 0, iteration, c)
             r = blinding_factors(rng, S, self.ckks)
             if self.ckks:
-                u = blinding_offsets(rng, S, True) / m
+                u = blinding_offsets(rng, S) / m
             else:  # |o| <= t/8: u in [-t/8, t/8] times m^-1 mod t
                 t = self.params.plain_modulus
                 o = rng.integers(-(t >> 3), (t >> 3) + 1, S)
@@ -353,17 +369,8 @@ class KeyHolderShard:
         under this run's context or under another public context (at that context's global scale)."""
         if public_context is None:
             return {c: self.onehot(lab, k, slots=slots) for c, lab in labels.items()}
-        ctx = ts.context_from(public_context, n_threads=1)
-        out = {}
-        for c, lab in labels.items():
-            vecs = []
-            for j in range(k):
-                v = np.zeros(slots)
-                v[: len(lab)] = lab == j
-                vecs.append(ts.ckks_vector(ctx, v.tolist()).serialize())
-            out[c] = vecs
-            self.ops["encrypt"] += k
-        return out
+        self.ops["encrypt"] += k * len(labels)
+        return onehots_under(public_context, labels, k, slots)
 
     def op_counts(self) -> dict[str, int]:
         return dict(self.ops)

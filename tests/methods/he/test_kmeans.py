@@ -133,3 +133,17 @@ def test_bad_data_is_refused():
         HEKMeans(2).fit(np.zeros(5))
     with pytest.raises(ValueError, match="finite"):
         HEKMeans(2).fit(np.array([[0.0], [np.nan]]))
+
+
+def test_fitted_key_holder_encrypts_assignments_for_another_context(ckks_fit):
+    model, _ = ckks_fit
+    other = ts.context(ts.SCHEME_TYPE.CKKS, 8192, coeff_mod_bit_sizes=[60, 40, 40, 60])
+    other.global_scale = 2**40
+    pub = other.copy()
+    pub.make_context_public()
+    chunks = model.keyholder_.encrypt_assignments(model.labels_, 3, pub.serialize(), chunk_size=1000)
+    assert len(chunks) == 2  # 1,600 records in chunks of 1,000
+    dec = np.vstack([np.stack([np.asarray(ts.ckks_vector_from(other, b).decrypt()) for b in c], axis=1)
+                     for c in chunks])
+    np.testing.assert_allclose(dec[:1600], np.eye(3)[model.labels_], atol=1e-5)
+    np.testing.assert_allclose(dec[1600:], 0.0, atol=1e-5)
