@@ -546,7 +546,7 @@ class HEKMeans:
         Xq = np.rint(X * scale).astype(np.int64)
         # public magnitude bound: the next power of two above max |x~| (reveals only its bit length)
         x_max = 1 << int(np.abs(Xq).max()).bit_length()
-        params = choose_plain_modulus(params, bfv_bounds(x_max, X.shape[1], len(X)))
+        params = choose_plain_modulus(params, bfv_bounds(x_max, X.shape[1], len(X)), bool(self.permute))
         if not isinstance(init, str):
             init = np.rint(np.asarray(init, dtype=float) * scale).astype(np.int64)
         return params, Xq, init

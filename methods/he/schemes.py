@@ -152,7 +152,7 @@ def bfv_bounds(x_max: int, d: int, n: int) -> BFVBounds:
     return BFVBounds(x_max=x_max, score_max=score, d2_max=d2, sum_max=sums)
 
 
-def choose_plain_modulus(params: HEParams, bounds: BFVBounds) -> HEParams:
+def choose_plain_modulus(params: HEParams, bounds: BFVBounds, permute: bool = False) -> HEParams:
     """Pick t > 2 * (largest protocol integer); refuse if it cannot be a 60-bit batching prime."""
     bits = int(bounds.needed).bit_length() + 1
     if bits > 59:
@@ -161,16 +161,19 @@ def choose_plain_modulus(params: HEParams, bounds: BFVBounds) -> HEParams:
             f"{bits + 1} bits, above the 60 TenSEAL allows. Lower frac_bits or clip the data to smaller "
             "public bounds (dataset.clip=true)")
     t = batching_prime(bits, params.poly_modulus_degree)
-    # noise estimate: fresh (~log t + 10 bits), a ct x ct product (+ log t + log N + 5), then a
-    # full plaintext product (+ log t + log N / 2 + 5)
+    # noise estimate: fresh (~log t + 10 bits), then each product on the longest path (a ct x ct
+    # product, then a full plaintext product) ~ log t + log N + 5 bits; permuting adds a plaintext
+    # product before the M-step's ct x ct product
     logn = params.poly_modulus_degree.bit_length() - 1
-    need = 3 * t.bit_length() + (3 * logn) // 2 + 20
+    depth = 3 if permute else 2
+    need = t.bit_length() + 10 + depth * (t.bit_length() + logn + 5)
     data_bits = sum(params.coeff_mod_bit_sizes[:-1])
     if data_bits < need:
         raise ValueError(
-            f"BFV plain modulus of {t.bit_length()} bits needs a data modulus of about {need} bits for the "
-            f"protocol's depth; coeff_mod_bit_sizes={list(params.coeff_mod_bit_sizes)} gives {data_bits}. "
-            "Use poly_modulus_degree=16384 or more primes")
+            f"BFV plain modulus of {t.bit_length()} bits needs a data modulus of about {need} bits for "
+            f"the protocol's depth {depth}{' (permute)' if permute else ''}; coeff_mod_bit_sizes="
+            f"{list(params.coeff_mod_bit_sizes)} gives {data_bits}. Use poly_modulus_degree=16384 or "
+            "more primes")
     return HEParams(**{**params.__dict__, "plain_modulus": t})
 
 

@@ -58,3 +58,11 @@ def test_public_context_holds_no_secret_relin_or_galois_key():
     with pytest.raises(ValueError, match="secret"):
         ct.decrypt()
     assert np.allclose(Codec(ctx, p).decrypt(ct.serialize())[:4], np.arange(4.0), atol=1e-6)
+
+
+def test_bfv_noise_budget_accounts_for_permutation():
+    small = resolve_params("bfv", 8192, [60, 50, 50, 58])
+    b = bfv_bounds(x_max=2**6, d=3, n=200)
+    assert choose_plain_modulus(small, b).plain_modulus  # fits without permutation
+    with pytest.raises(ValueError, match="permute"):
+        choose_plain_modulus(small, b, permute=True)
