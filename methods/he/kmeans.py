@@ -285,7 +285,8 @@ class KMeansProtocol:
         vals = {c: v for part in dec for c, v in part.items()}
         return np.concatenate([vals[c].T for c in range(self.n_chunks)], axis=0).astype(float)
 
-    def seed(self, init, n_clusters: int, parallel_rounds: int = 5, oversampling: float | None = None):
+    def seed(self, init, n_clusters: int, parallel_rounds: int = 5, oversampling: float | None = None,
+             local_trials: int | None = None):
         """Initial centers known to the key holder only."""
         k, rng = n_clusters, self.kh_rng
         ckks = self.params.scheme == "ckks"
@@ -298,12 +299,19 @@ class KMeansProtocol:
         first = int(rng.integers(self.n))
         centers = self.extract([first])
         if init == "kmeans++":
+            # each step draws `trials` candidates by D^2 sampling and keeps the one that lowers the
+            # potential most (scikit-learn's greedy k-means++; trials=1 is plain k-means++); the
+            # candidates are extracted in one round and their distances computed in one round
+            trials = int(local_trials or 2 + int(np.log(k)))
             D = self.distances(centers, sigma)[:, 0]
             for _ in range(1, k):
-                nxt = self.extract([d2_sample(D, rng)])
-                centers = np.vstack([centers, nxt])
-                if len(centers) < k:
-                    D = np.minimum(D, self.distances(nxt, sigma)[:, 0])
+                cand = self.extract([d2_sample(D, rng) for _ in range(trials)])
+                if trials == 1 and len(centers) + 1 == k:
+                    return np.vstack([centers, cand])
+                Dc = self.distances(cand, sigma)
+                best = int(np.minimum(D[:, None], Dc).sum(0).argmin())
+                centers = np.vstack([centers, cand[best:best + 1]])
+                D = np.minimum(D, Dc[:, best])
             return centers
         # k-means|| (Bahmani et al. 2012): oversample, then weighted k-means++ on the candidates
         ell = float(oversampling or 2 * k)
@@ -461,6 +469,9 @@ class HEKMeans:
     allow_insecure : bool
         Accept parameters below 128-bit security (tests only; recorded).
     parallel_rounds, oversampling : k-means|| rounds and candidates per round (default 2k).
+    local_trials : int or None
+        k-means++ candidates per step, D^2-sampled, the best kept (default 2 + ln k as in
+        scikit-learn; 1 = plain k-means++).
     assignment_context : bytes or None
         A public context (e.g. the encrypted predictor's); the final one-hot assignments are then
         encrypted under it (``encrypted_assignments_``) instead of under the K-means context.
@@ -481,8 +492,8 @@ class HEKMeans:
     def __init__(self, n_clusters=4, init="kmeans++", scheme="ckks", max_iter=300, tol=1e-4, permute=False,
                  workers=1, random_state=None, poly_modulus_degree=None, coeff_mod_bit_sizes=None,
                  scale_bits=None, frac_bits=None, allow_insecure=False, parallel_rounds=5,
-                 oversampling=None, assignment_context=None, assignment_chunk_size=None,
-                 keep_transcript=False):
+                 oversampling=None, local_trials=None, assignment_context=None,
+                 assignment_chunk_size=None, keep_transcript=False):
         self.n_clusters = n_clusters
         self.init = init
         self.scheme = scheme
@@ -498,6 +509,7 @@ class HEKMeans:
         self.allow_insecure = allow_insecure
         self.parallel_rounds = parallel_rounds
         self.oversampling = oversampling
+        self.local_trials = local_trials
         self.assignment_context = assignment_context
         self.assignment_chunk_size = assignment_chunk_size
         self.keep_transcript = keep_transcript
@@ -525,6 +537,9 @@ class HEKMeans:
             raise ValueError(f"tol={self.tol!r}; expected a number >= 0")
         if not isinstance(self.workers, (int, np.integer)) or self.workers < 1:
             raise ValueError(f"workers={self.workers!r}; expected an integer >= 1")
+        if self.local_trials is not None and (not isinstance(self.local_trials, (int, np.integer))
+                                              or self.local_trials < 1):
+            raise ValueError(f"local_trials={self.local_trials!r}; expected an integer >= 1 or None")
         if not isinstance(self.parallel_rounds, (int, np.integer)) or self.parallel_rounds < 1:
             raise ValueError(f"parallel_rounds={self.parallel_rounds!r}; expected an integer >= 1")
         return X
@@ -566,7 +581,8 @@ class HEKMeans:
         with Pool(int(self.workers)) as pool:
             proto.setup(Xenc, pool)
             with proto.costs.phase("seeding"):
-                C0 = proto.seed(init, int(self.n_clusters), int(self.parallel_rounds), self.oversampling)
+                C0 = proto.seed(init, int(self.n_clusters), int(self.parallel_rounds), self.oversampling,
+                                self.local_trials)
             tol = self.tol * (4.0**params.frac_bits if params.scheme == "bfv" else 1.0)
             with proto.costs.phase("lloyd"):
                 C, n_iter = proto.lloyd(C0, int(self.max_iter), tol)

@@ -29,7 +29,7 @@ class HEMethod:
     def __init__(self, n_clusters=4, random_state=0, scheme="ckks", init="kmeans++", max_iter=300,
                  tol=1e-4, permute=False, workers=1, poly_modulus_degree=None, coeff_mod_bit_sizes=None,
                  scale_bits=None, frac_bits=None, allow_insecure=False, parallel_rounds=5, oversampling=None,
-                 predictor="owner", C=1.0, class_weight=None, lr_max_iter=1000):
+                 local_trials=None, predictor="owner", C=1.0, class_weight=None, lr_max_iter=1000):
         self.n_clusters = n_clusters
         self.random_state = random_state
         self.scheme = scheme
@@ -45,6 +45,7 @@ class HEMethod:
         self.allow_insecure = allow_insecure
         self.parallel_rounds = parallel_rounds
         self.oversampling = oversampling
+        self.local_trials = local_trials
         self.predictor = predictor
         self.C = C
         self.class_weight = class_weight
@@ -70,7 +71,8 @@ class HEMethod:
             poly_modulus_degree=self.poly_modulus_degree,
             coeff_mod_bit_sizes=list(self.coeff_mod_bit_sizes) if self.coeff_mod_bit_sizes else None,
             scale_bits=self.scale_bits, frac_bits=self.frac_bits, allow_insecure=self.allow_insecure,
-            parallel_rounds=self.parallel_rounds, oversampling=self.oversampling)
+            parallel_rounds=self.parallel_rounds, oversampling=self.oversampling,
+            local_trials=self.local_trials)
         self.kmeans_.fit(X_segment)
         self.costs_ = self.kmeans_.costs_
         self.costs_.phases["segmentation"] = self.kmeans_.wall_s_

@@ -73,7 +73,7 @@ def test_seeding_reveals_d2_only_up_to_a_secret_scale(seeding_run):
     X, proto, centers = seeding_run
     codec = proto.keyholder.codec
     msgs = [p for _, _, tag, p in proto.channel.transcript if tag == "blinded D2"]
-    assert len(msgs) == 2  # k - 1 distance rounds
+    assert len(msgs) == 3  # distances to the first center, then to each step's candidates
     seen = codec.decrypt(msgs[0][0])[: len(X)]
     true = ((X - centers[0]) ** 2).sum(1)
     ratio = seen[true > 1e-3] / true[true > 1e-3]
