@@ -1,0 +1,214 @@
+"""HE K-means against scikit-learn on bank_full: wall time, op counts, op-count lower bound.
+
+    python -m benchmarks.perf he_kmeans [--subsample N] [--k 4] [--workers 2] [--scheme ckks]
+                                        [--init kmeans++] [--speedup]
+    python -m benchmarks.perf he_kmeans --accuracy 2,3,4,5,6,7,8 [--scheme ckks|bfv] [--max-iter M]
+
+The HE run is end to end (keys, encryption, seeding, Lloyd, final assignment). scikit-learn runs
+from the HE run's initial centers for the same number of iterations. Per-op times are measured in
+the same process right after the run; ``lower_bound_s`` = sum(op count x op time) / workers and
+``efficiency`` = lower_bound_s / he_wall_s. ``--speedup`` also runs one worker and reports
+``speedup`` = wall(1 worker) / wall(workers).
+
+``--accuracy`` runs, for each k, HE K-means from the plaintext reference's initial centers
+(:func:`methods.plaintext.reference_init`) and compares with plaintext Lloyd run for the same number
+of iterations: CKKS reports ARI and the largest centroid difference; BFV compares labels and
+integer centroids with :func:`methods.he.quantized_lloyd` on the same quantised data (exact match).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+import numpy as np
+from omegaconf import OmegaConf
+from sklearn.cluster import KMeans
+from sklearn.metrics import adjusted_rand_score
+
+from methods.base import peak_rss_mb
+
+
+def _data(subsample, split_seed=0):
+    from pathlib import Path
+
+    import datasets
+    from benchmarks.run import __file__ as run_file
+
+    cfg = OmegaConf.load(Path(run_file).resolve().parents[1] / "conf" / "dataset" / "bank_full.yaml")
+    cfg.subsample = subsample
+    return datasets.load(cfg, split_seed=split_seed).train.X_segment
+
+
+def _median_s(fn, repeat=9) -> float:
+    times = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return float(np.median(times))
+
+
+def op_times(params) -> dict[str, float]:
+    """Seconds per protocol operation at these parameters (median of repeats)."""
+    from methods.he.schemes import Codec, load_context, make_context, public_bytes
+
+    ctx = make_context(params)
+    kh = Codec(ctx, params)
+    srv = Codec(load_context(public_bytes(ctx)), params)
+    rng = np.random.default_rng(0)
+    S = params.slots
+    ckks = params.scheme == "ckks"
+    vals = rng.normal(size=S) if ckks else rng.integers(-100, 100, S)
+    a, b = srv.encrypt(vals), srv.encrypt(vals)
+    prod = a * b
+    plain = srv.plain(vals)
+    big = prod * plain
+    blob = big.serialize()
+    return {
+        "ct_mul": _median_s(lambda: a * b),
+        "pt_mul": _median_s(lambda: prod * plain),
+        "sc_mul": _median_s(lambda: a * (1.5 if ckks else 3)),
+        "add": _median_s(lambda: prod + prod),
+        "encrypt": _median_s(lambda: srv.encrypt(vals)),
+        "decrypt": _median_s(lambda: kh.decrypt(blob)),
+        "transfer": _median_s(lambda: kh.load(big.serialize())),  # serialize + deserialize
+    }
+
+
+def slot_sum_alternatives(params) -> dict:
+    """Summing one ciphertext's slots: rotate-and-sum on the server (needs Galois keys) against
+    the masked sum (server adds a fresh zero-sum mask, the key holder decrypts and sums). Same
+    process, same parameters; seconds per ciphertext, and the public context sizes."""
+    import tenseal as ts
+
+    from methods.he.parties import zero_sum_vector
+    from methods.he.schemes import Codec, load_context, make_context, public_bytes
+
+    if params.scheme != "ckks":
+        return {}
+    ctx = make_context(params)
+    kh = Codec(ctx, params)
+    srv = Codec(load_context(public_bytes(ctx)), params)
+    rng = np.random.default_rng(1)
+    ct = srv.encrypt(rng.normal(size=params.slots))
+    masked = _median_s(lambda: kh.decrypt((ct + srv.encrypt(zero_sum_vector(params, rng))).serialize()).sum())
+    gal = ctx.copy()
+    gal.generate_galois_keys()
+    gal_pub = gal.copy()
+    gal_pub.make_context_public()
+    ct_g = ts.ckks_vector_from(gal_pub, ct.serialize())
+    rotate = _median_s(lambda: Codec(gal, params).decrypt(ct_g.sum().serialize()), repeat=5)
+    return {"masked_sum_s": round(masked, 5), "rotate_sum_s": round(rotate, 5),
+            "public_context_bytes": len(public_bytes(ctx)),
+            "public_context_with_galois_bytes": len(gal_pub.serialize())}
+
+
+def lower_bound(ops: dict[str, int], times: dict[str, float], workers: int) -> float:
+    total = 0.0
+    for key, count in ops.items():
+        op = key.split(".")[-1]
+        total += count * times.get(op, 0.0)
+    return total / workers
+
+
+def _cpu_s() -> float:
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
+def run_he(X, k, workers, scheme, init, seed):
+    """Returns the fitted model, its wall seconds and its CPU seconds (this process and its worker
+    processes: a load-independent figure on a shared machine)."""
+    from methods.he import HEKMeans
+
+    t, cpu = time.perf_counter(), _cpu_s()
+    model = HEKMeans(n_clusters=k, init=init, scheme=scheme, workers=workers, random_state=seed).fit(X)
+    return model, time.perf_counter() - t, _cpu_s() - cpu
+
+
+def accuracy(X, ks, scheme, workers, seed, max_iter) -> dict:
+    from methods.he import HEKMeans, quantized_lloyd
+    from methods.plaintext import reference_init
+
+    rows = []
+    for k in ks:
+        init = reference_init(X, k, seed)
+        t = time.perf_counter()
+        model = HEKMeans(n_clusters=k, init=init, scheme=scheme, workers=workers, random_state=seed,
+                         max_iter=max_iter, tol=1e-4 if scheme == "ckks" else 0.0).fit(X)
+        row = {"k": k, "iterations": model.n_iter_, "he_wall_s": round(time.perf_counter() - t, 2)}
+        if scheme == "ckks":
+            km = KMeans(n_clusters=k, init=init, n_init=1, max_iter=model.n_iter_, tol=0.0,
+                        algorithm="lloyd").fit(X)
+            row.update(ari=float(adjusted_rand_score(model.labels_, km.labels_)),
+                       max_center_diff=float(np.abs(model.cluster_centers_ - km.cluster_centers_).max()),
+                       ckks_max_error=model.max_decryption_error_)
+        else:
+            scale = 2**model.params_.frac_bits
+            labels, centers, n_iter = quantized_lloyd(np.rint(X * scale).astype(np.int64),
+                                                      np.rint(init * scale).astype(np.int64), max_iter)
+            row.update(reference_iterations=n_iter,
+                       labels_identical=bool(np.array_equal(labels, model.labels_)),
+                       centers_identical=bool(np.array_equal(centers, model.centers_encoded_)),
+                       plain_modulus_bits=int(model.params_.plain_modulus).bit_length())
+        print(row, flush=True)
+        rows.append(row)
+    return {"benchmark": "he_kmeans_accuracy", "scheme": scheme, "n": int(len(X)), "d": int(X.shape[1]),
+            "workers": workers, "per_k": rows}
+
+
+def main(argv: list[str]) -> dict:
+    ap = argparse.ArgumentParser(prog="python -m benchmarks.perf he_kmeans")
+    ap.add_argument("--subsample", type=int, default=None,
+                    help="rows of bank_full before the split (default all)")
+    ap.add_argument("--k", type=int, default=4)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--scheme", default="ckks", choices=["ckks", "bfv"])
+    ap.add_argument("--init", default="kmeans++", choices=["kmeans++", "kmeans_parallel", "random"])
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--speedup", action="store_true", help="also run 1 worker and report the speed-up")
+    ap.add_argument("--accuracy", default=None, help="comma-separated k values: accuracy against plaintext")
+    ap.add_argument("--max-iter", type=int, default=300)
+    args = ap.parse_args(argv)
+
+    X = _data(args.subsample)
+    if args.accuracy:
+        ks = [int(k) for k in args.accuracy.split(",")]
+        return accuracy(X, ks, args.scheme, args.workers, args.seed, args.max_iter)
+    model, he_wall, he_cpu = run_he(X, args.k, args.workers, args.scheme, args.init, args.seed)
+    iters = model.n_iter_
+
+    t = time.perf_counter()
+    km = KMeans(n_clusters=args.k, init=model.init_centers_, n_init=1, max_iter=max(iters, 1), tol=0.0,
+                algorithm="lloyd").fit(X)
+    plain_wall = time.perf_counter() - t
+
+    times = op_times(model.params_)
+    lb = lower_bound(model.ops_, times, args.workers)
+    out = {
+        "benchmark": "he_kmeans", "scheme": args.scheme, "init": args.init, "workers": args.workers,
+        "n": int(len(X)), "d": int(X.shape[1]), "k": args.k, "iterations": int(iters),
+        "rounds": int(model.costs_.rounds),
+        "he_wall_s": round(he_wall, 3), "he_cpu_s": round(he_cpu, 3),
+        "plaintext_wall_s": round(plain_wall, 4),
+        "ratio": round(he_wall / plain_wall, 1),
+        "phases_s": {p: round(v, 3) for p, v in model.costs_.phases.items()},
+        "ops": model.ops_, "op_ms": {key: round(v * 1e3, 3) for key, v in times.items()},
+        "lower_bound_s": round(lb, 3), "efficiency": round(lb / he_wall, 3),
+        "ari_vs_sklearn": round(float(adjusted_rand_score(model.labels_, km.labels_)), 6),
+        "max_center_diff": float(np.abs(model.cluster_centers_ - km.cluster_centers_).max()),
+        "points_per_s": round(len(X) / he_wall, 1),
+        "bytes_total": int(model.costs_.bytes_total),
+        "public_context_bytes": int(model.costs_.extra["public_context_bytes"]),
+        "ciphertext_bytes": model.costs_.extra["ciphertext_bytes"],
+    }
+    out["slot_sum"] = slot_sum_alternatives(model.params_)
+    if args.speedup and args.workers > 1:
+        _, one, one_cpu = run_he(X, args.k, 1, args.scheme, args.init, args.seed)
+        out["he_wall_s_1_worker"] = round(one, 3)
+        out["he_cpu_s_1_worker"] = round(one_cpu, 3)
+        out["speedup"] = round(one / he_wall, 2)
+    out["peak_rss_mb"] = round(peak_rss_mb(), 1)
+    return out

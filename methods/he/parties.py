@@ -1,0 +1,379 @@
+"""The three parties' chunk-level work, as shards that take and return bytes.
+
+A shard holds one party's context and its share of the chunks (chunk ``c`` covers records
+``c*S .. (c+1)*S - 1``, ``S`` slots, the last chunk zero-padded). Shards of different parties never
+share objects: the protocol (:mod:`methods.he.kmeans`) moves their bytes through a
+:class:`~methods.he.channel.Channel`, and :mod:`methods.he.pool` may run them in worker processes.
+
+- :class:`OwnerShard` (data owner, public context): encrypts its columns, one feature per ciphertext.
+- :class:`ServerShard` (compute server, public context only): scores, blinding, sums, extraction.
+- :class:`KeyHolderShard` (secret key): decrypts blinded values, answers with fresh encryptions.
+
+Degrees (number of encoded factors, see :mod:`methods.he.schemes`): data, one-hots, selections,
+``-2c`` are degree 1; ``x.c``, ``||c||^2``, ``||x||^2`` and weighted one-hots are degree 2; blinded
+scores, blinded D^2 and blinded sums are degree 3.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import tenseal as ts
+
+from methods.he.schemes import (
+    BLIND_FACTOR,
+    CKKS_MASK,
+    CKKS_OFFSET,
+    Codec,
+    HEParams,
+    load_context,
+)
+
+
+def _params(d: dict) -> HEParams:
+    return HEParams(**{k: (tuple(v) if k == "coeff_mod_bit_sizes" else v) for k, v in d.items()
+                       if k in HEParams.__dataclass_fields__})
+
+
+def chunk_rows(n: int, slots: int, c: int) -> slice:
+    return slice(c * slots, min(n, (c + 1) * slots))
+
+
+def blinding_rng(seed: int, *purpose: int) -> np.random.Generator:
+    """Server randomness for one purpose (iteration, chunk, ...): independent of the worker split."""
+    return np.random.default_rng(np.random.SeedSequence([seed, *purpose]))
+
+
+def blinding_factors(rng: np.random.Generator, size, ckks: bool) -> np.ndarray:
+    """Positive factors: log-uniform reals in [1, R] (CKKS) or integers in [1, R] (BFV)."""
+    if ckks:
+        return np.exp(rng.uniform(0.0, np.log(BLIND_FACTOR), size))
+    return rng.integers(1, int(BLIND_FACTOR) + 1, size)
+
+
+def blinding_offsets(rng: np.random.Generator, size) -> np.ndarray:
+    """CKKS per-point offsets, uniform in [-O, O] (BFV offsets are drawn mod t by the shard)."""
+    return rng.uniform(-CKKS_OFFSET, CKKS_OFFSET, size)
+
+
+def cluster_factors(seed: int, iteration: int, k: int, ckks: bool) -> np.ndarray:
+    """Per-cluster factors rho_j of one iteration (shared by all server shards)."""
+    return blinding_factors(blinding_rng(seed, 1, iteration), k, ckks)
+
+
+def random_base(codec: Codec, rng: np.random.Generator, degree: int):
+    """A server-made ciphertext of a random vector m with nonzero slots, of ``degree - 1`` so that
+    ``base * plaintext`` has ``degree`` (TenSEAL encodes a plaintext operand at the ciphertext's
+    initial scale, so a degree-2 base is a product of two fresh degree-1 encryptions).
+    Returns (m, ciphertext, encryptions made)."""
+    S, p = codec.params.slots, codec.params
+    if not codec.ckks:
+        t = p.plain_modulus
+        m = rng.integers(1, t, S, dtype=np.int64)
+        m = np.where(m > t // 2, m - t, m)
+        return m, codec.encrypt(m), 1
+    m = rng.uniform(1.0, 2.0, S) * rng.choice([-1.0, 1.0], S)
+    ct = codec.encrypt(m)
+    for _ in range(degree - 2):
+        extra = rng.uniform(1.0, 2.0, S)
+        ct = ct * codec.encrypt(extra)
+        m = m * extra
+    return m, ct, max(degree - 1, 1)
+
+
+def zero_sum_vector(params: HEParams, rng: np.random.Generator) -> np.ndarray:
+    """Uniform random slots summing to zero: reals in [-M, M] (CKKS) or residues mod t (BFV)."""
+    S = params.slots
+    if params.scheme == "ckks":
+        v = rng.uniform(-CKKS_MASK, CKKS_MASK, S)
+        v[-1] = -v[:-1].sum()
+        return v
+    t = params.plain_modulus
+    v = rng.integers(0, t, S, dtype=np.int64)
+    v[-1] = (-int(sum(int(a) for a in v[:-1]))) % t
+    return np.where(v > t // 2, v - t, v)
+
+
+def onehots_under(public_context: bytes, labels: dict[int, np.ndarray], k: int, slots: int) -> dict:
+    """Fresh CKKS one-hot ciphertexts (column-major, ``slots`` records each, zero-padded) under a
+    given public context, at its global scale."""
+    ctx = ts.context_from(public_context, n_threads=1)
+    out = {}
+    for c, lab in labels.items():
+        vecs = []
+        for j in range(k):
+            v = np.zeros(slots)
+            v[: len(lab)] = lab == j
+            vecs.append(ts.ckks_vector(ctx, v.tolist()).serialize())
+        out[c] = vecs
+    return out
+
+
+class OwnerShard:
+    """Encrypts the owner's (already encoded) records of some chunks."""
+
+    def __init__(self, params: dict, public_context: bytes):
+        self.params = _params(params)
+        self.codec = Codec(load_context(public_context), self.params)
+
+    def encrypt(self, blocks: dict[int, np.ndarray]) -> dict[int, list[bytes]]:
+        S = self.params.slots
+        out = {}
+        for c, block in blocks.items():
+            padded = np.zeros((S, block.shape[1]), dtype=block.dtype)
+            padded[: len(block)] = block
+            out[c] = [self.codec.encrypt_bytes(padded[:, f]) for f in range(block.shape[1])]
+        return out
+
+
+class ServerShard:
+    """Heavy arithmetic on ciphertexts; holds the public context only (no secret key)."""
+
+    def __init__(self, params: dict, public_context: bytes, n: int, seed: int):
+        self.params = _params(params)
+        self.ctx = load_context(public_context)
+        if self.ctx.is_private() or self.ctx.has_secret_key():
+            raise ValueError("the compute server must be given a public context (it holds a secret key)")
+        self.codec = Codec(self.ctx, self.params)
+        self.ckks = self.params.scheme == "ckks"
+        self.n, self.seed = int(n), int(seed)
+        self.x: dict[int, list] = {}
+        self.two_x: dict[int, list] = {}
+        self.perm: dict[int, np.ndarray] = {}
+        self.ops = {"ct_mul": 0, "pt_mul": 0, "sc_mul": 0, "add": 0, "encrypt": 0}
+
+    def load(self, columns: dict[int, list[bytes]]) -> None:
+        for c, cols in columns.items():
+            self.x[c] = [self.codec.load(b) for b in cols]
+            self.two_x[c] = [v + v for v in self.x[c]]
+            self.ops["add"] += len(cols)
+
+    def _masked(self, vectors: list, degrees: list[int], rng: np.random.Generator) -> list[bytes]:
+        """Each vector plus a fresh encryption of a random vector whose slots sum to zero (mod t):
+        every slot is hidden, the slot sum is unchanged. Sums of such masks over shards still
+        sum to zero, so each shard masks its own partials."""
+        out = []
+        for v, deg in zip(vectors, degrees, strict=True):
+            out.append((v + self.codec.encrypt(zero_sum_vector(self.params, rng), degree=deg)).serialize())
+            self.ops["encrypt"] += 1
+            self.ops["add"] += 1
+        return out
+
+    def scores(self, centroids: list[bytes], k: int, iteration: int, permute: bool) -> dict[int, list[bytes]]:
+        """Blinded scores r * (||c_j||^2 - 2 x.c_j) + o for each chunk and cluster (order optionally
+        permuted per point). ``centroids`` holds k*d ciphertexts of c_jf (degree 1, replicated);
+        ``||c_j||^2 - 2 x.c_j = sum_f c_jf (c_jf - 2 x_f)`` needs no extra ciphertext."""
+        d = len(centroids) // k
+        cs = [self.codec.load(b) for b in centroids]
+        S, out = self.params.slots, {}
+        # one random base per call; each chunk's offsets o = m * (o / m), uniform as drawn
+        rng0 = blinding_rng(self.seed, 4, iteration, min(self.x, default=0))
+        m, base, n_enc = random_base(self.codec, rng0, 3)
+        self.ops["encrypt"] += n_enc
+        self.ops["ct_mul"] += n_enc - 1
+        for c in sorted(self.x):
+            rng = blinding_rng(self.seed, 0, iteration, c)
+            r = blinding_factors(rng, S, self.ckks)
+            if self.ckks:
+                u = blinding_offsets(rng, S) / m
+            else:  # |o| <= t/8: u in [-t/8, t/8] times m^-1 mod t
+                t = self.params.plain_modulus
+                o = rng.integers(-(t >> 3), (t >> 3) + 1, S)
+                u = np.array([(int(a) * pow(int(b), -1, t)) % t for a, b in zip(o, m, strict=True)])
+                u = np.where(u > t // 2, u - t, u)
+            offset = base * self.codec.plain(u)
+            s = []
+            for j in range(k):
+                acc = None
+                for f in range(d):
+                    cj = cs[j * d + f]
+                    term = cj * (cj - self.two_x[c][f])
+                    acc = term if acc is None else acc + term
+                s.append(acc)
+            self.ops["ct_mul"] += k * d
+            self.ops["add"] += 2 * k * d
+            self.ops["pt_mul"] += 1
+            if permute:
+                perm = np.argsort(rng.random((S, k)), axis=1)  # position l holds cluster perm[:, l]
+                self.perm[c] = perm
+                blinded = []
+                for pos in range(k):
+                    acc = None
+                    for j in range(k):
+                        term = s[j] * self.codec.plain(np.where(perm[:, pos] == j, r, 0))
+                        acc = term if acc is None else acc + term
+                    blinded.append(acc + offset)
+                self.ops["pt_mul"] += k * k
+                self.ops["add"] += k * k
+            else:
+                blinded = [s[j] * self.codec.plain(r) + offset for j in range(k)]
+                self.ops["pt_mul"] += k
+                self.ops["add"] += k
+            out[c] = [b.serialize() for b in blinded]
+        return out
+
+    def sums(self, onehots: dict[int, list[bytes]], k: int, iteration: int, permute: bool) -> list[bytes]:
+        """Partial sum_i a_ij x_i (k*d) and sum_i a_ij (k) over this shard's chunks (degrees 2 and
+        1; the server scales them by rho_j after masking). With ``permute`` the one-hots are
+        un-permuted by plaintext masks that also carry rho_j (degrees 3 and 2)."""
+        rho = cluster_factors(self.seed, iteration, k, self.ckks)
+        d = None
+        acc_s: list = []
+        acc_n: list = []
+        for c in sorted(onehots):
+            a_hat = [self.codec.load(b) for b in onehots[c]]
+            if permute:
+                perm = self.perm[c]
+                a = []
+                for j in range(k):
+                    acc = None
+                    for pos in range(k):
+                        term = a_hat[pos] * self.codec.plain(np.where(perm[:, pos] == j, rho[j], 0))
+                        acc = term if acc is None else acc + term
+                    a.append(acc)
+                self.ops["pt_mul"] += k * k
+                self.ops["add"] += k * (k - 1)
+            else:
+                a = a_hat
+            d = len(self.x[c])
+            for j in range(k):
+                for f in range(d):
+                    term = a[j] * self.x[c][f]
+                    if len(acc_s) < k * d:
+                        acc_s.append(term)
+                    else:
+                        acc_s[j * d + f] += term
+                if len(acc_n) < k:
+                    acc_n.append(a[j])
+                else:
+                    acc_n[j] += a[j]
+            self.ops["ct_mul"] += k * d
+            self.ops["add"] += k * (d + 1)
+        if not acc_s:
+            return []
+        degs = [3 if permute else 2] * len(acc_s) + [2 if permute else 1] * len(acc_n)
+        return self._masked(acc_s + acc_n, degs, blinding_rng(self.seed, 5, iteration, min(onehots)))
+
+    def extract(self, selections: dict[int, list[bytes]], call: int) -> list[bytes]:
+        """Partial sum_i e_i x_i (degree 2) for each selection vector e, over this shard's chunks."""
+        acc: list = []
+        for c in sorted(selections):
+            for m, b in enumerate(selections[c]):
+                e = self.codec.load(b)
+                for f in range(len(self.x[c])):
+                    term = e * self.x[c][f]
+                    if len(acc) <= m * len(self.x[c]) + f:
+                        acc.append(term)
+                    else:
+                        acc[m * len(self.x[c]) + f] += term
+                self.ops["ct_mul"] += len(self.x[c])
+                self.ops["add"] += len(self.x[c])
+        if not acc:
+            return []
+        return self._masked(acc, [2] * len(acc), blinding_rng(self.seed, 6, call, min(selections)))
+
+    def distances(self, centers: list[bytes], d: int, sigma) -> dict[int, list[bytes]]:
+        """sigma * ||x - c||^2 (degree 3) for each chunk and each center; ``centers`` holds d
+        ciphertexts of c_f (degree 1, replicated) per center."""
+        m = len(centers) // d
+        cs = [[self.codec.load(b) for b in centers[i * d:(i + 1) * d]] for i in range(m)]
+        out = {}
+        for c in sorted(self.x):
+            blobs = []
+            for ci in cs:
+                acc = None
+                for f in range(d):
+                    diff = self.x[c][f] - ci[f]
+                    term = diff * diff
+                    acc = term if acc is None else acc + term
+                blobs.append((acc * sigma).serialize())
+            out[c] = blobs
+            self.ops["ct_mul"] += m * d
+            self.ops["add"] += 2 * m * d
+            self.ops["sc_mul"] += m
+        return out
+
+    def op_counts(self) -> dict[str, int]:
+        return dict(self.ops)
+
+
+class KeyHolderShard:
+    """Decrypts blinded values of some chunks and answers with fresh encryptions."""
+
+    def __init__(self, params: dict, secret_context: bytes, n: int):
+        self.params = _params(params)
+        self.codec = Codec(load_context(secret_context), self.params)
+        self.n = int(n)
+        self.ops = {"decrypt": 0, "encrypt": 0}
+        self.seen: list[np.ndarray] = []  # for transcript checks only when enabled
+        self.keep = False
+
+    def _valid(self, c: int) -> int:
+        return chunk_rows(self.n, self.params.slots, c).stop - c * self.params.slots
+
+    def onehot(self, labels: np.ndarray, k: int, codec: Codec | None = None,
+               slots: int | None = None) -> list[bytes]:
+        codec = codec or self.codec
+        S = slots or self.params.slots
+        out = []
+        for j in range(k):
+            v = np.zeros(S, dtype=np.int64)
+            v[: len(labels)] = labels == j
+            out.append(codec.encrypt_bytes(v))
+        self.ops["encrypt"] += k
+        return out
+
+    def assign(self, scores: dict[int, list[bytes]], k: int) -> tuple[dict, dict]:
+        """Argmin of each point's blinded scores; fresh encrypted one-hot of the argmin position."""
+        onehots, labels = {}, {}
+        for c, cts in scores.items():
+            m = self._valid(c)
+            vals = np.stack([self.codec.decrypt(b)[:m] for b in cts], axis=1)
+            self.ops["decrypt"] += k
+            lab = vals.argmin(axis=1)
+            labels[c] = lab
+            onehots[c] = self.onehot(lab, k)
+        return onehots, labels
+
+    def encrypt_replicated(self, values: list) -> list[bytes]:
+        """Each value in every slot (degree 1), fresh encryptions."""
+        S = self.params.slots
+        self.ops["encrypt"] += len(values)
+        return [self.codec.encrypt_bytes(np.full(S, v)) for v in values]
+
+    def decrypt_chunks(self, blobs: dict[int, list[bytes]]) -> dict[int, np.ndarray]:
+        out = {}
+        for c, cts in blobs.items():
+            m = self._valid(c)
+            out[c] = np.stack([self.codec.decrypt(b)[:m] for b in cts], axis=0)
+            self.ops["decrypt"] += len(cts)
+        return out
+
+    def selections(self, picks: list[tuple[int, int]], chunks: list[int]) -> dict[int, list[bytes]]:
+        """For each pick (chunk, slot) a selection vector in every chunk (zero except at the pick)."""
+        S = self.params.slots
+        out = {}
+        for c in chunks:
+            vecs = []
+            for pc, ps in picks:
+                v = np.zeros(S, dtype=np.int64)
+                if pc == c:
+                    v[ps] = 1
+                vecs.append(self.codec.encrypt_bytes(v))
+            out[c] = vecs
+        self.ops["encrypt"] += len(picks) * len(chunks)
+        return out
+
+    def encrypt_assignments(self, labels: dict[int, np.ndarray], k: int, public_context: bytes | None,
+                            slots: int) -> dict[int, list[bytes]]:
+        """Fresh one-hot ciphertexts of final labels (``slots`` records per ciphertext, zero-padded),
+        under this run's context or under another public context (at that context's global scale)."""
+        if public_context is None:
+            return {c: self.onehot(lab, k, slots=slots) for c, lab in labels.items()}
+        self.ops["encrypt"] += k * len(labels)
+        return onehots_under(public_context, labels, k, slots)
+
+    def op_counts(self) -> dict[str, int]:
+        return dict(self.ops)
+
+
+SHARDS = {"owner": OwnerShard, "server": ServerShard, "keyholder": KeyHolderShard}

@@ -1,0 +1,117 @@
+"""Worker processes that keep party shards (contexts and chunks) for a whole run.
+
+TenSEAL holds the GIL and its objects do not pickle, so parallelism means processes that each
+deserialize their own contexts once and keep their share of the chunks; per call only bytes and
+small numpy arrays cross the pipe. Each worker hosts at most one shard per party; shards of
+different parties share nothing (the protocol routes their bytes through its Channel).
+``workers=1`` runs the same shards in-process.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import time
+import traceback
+from typing import Any
+
+
+def _call(shards: dict, party: str, method: str, args: tuple) -> Any:
+    from methods.he.parties import SHARDS
+
+    if method == "__init__":
+        shards[party] = SHARDS[party](*args)
+        return None
+    return getattr(shards[party], method)(*args)
+
+
+def _worker_main(conn) -> None:
+    shards: dict = {}
+    while True:
+        try:
+            msg = conn.recv()
+        except EOFError:
+            break
+        if msg is None:
+            break
+        party, method, args = msg
+        cpu = time.process_time()
+        try:
+            result = _call(shards, party, method, args)
+            conn.send(("ok", result, time.process_time() - cpu))
+        except BaseException:  # report, keep serving; the parent raises
+            conn.send(("error", traceback.format_exc(), time.process_time() - cpu))
+    conn.close()
+
+
+class WorkerError(RuntimeError):
+    """A shard call failed in a worker process (the message carries its traceback)."""
+
+
+class Pool:
+    """``map(party, method, per_worker_args)`` runs one call per worker, in parallel; returns the
+    results in worker order and charges the workers' CPU seconds to ``cpu[party]``."""
+
+    def __init__(self, workers: int = 1):
+        if not isinstance(workers, int) or workers < 1:
+            raise ValueError(f"workers={workers!r}; expected an integer >= 1")
+        self.workers = workers
+        self.cpu: dict[str, float] = {}
+        self._procs: list = []
+        self._conns: list = []
+        self._local: dict = {}
+
+    def __enter__(self) -> Pool:
+        if self.workers > 1:
+            # fork: the parent holds no TenSEAL state yet (contexts are made after the pool starts)
+            # and children start without re-importing anything; spawn elsewhere
+            ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
+            for _ in range(self.workers):
+                parent, child = ctx.Pipe()
+                proc = ctx.Process(target=_worker_main, args=(child,), daemon=True)
+                proc.start()
+                child.close()
+                self._procs.append(proc)
+                self._conns.append(parent)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        for conn in self._conns:
+            try:
+                conn.send(None)
+            except (OSError, BrokenPipeError):
+                pass
+        for proc in self._procs:
+            proc.join(timeout=5)
+            if proc.is_alive():
+                proc.terminate()
+                proc.join(timeout=5)
+        for conn in self._conns:
+            conn.close()
+        self._procs, self._conns = [], []
+        self._local = {}
+
+    def map(self, party: str, method: str, per_worker: list[tuple]) -> list:
+        if len(per_worker) != self.workers:
+            raise ValueError(f"{len(per_worker)} argument tuples for {self.workers} workers")
+        if self.workers == 1:
+            cpu = time.process_time()
+            try:
+                return [_call(self._local, party, method, per_worker[0])]
+            finally:
+                self.cpu[party] = self.cpu.get(party, 0.0) + time.process_time() - cpu
+        for conn, args in zip(self._conns, per_worker, strict=True):
+            conn.send((party, method, args))
+        results, errors = [], []
+        for conn in self._conns:
+            status, value, cpu = conn.recv()
+            self.cpu[party] = self.cpu.get(party, 0.0) + cpu
+            (results if status == "ok" else errors).append(value)
+        if errors:
+            raise WorkerError(f"{party}.{method} failed in a worker:\n{errors[0]}")
+        return results
+
+    def broadcast(self, party: str, method: str, args: tuple) -> list:
+        return self.map(party, method, [args] * self.workers)

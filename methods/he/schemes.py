@@ -1,0 +1,250 @@
+"""Encryption parameters, contexts and the two encodings (CKKS reals, BFV fixed point).
+
+Every protocol value has a *degree*: the number of encoded factors multiplied into it. Nothing is
+ever rescaled or relinearised (no relinearisation or Galois keys exist in the default public
+context), so a CKKS value of degree ``p`` sits at scale ``Δ^p`` on the full modulus, and the
+largest degree the protocol reaches is 3 (``r ⊙ (x · c)``). Plaintext terms added to a degree-``p``
+value are encrypted at scale ``Δ^p`` by whichever party adds them. In BFV the degree only matters
+for the bound on the integers, which must stay below ``t / 2`` (BFV wraps silently).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import tenseal as ts
+
+from methods.he.params import InsecureParameters, check_security
+
+#: CKKS defaults: N = 8192, a 160-bit data modulus (degree-3 values at scale 2^120 keep 39 bits of
+#: headroom) and a 58-bit special prime; total 218 bits, the 128-bit limit for N = 8192.
+CKKS_DEFAULT = {"poly_modulus_degree": 8192, "coeff_mod_bit_sizes": (60, 50, 50, 58), "scale_bits": 40}
+#: BFV defaults: N = 16384 (noise budget for a ciphertext product followed by a full plaintext
+#: product at t up to 2^50), 360-bit modulus, well inside the 438-bit limit.
+BFV_DEFAULT = {"poly_modulus_degree": 16384, "coeff_mod_bit_sizes": (60,) * 6, "frac_bits": 8}
+
+#: Blinding ranges (server-chosen randomness). Lloyd scores: r ⊙ s + o with r log-uniform in
+#: [1, R] and o uniform in [-O, O]; seeding: a common factor in [1, R]; cluster sums: a
+#: per-cluster factor in [1, R].
+BLIND_FACTOR = 16.0
+CKKS_OFFSET = 2.0**30
+CKKS_MASK = 2.0**20
+
+
+@dataclass(frozen=True)
+class HEParams:
+    """Resolved encryption parameters of one run (recorded as they are)."""
+
+    scheme: str
+    poly_modulus_degree: int
+    coeff_mod_bit_sizes: tuple[int, ...]
+    scale_bits: int = 40
+    frac_bits: int = 8
+    plain_modulus: int | None = None
+    allow_insecure: bool = False
+    log_q: int = field(default=0)
+
+    @property
+    def slots(self) -> int:
+        """Records per ciphertext (one feature or one cluster indicator of a chunk)."""
+        return self.poly_modulus_degree // 2 if self.scheme == "ckks" else self.poly_modulus_degree
+
+    @property
+    def delta(self) -> float:
+        return 2.0**self.scale_bits
+
+    @property
+    def headroom_bits(self) -> int:
+        """CKKS: bits left for |value| at degree 3 on the data modulus (special prime excluded)."""
+        return sum(self.coeff_mod_bit_sizes[:-1]) - 3 * self.scale_bits - 1
+
+    def to_dict(self) -> dict:
+        out = asdict(self)
+        out["coeff_mod_bit_sizes"] = list(self.coeff_mod_bit_sizes)
+        out["slots"] = self.slots
+        return out
+
+
+def resolve_params(scheme: str, poly_modulus_degree=None, coeff_mod_bit_sizes=None, scale_bits=None,
+                   frac_bits=None, allow_insecure=False) -> HEParams:
+    """Fill defaults, validate and check 128-bit security (plain modulus is chosen later, BFV)."""
+    if scheme not in ("ckks", "bfv"):
+        raise ValueError(f"scheme={scheme!r}; expected 'ckks' or 'bfv'")
+    base = CKKS_DEFAULT if scheme == "ckks" else BFV_DEFAULT
+    n = int(poly_modulus_degree or base["poly_modulus_degree"])
+    mods = tuple(int(b) for b in (coeff_mod_bit_sizes or base["coeff_mod_bit_sizes"]))
+    if len(mods) < 2 or not all(17 <= b <= 60 for b in mods):
+        raise ValueError(f"coeff_mod_bit_sizes={list(mods)}; expected at least two primes of 17..60 bits")
+    log_q = check_security(n, mods, allow_insecure)
+    params = HEParams(scheme=scheme, poly_modulus_degree=n, coeff_mod_bit_sizes=mods,
+                      scale_bits=int(scale_bits or CKKS_DEFAULT["scale_bits"]),
+                      frac_bits=int(BFV_DEFAULT["frac_bits"] if frac_bits is None else frac_bits),
+                      allow_insecure=bool(allow_insecure), log_q=log_q)
+    if scheme == "ckks":
+        if not 20 <= params.scale_bits <= 60:
+            raise ValueError(f"scale_bits={params.scale_bits}; expected 20..60")
+        if params.headroom_bits < 24:
+            raise InsecureParameters(
+                f"coeff_mod_bit_sizes={list(mods)} with scale_bits={params.scale_bits} leaves "
+                f"{params.headroom_bits} bits for degree-3 values; expected >= 24 (the data modulus, "
+                "all primes but the last, must exceed 3 * scale_bits + 24)")
+    elif not 0 <= params.frac_bits <= 20:
+        raise ValueError(f"frac_bits={params.frac_bits}; expected 0..20")
+    return params
+
+
+# --------------------------------------------------------------------------- BFV plain modulus
+
+
+def _is_prime(n: int) -> bool:
+    if n < 2:
+        return False
+    small = (2, 3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37)
+    for p in small:
+        if n % p == 0:
+            return n == p
+    d, s = n - 1, 0
+    while d % 2 == 0:
+        d, s = d // 2, s + 1
+    for a in small:  # deterministic for n < 3.3e24
+        x = pow(a, d, n)
+        if x in (1, n - 1):
+            continue
+        for _ in range(s - 1):
+            x = x * x % n
+            if x == n - 1:
+                break
+        else:
+            return False
+    return True
+
+
+def batching_prime(bits: int, poly_modulus_degree: int) -> int:
+    """The smallest prime t >= 2^bits with t = 1 mod 2N (needed for BFV slot batching)."""
+    step = 2 * poly_modulus_degree
+    t = ((1 << bits) // step + 1) * step + 1
+    while not _is_prime(t):
+        t += step
+    return t
+
+
+@dataclass(frozen=True)
+class BFVBounds:
+    """Worst-case magnitudes of every protocol integer, from the public bound on |x~| and n."""
+
+    x_max: int  # |x~| = |round(x * 2^f)|
+    score_max: int  # |r (||c||^2 - 2 x.c) + o|
+    d2_max: int  # |sigma ||x - c||^2|
+    sum_max: int  # |rho sum_i a_i x_i| and |rho n|
+
+    @property
+    def needed(self) -> int:
+        return max(self.score_max, self.d2_max, self.sum_max)
+
+
+def bfv_bounds(x_max: int, d: int, n: int) -> BFVBounds:
+    """Bound each value before choosing t. Centroids are means of points, so |c~| <= x_max too."""
+    R = int(BLIND_FACTOR)
+    score = 16 * R * 3 * d * x_max**2  # 4 more bits: offsets up to t/8 hide |r s| <= t/32
+    d2 = R * d * (2 * x_max) ** 2
+    sums = R * n * max(x_max, 1)
+    return BFVBounds(x_max=x_max, score_max=score, d2_max=d2, sum_max=sums)
+
+
+def choose_plain_modulus(params: HEParams, bounds: BFVBounds, permute: bool = False) -> HEParams:
+    """Pick t > 2 * (largest protocol integer); refuse if it cannot be a 60-bit batching prime."""
+    bits = int(bounds.needed).bit_length() + 1
+    if bits > 59:
+        raise ValueError(
+            f"BFV values reach {bounds.needed:.3e} (|x~| <= {bounds.x_max}); the plain modulus would need "
+            f"{bits + 1} bits, above the 60 TenSEAL allows. Lower frac_bits or clip the data to smaller "
+            "public bounds (dataset.clip=true)")
+    t = batching_prime(bits, params.poly_modulus_degree)
+    # noise estimate: fresh (~log t + 10 bits), then each product on the longest path (a ct x ct
+    # product, then a full plaintext product) ~ log t + log N + 5 bits; permuting adds a plaintext
+    # product before the M-step's ct x ct product
+    logn = params.poly_modulus_degree.bit_length() - 1
+    depth = 3 if permute else 2
+    need = t.bit_length() + 10 + depth * (t.bit_length() + logn + 5)
+    data_bits = sum(params.coeff_mod_bit_sizes[:-1])
+    if data_bits < need:
+        raise ValueError(
+            f"BFV plain modulus of {t.bit_length()} bits needs a data modulus of about {need} bits for "
+            f"the protocol's depth {depth}{' (permute)' if permute else ''}; coeff_mod_bit_sizes="
+            f"{list(params.coeff_mod_bit_sizes)} gives {data_bits}. Use poly_modulus_degree=16384 or "
+            "more primes")
+    return HEParams(**{**params.__dict__, "plain_modulus": t})
+
+
+# --------------------------------------------------------------------------- contexts
+
+
+def configure(ctx: ts.Context) -> ts.Context:
+    """Protocol contexts never rescale, relinearise or switch moduli behind the protocol's back."""
+    ctx.auto_relin = False
+    ctx.auto_rescale = False
+    ctx.auto_mod_switch = False
+    return ctx
+
+
+def make_context(params: HEParams) -> ts.Context:
+    """A fresh secret-key context (the key holder's)."""
+    if params.scheme == "ckks":
+        ctx = ts.context(ts.SCHEME_TYPE.CKKS, params.poly_modulus_degree,
+                         coeff_mod_bit_sizes=list(params.coeff_mod_bit_sizes), n_threads=1)
+        ctx.global_scale = params.delta
+    else:
+        if params.plain_modulus is None:
+            raise ValueError("BFV parameters need a plain modulus; call choose_plain_modulus first")
+        ctx = ts.context(ts.SCHEME_TYPE.BFV, params.poly_modulus_degree, plain_modulus=params.plain_modulus,
+                         coeff_mod_bit_sizes=list(params.coeff_mod_bit_sizes), n_threads=1)
+    return configure(ctx)
+
+
+def public_bytes(ctx: ts.Context) -> bytes:
+    """Serialized public part of ``ctx`` (public key only: no secret, relinearisation or Galois key)."""
+    pub = ctx.copy()
+    pub.make_context_public()
+    return pub.serialize(save_public_key=True, save_secret_key=False, save_galois_keys=False,
+                         save_relin_keys=False)
+
+
+def load_context(data: bytes) -> ts.Context:
+    return configure(ts.context_from(data, n_threads=1))
+
+
+class Codec:
+    """Encrypts, decrypts and (de)serializes protocol values for one context and parameters."""
+
+    def __init__(self, ctx: ts.Context, params: HEParams):
+        self.ctx = ctx
+        self.params = params
+        self.ckks = params.scheme == "ckks"
+        # public-key encryption through a public copy: the same ciphertexts, and measured cheaper
+        # than TenSEAL's private-context encryptor path
+        self._enc_ctx = ctx if ctx.is_public() else load_context(public_bytes(ctx))
+        self._secret = ctx.secret_key() if ctx.is_private() else None
+
+    def encrypt(self, values, degree: int = 1):
+        v = np.asarray(values)
+        if self.ckks:
+            return ts.ckks_vector(self._enc_ctx, v.astype(float).tolist(), scale=self.params.delta**degree)
+        return ts.bfv_vector(self._enc_ctx, v.astype(np.int64).tolist())
+
+    def encrypt_bytes(self, values, degree: int = 1) -> bytes:
+        return self.encrypt(values, degree).serialize()
+
+    def load(self, data: bytes):
+        return (ts.ckks_vector_from if self.ckks else ts.bfv_vector_from)(self.ctx, data)
+
+    def decrypt(self, vec) -> np.ndarray:
+        if isinstance(vec, (bytes, bytearray)):
+            vec = self.load(vec)
+        out = vec.decrypt(self._secret)
+        return np.asarray(out, dtype=float if self.ckks else np.int64)
+
+    def plain(self, values):
+        """A plaintext operand for ``vec * plain`` / ``vec + plain`` (degree 1 in CKKS)."""
+        v = np.asarray(values)
+        return v.astype(float).tolist() if self.ckks else v.astype(np.int64).tolist()

@@ -1,0 +1,101 @@
+"""What each party can see: no secret key at the server, blinded scores, D^2 up to a secret scale."""
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from methods.he import KMeansProtocol, Pool, resolve_params
+from methods.he.channel import Channel
+from methods.he.kmeans import d2_sample
+from methods.he.parties import ServerShard
+from methods.he.schemes import load_context
+
+
+def test_server_holds_no_secret_key_and_cannot_decrypt(ckks_fit):
+    model, _ = ckks_fit
+    ctx = load_context(model.public_context_)
+    assert not ctx.is_private() and not ctx.has_secret_key()
+    assert not ctx.has_galois_keys() and not ctx.has_relin_keys()
+    shard = ServerShard(model.params_.to_dict(), model.public_context_, 10, 0)
+    with pytest.raises(ValueError, match="secret"):
+        shard.codec.load(model.encrypted_assignments_[0][0]).decrypt()
+    with pytest.raises(ValueError, match="public context"):
+        ServerShard(model.params_.to_dict(), model.keyholder_.secret_context(), 10, 0)
+
+
+def test_only_bytes_cross_the_channel(ckks_fit):
+    model, _ = ckks_fit
+    transcript = model.channel_.transcript
+    assert transcript and all(isinstance(b, bytes) for *_, payload in transcript for b in payload)
+    with pytest.raises(TypeError, match="only bytes"):
+        Channel().send("server", "keyholder", [np.zeros(3)])
+    # every message counted: channel totals equal the transcript's bytes
+    assert model.channel_.total == sum(len(b) for *_, p in transcript for b in p)
+
+
+def _decrypted_rounds(model, X):
+    """(true squared distances, what the key holder decrypted) for each Lloyd E-step."""
+    codec, k, d = model.keyholder_.codec, model.n_clusters, X.shape[1]
+    out, centers = [], None
+    for _, _, tag, payload in model.channel_.transcript:
+        if tag == "centroids":
+            centers = np.array([codec.decrypt(b)[0] for b in payload]).reshape(k, d)
+        elif tag == "blinded scores":
+            seen = np.stack([codec.decrypt(b)[: len(X)] for b in payload], axis=1)
+            out.append((((X[:, None, :] - centers[None]) ** 2).sum(-1), seen))
+    return out
+
+
+def test_key_holder_scores_are_blinded(ckks_fit, seg_X):
+    model, _ = ckks_fit
+    rounds = _decrypted_rounds(model, seg_X)
+    assert len(rounds) == model.n_iter_ + 1
+    worst = 0.0
+    for true, seen in rounds:
+        assert np.array_equal(seen.argmin(1), true.argmin(1))  # argmin kept
+        for j in range(model.n_clusters):
+            worst = max(worst, abs(stats.spearmanr(true[:, j], seen[:, j]).statistic))
+    assert worst <= 0.1, f"Spearman correlation {worst:.3f} between decrypted and true distances"
+
+
+@pytest.fixture(scope="module")
+def seeding_run():
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(60, 3)) * np.array([1.0, 3.0, 0.5])
+    proto = KMeansProtocol(resolve_params("ckks"), 3, seed=11, keep_transcript=True)
+    with Pool(1) as pool:
+        proto.setup(X, pool)
+        centers = proto.seed("kmeans++", 3)
+    return X, proto, centers
+
+
+def test_seeding_reveals_d2_only_up_to_a_secret_scale(seeding_run):
+    X, proto, centers = seeding_run
+    codec = proto.keyholder.codec
+    msgs = [p for _, _, tag, p in proto.channel.transcript if tag == "blinded D2"]
+    assert len(msgs) == 3  # distances to the first center, then to each step's candidates
+    seen = codec.decrypt(msgs[0][0])[: len(X)]
+    true = ((X - centers[0]) ** 2).sum(1)
+    ratio = seen[true > 1e-3] / true[true > 1e-3]
+    assert np.ptp(ratio) < 1e-6 * ratio.mean() and abs(ratio.mean() - 1.0) > 1e-3  # one hidden factor
+    # exactly D^2-proportional: the key holder's probabilities are plaintext D^2 probabilities
+    np.testing.assert_allclose(np.clip(seen, 0, None) / np.clip(seen, 0, None).sum(), true / true.sum(),
+                               atol=1e-8)
+
+
+def test_d2_sampling_frequencies_match_plaintext_probabilities(seeding_run):
+    X, proto, centers = seeding_run
+    codec = proto.keyholder.codec
+    msg = next(p for _, _, tag, p in proto.channel.transcript if tag == "blinded D2")
+    seen = codec.decrypt(msg[0])[: len(X)]
+    p = ((X - centers[0]) ** 2).sum(1)
+    p = p / p.sum()
+    rng = np.random.default_rng(0)
+    draws = 20000
+    counts = np.bincount([d2_sample(seen, rng) for _ in range(draws)], minlength=len(X))
+    expected = p * draws
+    big = expected >= 5
+    obs = np.append(counts[big], counts[~big].sum())
+    exp = np.append(expected[big], expected[~big].sum())
+    assert stats.chisquare(obs, exp).pvalue > 1e-3
+    assert counts[np.argmin(p)] == 0  # the current center itself is never drawn again
