@@ -108,8 +108,11 @@ class HEMethod:
             coeff_mod_bit_sizes=tuple(self.lr_coeff_mod_bit_sizes or d.coeff_mod_bit_sizes),
             scale_bits=self.lr_scale_bits or d.scale_bits, allow_insecure=bool(self.allow_insecure),
             random_state=self.random_state)
-        # validates the parameters (errors name them) before any encryption starts
-        return est, est._check_params()
+        # validates the parameters before any encryption starts
+        try:
+            return est, est._check_params()
+        except ValueError as e:  # name the method's parameters (lr_n_iter, lr_coeff_mod_bit_sizes, ...)
+            raise type(e)(f"encrypted predictor (method parameters lr_*): {e}") from e
 
     def _kmeans(self, X_segment, assignment_context=None, chunk_size=None) -> HEKMeans:
         init = self.init
