@@ -408,6 +408,7 @@ def run_protocol(server: LRServer, key_holder: LRKeyHolder, channel: Channel, *,
         return costs.phase(name, party) if costs is not None else contextlib.nullcontext()
 
     step = dict(total_weight=total_weight, l2=l2, penalised=penalised, eta=eta, gamma=gamma)
+    channel.stage = "setup"
     with phase("he_setup", "server"):
         u_masked, const_masked = server.prepare(poly, w_neg, w_pos)
     channel.request("server", kh, u_masked, tag="u_masked")
@@ -420,6 +421,7 @@ def run_protocol(server: LRServer, key_holder: LRKeyHolder, channel: Channel, *,
     with phase("he_setup", "server"):
         server.receive_weights_u(u_fresh)
         server.start(v0, step)
+    channel.stage = "training"
     for t in range(len(eta)):
         with phase("he_scores", "server"):
             z_masked = server.scores()

@@ -28,7 +28,8 @@ class Channel:
     """Counts bytes per (sender, receiver) and request/reply rounds.
 
     ``send`` returns the payload unchanged (the receiver's copy); ``request`` is a send that opens
-    a round. ``transcript`` optionally keeps every message for security tests.
+    a round. ``transcript`` optionally keeps every message for security tests. ``stages`` counts
+    bytes, messages and rounds per protocol stage (whatever ``stage`` names when they are sent).
     """
 
     keep_transcript: bool = False
@@ -36,17 +37,27 @@ class Channel:
     messages: dict[tuple[str, str], int] = field(default_factory=lambda: defaultdict(int))
     rounds: int = 0
     transcript: list[tuple[str, str, str, Payload]] = field(default_factory=list)
+    #: the protocol stage that traffic is attributed to (set by the protocol driver)
+    stage: str = ""
+    stages: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    def _stage(self) -> dict[str, int]:
+        return self.stages.setdefault(self.stage, {"bytes": 0, "messages": 0, "rounds": 0})
 
     def send(self, sender: str, receiver: str, payload: Payload, tag: str = "") -> Payload:
         n = _size(payload)
         self.bytes[(sender, receiver)] += n
         self.messages[(sender, receiver)] += 1
+        st = self._stage()
+        st["bytes"] += n
+        st["messages"] += 1
         if self.keep_transcript:
             self.transcript.append((sender, receiver, tag, payload))
         return payload
 
     def request(self, sender: str, receiver: str, payload: Payload, tag: str = "") -> Payload:
         self.rounds += 1
+        self._stage()["rounds"] += 1
         return self.send(sender, receiver, payload, tag)
 
     def sent(self, party: str) -> int:

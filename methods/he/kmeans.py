@@ -220,6 +220,7 @@ class KMeansProtocol:
         S = self.params.slots
         self.n_chunks = -(-self.n // S)
         self.groups = [list(g) for g in np.array_split(np.arange(self.n_chunks), self.workers)]
+        self.channel.stage = "keys"
         with self.costs.phase("keys"):
             t0 = time.process_time()
             self.keyholder = KeyHolder(self.params)
@@ -236,6 +237,7 @@ class KMeansProtocol:
             pool.broadcast(OWNER, "__init__", (p, public))
             pool.broadcast(SERVER, "__init__", (p, public, self.n, self.server_seed))
             pool.broadcast(KEYHOLDER, "__init__", (p, secret, self.n))
+        self.channel.stage = "encrypt"
         with self.costs.phase("encrypt"):
             blocks = {c: X[chunk_rows(self.n, S, c)] for c in range(self.n_chunks)}
             enc = pool.map(OWNER, "encrypt", [(b,) for b in self._split(blocks)])
@@ -580,12 +582,15 @@ class HEKMeans:
         wall = time.perf_counter()
         with Pool(int(self.workers)) as pool:
             proto.setup(Xenc, pool)
+            proto.channel.stage = "seeding"
             with proto.costs.phase("seeding"):
                 C0 = proto.seed(init, int(self.n_clusters), int(self.parallel_rounds), self.oversampling,
                                 self.local_trials)
             tol = self.tol * (4.0**params.frac_bits if params.scheme == "bfv" else 1.0)
+            proto.channel.stage = "lloyd"
             with proto.costs.phase("lloyd"):
                 C, n_iter = proto.lloyd(C0, int(self.max_iter), tol)
+            proto.channel.stage = "final_assignment"
             with proto.costs.phase("final_assignment"):
                 labels, served = proto.finish(C, n_iter, self.assignment_context, self.assignment_chunk_size)
             self.ops_ = proto.op_counts()
@@ -620,6 +625,7 @@ class HEKMeans:
             "ciphertext_bytes": _ct_size(served),
             "n_iter": n_iter,
             "ckks_max_error": self.max_decryption_error_,
+            "channel_stages": {k: dict(v) for k, v in proto.channel.stages.items()},
         })
         return self
 

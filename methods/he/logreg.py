@@ -228,7 +228,7 @@ class HELogisticRegression:
         self.class_weights_ = (w_neg, w_pos)
         eta, gamma = nesterov_schedule(self.n_iter, self.learning_rate)
         kh = "owner"
-        channel = Channel(keep_transcript=self.keep_transcript)
+        channel = Channel(keep_transcript=self.keep_transcript, stage="upload")
         public = channel.send(kh, "server", key_holder.public_context(), tag="public_context")
         channel.send("owner", "server", [p for col in columns for p in col], tag="columns")
         channel.send("owner", "server", list(labels), tag="labels")
@@ -253,6 +253,7 @@ class HELogisticRegression:
         self.costs_.extra["keyholder_ops"] = {"decrypt": key_holder.decryptions - dec0,
                                               "encrypt": key_holder.encryptions - enc0}
         self.costs_.extra["owner_data_encryptions"] = enc0
+        self.costs_.extra["channel_stages"] = {k: dict(v) for k, v in channel.stages.items()}
 
     def _finish(self, counts, Z, wall) -> None:
         z = Z @ self.w_[:-1] + self.w_[-1]

@@ -21,15 +21,15 @@ def test_every_config_key_is_a_parameter():
 
 def test_unknown_predictor_is_refused(small_split):
     tr = small_split.train
-    with pytest.raises(ValueError, match="predictor='encrypted'"):
-        HEMethod(n_clusters=2, predictor="encrypted").fit(tr.X, tr.y, tr.X_segment)
+    with pytest.raises(ValueError, match="predictor='plaintext'"):
+        HEMethod(n_clusters=2, predictor="plaintext").fit(tr.X, tr.y, tr.X_segment)
 
 
 def test_harness_job_writes_a_full_record(tmp_path, make_dataset_config):
     cfg = OmegaConf.create({
         "dataset": make_dataset_config("bank_full", subsample=400),
         "method": {**OmegaConf.to_container(OmegaConf.load(REPO / "conf" / "method" / "he.yaml")),
-                   "init": "k-means++", "max_iter": 8},
+                   "init": "k-means++", "max_iter": 8, "lr_n_iter": 3},
         "k": 3, "seed": 0, "split_seed": 0, "threshold": 0.5, "silhouette_sample": 100,
     })
     record = run_job(cfg, tmp_path)
