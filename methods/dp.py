@@ -32,6 +32,7 @@ import numpy as np
 from diffprivlib.accountant import BudgetAccountant
 from diffprivlib.mechanisms import Laplace
 from diffprivlib.models import LogisticRegression as _DiffprivlibLR
+from scipy.special import expit
 from sklearn.cluster import KMeans as _SkKMeans
 
 from methods.base import Costs, Privacy, check_fit_inputs, nearest_center, with_segments
@@ -356,7 +357,7 @@ class DPLogisticRegression:
         return self.model_.decision_function(self._unit_rows(X))
 
     def predict_proba(self, X):
-        p = 1.0 / (1.0 + np.exp(-self.decision_function(X)))
+        p = expit(self.decision_function(X))
         return np.column_stack([1 - p, p])
 
     def noise_epsilon(self) -> float:
@@ -594,4 +595,4 @@ class DPMethod:
         z = self.model_.decision_function(self._lr_features(X, self.segment(X_segment)))
         if self.prior_ is not None:
             z = z - math.log(self.prior_ / (1 - self.prior_))
-        return 1.0 / (1.0 + np.exp(-z))
+        return expit(z)

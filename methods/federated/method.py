@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
+from scipy.special import expit
 
 from methods.base import Costs, Privacy, check_fit_inputs, nearest_center, with_segments
 from methods.federated.partition import PARTITIONS, make_partition, onehot_groups
@@ -364,7 +365,7 @@ class FederatedMethod:
         return Z @ self.coef_ + self.intercept_
 
     def predict_proba(self, X, X_segment):
-        return 1.0 / (1.0 + np.exp(-self.decision_function(X, X_segment)))
+        return expit(self.decision_function(X, X_segment))
 
 
 class FederatedKMeans(FederatedMethod):
@@ -401,5 +402,5 @@ class FedAvgLogisticRegression(FederatedMethod):
         return np.asarray(X, dtype=float) @ self.coef_ + self.intercept_
 
     def predict_proba(self, X):
-        p = 1.0 / (1.0 + np.exp(-self.decision_function(X)))
+        p = expit(self.decision_function(X))
         return np.column_stack([1.0 - p, p])

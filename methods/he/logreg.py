@@ -24,6 +24,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import tenseal as ts
+from scipy.special import expit
 
 from methods.base import Costs, Privacy
 from methods.he._lr_core import (
@@ -303,7 +304,7 @@ class HELogisticRegression:
 
     def predict_proba(self, X) -> np.ndarray:
         """Owner-side scoring with the decrypted model: columns P(y=0), P(y=1) (exact sigmoid)."""
-        p = 1.0 / (1.0 + np.exp(-self.decision_function(X)))
+        p = expit(self.decision_function(X))
         return np.stack([1.0 - p, p], axis=1)
 
     def predict(self, X) -> np.ndarray:
