@@ -287,12 +287,14 @@ def costs(rows: pd.DataFrame, setting: str, slug: str, out_dir: Path) -> list[Fi
     fig, axes = plt.subplots(1, 3, figsize=(TEXT_W, 0.45 * len(variants) + 1.2), sharey=True)
     for ax, (prefix, suffix, title) in zip(axes, panels, strict=True):
         means = _mean_by(rows, prefix, suffix).reindex(variants).fillna(0.0)
+        if prefix == "phase.":  # "a.b" is a sub-phase of "a": stacking both would count it twice
+            means = means[[c for c in means.columns if "." not in c or c.split(".")[0] not in means.columns]]
         if suffix == ".bytes_sent":
             means = means / 2**20
         left = np.zeros(len(variants))
         for j, part in enumerate(means.columns):
             ax.barh(np.arange(len(variants)), means[part].to_numpy(), left=left, height=0.6,
-                    label=part, color=plt.cm.tab10(j % 10))
+                    label=part, color=plt.cm.tab20(j % 20))
             left += means[part].to_numpy()
         for yi, total in enumerate(left if left.max() > 0 else []):
             ax.annotate(f"{total:.3g}", (total, yi), xytext=(2, 0), textcoords="offset points",
