@@ -661,3 +661,26 @@ def _ct_size(served) -> int | None:
     except (IndexError, TypeError):
         return None
 
+
+def key_holder_spearman(model: HEKMeans, X: np.ndarray) -> float:
+    """The key holder's transcript check: the largest |Spearman rho|, over Lloyd assignment rounds and
+    clusters, between the scores it decrypted and the true squared distances of the records to the
+    centroids of that round. Blinding keeps it near 0; needs a model fitted with ``keep_transcript``."""
+    from scipy import stats
+
+    if not model.channel_.transcript:
+        raise ValueError("key_holder_spearman needs a model fitted with keep_transcript=True")
+    codec, k, d = model.keyholder_.codec, model.n_clusters, X.shape[1]
+    worst, centers = 0.0, None
+    for _, _, tag, payload in model.channel_.transcript:
+        if tag == "centroids":
+            centers = np.array([codec.decrypt(b)[0] for b in payload]).reshape(k, d)
+        elif tag == "blinded scores" and centers is not None:
+            # the payload is chunk-major: chunk c's k ciphertexts, one per cluster, then chunk c + 1's
+            seen = np.stack([np.concatenate([codec.decrypt(b) for b in payload[j::k]])[: len(X)]
+                             for j in range(k)], axis=1)
+            true = ((X[:, None, :] - centers[None]) ** 2).sum(-1)
+            for j in range(k):
+                rho = stats.spearmanr(true[:, j], seen[:, j]).statistic
+                worst = max(worst, abs(float(rho)))
+    return worst

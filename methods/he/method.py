@@ -18,7 +18,7 @@ import numpy as np
 from sklearn.linear_model import LogisticRegression
 
 from methods.base import Costs, PartyCost, Privacy, check_fit_inputs, nearest_center, with_segments
-from methods.he.kmeans import HEKMeans
+from methods.he.kmeans import HEKMeans, key_holder_spearman
 from methods.he.logreg import HELogisticRegression, LRKeyHolder, LRParams
 
 PREDICTORS = ("encrypted", "owner")
@@ -50,6 +50,9 @@ class HEMethod:
     lr_n_iter, lr_learning_rate, lr_l2, lr_interval, lr_class_weight, lr_clip :
         The encrypted predictor's ``n_iter``, ``learning_rate``, ``l2``, ``interval``,
         ``class_weight`` (from the label counts the owner knows) and ``clip``.
+    audit_transcript : bool
+        Keep the K-means transcript during fit to measure ``key_holder_spearman_`` (the largest
+        |Spearman rho| between what the key holder decrypted and the true distances), then drop it.
     lr_poly_modulus_degree, lr_coeff_mod_bit_sizes, lr_scale_bits :
         Its CKKS parameters (null: the 128-bit defaults of :class:`LRParams`); ``allow_insecure``
         applies to both stages.
@@ -62,7 +65,8 @@ class HEMethod:
                  scale_bits=None, frac_bits=None, allow_insecure=False, parallel_rounds=5, oversampling=None,
                  local_trials=None, predictor="encrypted", C=1.0, class_weight=None, lr_max_iter=1000,
                  lr_n_iter=10, lr_learning_rate=2.0, lr_l2=1e-3, lr_interval=8.0, lr_class_weight="balanced",
-                 lr_clip=4.0, lr_poly_modulus_degree=None, lr_coeff_mod_bit_sizes=None, lr_scale_bits=None):
+                 lr_clip=4.0, lr_poly_modulus_degree=None, lr_coeff_mod_bit_sizes=None, lr_scale_bits=None,
+                 audit_transcript=False):
         self.n_clusters = n_clusters
         self.random_state = random_state
         self.scheme = scheme
@@ -92,6 +96,7 @@ class HEMethod:
         self.lr_poly_modulus_degree = lr_poly_modulus_degree
         self.lr_coeff_mod_bit_sizes = lr_coeff_mod_bit_sizes
         self.lr_scale_bits = lr_scale_bits
+        self.audit_transcript = audit_transcript
 
     @property
     def dataset_overrides(self) -> dict:
@@ -128,7 +133,7 @@ class HEMethod:
             scale_bits=self.scale_bits, frac_bits=self.frac_bits, allow_insecure=self.allow_insecure,
             parallel_rounds=self.parallel_rounds, oversampling=self.oversampling,
             local_trials=self.local_trials, assignment_context=assignment_context,
-            assignment_chunk_size=chunk_size)
+            assignment_chunk_size=chunk_size, keep_transcript=self.audit_transcript)
 
     def fit(self, X, y, X_segment):
         X, y, X_segment = check_fit_inputs(X, y, X_segment, self.n_clusters)
@@ -142,7 +147,7 @@ class HEMethod:
         self.kmeans_ = self._kmeans(X_segment).fit(X_segment)
         self.costs_ = self.kmeans_.costs_
         self.costs_.phases["segmentation"] = self.kmeans_.wall_s_
-        self._segments_from_kmeans()
+        self._segments_from_kmeans(X_segment)
         with self.costs_.phase("prediction", party="owner"):
             self.model_ = LogisticRegression(C=self.C, class_weight=self.class_weight,
                                              max_iter=self.lr_max_iter)
@@ -157,10 +162,13 @@ class HEMethod:
         self.fitted_at_ = time.time()
         return self
 
-    def _segments_from_kmeans(self) -> None:
+    def _segments_from_kmeans(self, X_segment) -> None:
         self.cluster_centers_ = self.kmeans_.cluster_centers_
         self.labels_ = self.kmeans_.labels_
         self.n_iter_ = self.kmeans_.n_iter_
+        if self.audit_transcript:  # the key holder's view against the truth, then free the transcript
+            self.key_holder_spearman_ = key_holder_spearman(self.kmeans_, X_segment)
+            self.kmeans_.channel_.transcript.clear()
 
     def _fit_encrypted(self, X, y, X_segment):
         lr, params = self._lr()
@@ -176,7 +184,7 @@ class HEMethod:
 
         self.kmeans_ = self._kmeans(X_segment, assignment_context=public, chunk_size=params.slots)
         self.kmeans_.fit(X_segment)
-        self._segments_from_kmeans()
+        self._segments_from_kmeans(X_segment)
 
         t, c = time.perf_counter(), time.process_time()
         self.mean_ = X.mean(axis=0)

@@ -6,7 +6,7 @@ from scipy import stats
 
 from methods.he import KMeansProtocol, Pool, resolve_params
 from methods.he.channel import Channel
-from methods.he.kmeans import d2_sample
+from methods.he.kmeans import d2_sample, key_holder_spearman
 from methods.he.parties import ServerShard
 from methods.he.schemes import load_context
 
@@ -56,6 +56,8 @@ def test_key_holder_scores_are_blinded(ckks_fit, seg_X):
         for j in range(model.n_clusters):
             worst = max(worst, abs(stats.spearmanr(true[:, j], seen[:, j]).statistic))
     assert worst <= 0.1, f"Spearman correlation {worst:.3f} between decrypted and true distances"
+    # the measure the harness records (HEMethod(audit_transcript=True).key_holder_spearman_)
+    assert key_holder_spearman(model, seg_X) == pytest.approx(worst)
 
 
 @pytest.fixture(scope="module")
