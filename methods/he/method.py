@@ -64,7 +64,7 @@ class HEMethod:
                  tol=1e-4, permute=False, workers=1, poly_modulus_degree=None, coeff_mod_bit_sizes=None,
                  scale_bits=None, frac_bits=None, allow_insecure=False, parallel_rounds=5, oversampling=None,
                  local_trials=None, predictor="encrypted", C=1.0, class_weight=None, lr_max_iter=1000,
-                 lr_n_iter=10, lr_learning_rate=2.0, lr_l2=1e-3, lr_interval=8.0, lr_class_weight="balanced",
+                 lr_n_iter=10, lr_learning_rate=2.0, lr_l2=1e-3, lr_interval=16.0, lr_class_weight="balanced",
                  lr_clip=4.0, lr_poly_modulus_degree=None, lr_coeff_mod_bit_sizes=None, lr_scale_bits=None,
                  audit_transcript=False):
         self.n_clusters = n_clusters
