@@ -6,9 +6,10 @@ Per Lloyd iteration (two rounds, driven by the key holder):
    server: ``s_ij = ||c_j||^2 - 2 x_i.c_j`` per chunk (``k*d`` ciphertext products, no
    relinearisation), blinded per point as ``r_i s_ij + o_i`` (``r_i > 0``, ``o_i`` shared by the
    point's ``k`` scores; optionally the ``k`` scores are permuted per point) -> key holder.
-2. key holder: decrypts, argmin, fresh encrypted one-hot ``a_ij`` -> server. server: per-cluster
-   ``rho_j sum_i a_ij x_i`` and ``rho_j sum_i a_ij`` (chunks added first), each plus a random mask
-   whose slots sum to zero -> key holder, who sums the slots and divides (``rho_j`` cancels).
+2. key holder: decrypts, argmin, fresh encrypted one-hots ``a_ij`` (k - 1 per chunk; the server
+   derives the k-th) -> server. server: per-cluster ``rho_j sum_i a_ij x_i`` and ``rho_j sum_i a_ij``
+   (chunks added first), each plus a random mask whose slots sum to zero -> key holder, who sums the
+   slots and divides (``rho_j`` cancels).
 
 No rotation is needed (the key holder sums slots of masked vectors), so the public context holds
 only the public key. See docs/he.md for what each party sees.
@@ -22,7 +23,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from methods.base import Costs
-from methods.he.channel import Channel
+from methods.he.channel import Channel, flatten
 from methods.he.parties import (
     blinding_factors,
     blinding_rng,
@@ -30,7 +31,7 @@ from methods.he.parties import (
     cluster_factors,
     onehots_under,
 )
-from methods.he.pool import Pool
+from methods.he.pool import Pool, Step
 from methods.he.schemes import (
     BLIND_FACTOR,
     CKKS_MASK,
@@ -95,7 +96,7 @@ class KeyHolder:
         self.params = params
         self.ctx = make_context(params)
         self.codec = Codec(self.ctx, params)
-        self.ops = {"decrypt": 0, "encrypt": 0}
+        self.ops = {"decrypt": 0, "encrypt_sk": 0}
 
     def secret_context(self) -> bytes:
         """Serialized secret context, only for the key holder's own worker shards."""
@@ -110,7 +111,7 @@ class KeyHolder:
         this context's slots), under this context or under ``public_context`` (bytes)."""
         size = chunk_size or self.params.slots
         by_chunk = _rechunk(np.asarray(labels), size)
-        self.ops["encrypt"] += k * len(by_chunk)
+        self.ops["encrypt_sk"] += k * len(by_chunk)
         if public_context is not None:
             out = onehots_under(public_context, by_chunk, k, size)
             return [out[c] for c in sorted(out)]
@@ -124,23 +125,9 @@ class KeyHolder:
             chunks.append(vecs)
         return chunks
 
-    def slot_sums(self, blobs: list[bytes]) -> list:
-        """Decrypt masked vectors and sum their slots (exact integers mod t in BFV)."""
-        out = []
-        for b in blobs:
-            v = self.codec.decrypt(b)
-            self.ops["decrypt"] += 1
-            if self.params.scheme == "ckks":
-                out.append(float(np.sum(v)))
-            else:
-                t = self.params.plain_modulus
-                s = int(sum(int(x) for x in v)) % t
-                out.append(s - t if s > t // 2 else s)
-        return out
-
-    def update(self, blobs: list[bytes], k: int, d: int):
-        """New centroids from blinded sums and counts; ``None`` rows for empty clusters."""
-        vals = self.slot_sums(blobs)
+    def update(self, vals: list, k: int, d: int):
+        """New centroids from the slot sums of the blinded cluster sums and counts (``rho_j``
+        cancels in the ratio); ``None`` rows for empty clusters."""
         sums, counts = vals[: k * d], vals[k * d:]
         C = []
         for j in range(k):
@@ -157,31 +144,14 @@ class KeyHolder:
 
 
 class ComputeServer:
-    """Holds the public context only; aggregates workers' partial results and masks them."""
+    """The server's coordinator: holds the public context only (its worker shards do the arithmetic)."""
 
     def __init__(self, params: HEParams, public_context: bytes, seed: int):
         self.params = params
         self.ctx = load_context(public_context)
         if self.ctx.is_private():
             raise ValueError("the compute server's context must not hold a secret key")
-        self.codec = Codec(self.ctx, params)
         self.seed = seed
-        self.ops = {"add": 0, "sc_mul": 0}
-
-    def aggregate(self, partials: list[list[bytes]], rho: list | None = None) -> list[bytes]:
-        """Add the workers' masked partials; scale total i by ``rho[i]`` where given."""
-        partials = [p for p in partials if p]  # workers without chunks contribute nothing
-        out = []
-        for i in range(len(partials[0])):
-            acc = self.codec.load(partials[0][i])
-            for p in partials[1:]:
-                acc += self.codec.load(p[i])
-            self.ops["add"] += len(partials) - 1
-            if rho is not None and rho[i] is not None:
-                acc = acc * rho[i]
-                self.ops["sc_mul"] += 1
-            out.append(acc.serialize())
-        return out
 
 
 class KMeansProtocol:
@@ -198,13 +168,11 @@ class KMeansProtocol:
         self.server_seed = int(seeds[1].generate_state(1)[0])
         self.channel = Channel(keep_transcript=keep_transcript)
         self.costs = Costs()
-        self.ops: dict[str, int] = {"transfer": 0}
+        self.internal_transfers = 0
 
     # ---------------------------------------------------------------- plumbing
     def _send(self, sender: str, receiver: str, blobs, tag: str, request: bool = False):
-        flat = _flatten(blobs)
-        self.ops["transfer"] += len(flat)
-        (self.channel.request if request else self.channel.send)(sender, receiver, flat, tag)
+        (self.channel.request if request else self.channel.send)(sender, receiver, flatten(blobs), tag)
         return blobs
 
     def _split(self, items: dict) -> list[dict]:
@@ -213,9 +181,47 @@ class KMeansProtocol:
     def _cpu(self, party: str, since: float) -> None:
         self.costs.party(party).cpu_s += time.process_time() - since
 
+    def _chain(self, per_worker: list[list[Step]]) -> list[list]:
+        """Run the steps in every worker (bytes between parties stay in the worker, counted on its
+        channel and merged into this run's); returns each worker's step outputs."""
+        res = self.pool.chain(per_worker, self.channel.stage, self.channel.keep_transcript)
+        self.channel.merge([counts for _, counts in res])
+        return [outputs for outputs, _ in res]
+
+    def _owners(self, n_vectors: int) -> list[list[int]]:
+        """Which worker reduces, masks and hands on each total: balance the whole iteration's work
+        (a worker's chunks plus its totals), counted in ciphertext-product units from the measured
+        op costs (docs/he.md): a chunk costs ~2kd + 23k - 8, a total ~26."""
+        k, d = self.k, self.d
+        load = [len(g) * (2 * k * d + 23 * k - 8) for g in self.groups]
+        counts = [0] * self.workers
+        for _ in range(n_vectors):
+            w = int(np.argmin(load))
+            counts[w] += 1
+            load[w] += 26
+        ends = np.cumsum(counts)  # contiguous ranges: the totals reach the key holder in order
+        return [list(range(e - c, e)) for c, e in zip(counts, ends, strict=True)]
+
+    def _reduced_slot_sums(self, outgoing: list[dict], owners: list[list[int]], purpose: int, call: int,
+                           degrees: list[int], scales: list | None, tag: str) -> list:
+        """Second half of a masked sum: the server shards exchange partials (server-internal), each
+        adds, masks and scales the totals it owns and hands them to the key holder shard beside it,
+        which sums their slots. Returns the slot sums of every vector, in order."""
+        incoming = [[out.get(w, {}) for v, out in enumerate(outgoing) if v != w] for w in range(self.workers)]
+        self.internal_transfers += sum(len(m) for out in outgoing for m in out.values())
+        res = self._chain([[Step(SERVER, "reduce", (incoming[w], owners[w], purpose, call, degrees, scales),
+                                 to=KEYHOLDER, tag=tag),
+                            Step(KEYHOLDER, "slot_sums")] for w in range(self.workers)])
+        vals: list = [None] * sum(len(o) for o in owners)
+        for idx, out in zip(owners, res, strict=True):
+            for i, v in zip(idx, out[-1], strict=True):
+                vals[i] = v
+        return vals
+
     # ---------------------------------------------------------------- setup
     def setup(self, X: np.ndarray, pool: Pool) -> None:
         self.pool = pool
+        self.internal_transfers = 0
         self.n, self.d = X.shape
         S = self.params.slots
         self.n_chunks = -(-self.n // S)
@@ -240,10 +246,10 @@ class KMeansProtocol:
         self.channel.stage = "encrypt"
         with self.costs.phase("encrypt"):
             blocks = {c: X[chunk_rows(self.n, S, c)] for c in range(self.n_chunks)}
-            enc = pool.map(OWNER, "encrypt", [(b,) for b in self._split(blocks)])
-            merged = {c: v for part in enc for c, v in part.items()}
-            self._send(OWNER, SERVER, merged, "encrypted columns")
-            pool.map(SERVER, "load", [(g,) for g in self._split(merged)])
+            # the owner's worker shards encrypt their own chunks and load them into the server
+            # shard beside them: the columns never pass through this process
+            self._chain([[Step(OWNER, "encrypt", (b,), to=SERVER, tag="encrypted columns"),
+                          Step(SERVER, "load")] for b in self._split(blocks)])
 
     def encrypt_centers(self, C: np.ndarray) -> list[bytes]:
         """Fresh encryptions of every centroid coordinate, replicated in all slots (key holder's
@@ -260,18 +266,14 @@ class KMeansProtocol:
         server learns nothing of which records); one round."""
         S = self.params.slots
         sel_picks = [(i // S, i % S) for i in picks]
-        sels = self.pool.map(KEYHOLDER, "selections", [(sel_picks, g) for g in self.groups])
-        merged = {c: v for part in sels for c, v in part.items()}
-        self._send(KEYHOLDER, SERVER, merged, "selections", request=True)
         self._extractions = getattr(self, "_extractions", 0) + 1
-        partials = self.pool.map(SERVER, "extract", [(g, self._extractions) for g in self._split(merged)])
-        t0 = time.process_time()
-        masked = self.server.aggregate(partials)
-        self._cpu(SERVER, t0)
-        self._send(SERVER, KEYHOLDER, masked, "masked extraction")
-        t0 = time.process_time()
-        vals = self.keyholder.slot_sums(masked)
-        self._cpu(KEYHOLDER, t0)
+        owners = self._owners(len(picks) * self.d)
+        res = self._chain([[Step(KEYHOLDER, "selections", (sel_picks, g), to=SERVER, tag="selections",
+                                 request=True),
+                            Step(SERVER, "extract_partials", (owners, w))]
+                           for w, g in enumerate(self.groups)])
+        vals = self._reduced_slot_sums([out[-1] for out in res], owners, 6, self._extractions,
+                                       [2] * (len(picks) * self.d), None, "masked extraction")
         dtype = float if self.params.scheme == "ckks" else np.int64
         return np.asarray(vals, dtype=dtype).reshape(len(picks), self.d)
 
@@ -280,11 +282,9 @@ class KMeansProtocol:
         (``sigma`` is the server's secret common factor); one round. Shape (n, len(centers))."""
         blobs = self.encrypt_centers(centers)
         self._send(KEYHOLDER, SERVER, blobs, "centers", request=True)
-        out = self.pool.broadcast(SERVER, "distances", (blobs, self.d, sigma))
-        merged = {c: v for part in out for c, v in part.items()}
-        self._send(SERVER, KEYHOLDER, merged, "blinded D2")
-        dec = self.pool.map(KEYHOLDER, "decrypt_chunks", [(g,) for g in self._split(merged)])
-        vals = {c: v for part in dec for c, v in part.items()}
+        res = self._chain([[Step(SERVER, "distances", (blobs, self.d, sigma), to=KEYHOLDER, tag="blinded D2"),
+                            Step(KEYHOLDER, "decrypt_chunks")]] * self.workers)
+        vals = {c: v for out in res for c, v in out[-1].items()}
         return np.concatenate([vals[c].T for c in range(self.n_chunks)], axis=0).astype(float)
 
     def seed(self, init, n_clusters: int, parallel_rounds: int = 5, oversampling: float | None = None,
@@ -336,47 +336,49 @@ class KMeansProtocol:
         weights = np.bincount(nearest, minlength=len(centers)).astype(float)
         return _weighted_kmeanspp(centers, weights, k, rng, integer=not ckks)
 
-    def assign(self, C: np.ndarray, iteration: int, permute: bool):
-        """Round 1: encrypted centroids -> blinded scores -> fresh one-hots. Returns (one-hots by
-        chunk, argmin positions by chunk)."""
+    def _scores_steps(self, enc_c: list[bytes], iteration: int, permute: bool, n_onehots: int,
+                      hand_on: bool) -> list[Step]:
+        """Server scores -> key holder argmin and ``n_onehots`` fresh one-hots per chunk, handed on
+        to the server (a new round; the labels are kept) or returned with the labels."""
+        return [Step(SERVER, "scores", (enc_c, self.k, iteration, permute), to=KEYHOLDER,
+                     tag="blinded scores"),
+                Step(KEYHOLDER, "assign", (self.k, n_onehots), to=SERVER if hand_on else None,
+                     tag="one-hot assignments", request=True, split=hand_on)]
+
+    def iterate(self, C: np.ndarray, iteration: int, permute: bool):
+        """One Lloyd iteration, two rounds. Round 1: encrypted centroids -> blinded scores -> fresh
+        one-hots; round 2: masked, blinded cluster sums and counts -> new centroids (None if a
+        cluster is empty). Returns (new centroids, argmin positions by chunk)."""
+        k, d = self.k, self.d
         enc_c = self.encrypt_centers(C)
         self._send(KEYHOLDER, SERVER, enc_c, "centroids", request=True)
-        out = self.pool.broadcast(SERVER, "scores", (enc_c, self.k, iteration, permute))
-        scores = {c: v for part in out for c, v in part.items()}
-        self._send(SERVER, KEYHOLDER, scores, "blinded scores")
-        res = self.pool.map(KEYHOLDER, "assign", [(g, self.k) for g in self._split(scores)])
-        onehots = {c: v for part in res for c, v in part[0].items()}
-        labels = {c: v for part in res for c, v in part[1].items()}
-        return onehots, labels
-
-    def update(self, onehots: dict, iteration: int, permute: bool):
-        """Round 2: one-hots -> blinded masked sums and counts -> new centroids (None if empty)."""
-        self._send(KEYHOLDER, SERVER, onehots, "one-hot assignments", request=True)
-        partials = self.pool.map(SERVER, "sums", [(g, self.k, iteration, permute)
-                                                   for g in self._split(onehots)])
-        t0 = time.process_time()
-        scale = None
+        owners = self._owners(k * d + k)
+        res = self._chain([self._scores_steps(enc_c, iteration, permute, k - 1, hand_on=True)
+                           + [Step(SERVER, "partial_sums", (k, iteration, permute, owners, w))]
+                           for w in range(self.workers)])
+        positions = {c: v for out in res for c, v in out[1].items()}
+        scales = None
         if not permute:  # with permute, rho_j is already carried by the un-permuting masks
-            rho = cluster_factors(self.server_seed, iteration, self.k, self.params.scheme == "ckks")
-            rho = [float(r) if self.params.scheme == "ckks" else int(r) for r in rho]
-            scale = [rho[j] for j in range(self.k) for _ in range(self.d)] + rho
-        masked = self.server.aggregate(partials, scale)
-        self._cpu(SERVER, t0)
-        self._send(SERVER, KEYHOLDER, masked, "masked sums")
+            ckks = self.params.scheme == "ckks"
+            rho = cluster_factors(self.server_seed, iteration, k, ckks)
+            rho = [float(r) if ckks else int(r) for r in rho]
+            scales = [rho[j] for j in range(k) for _ in range(d)] + rho
+        degrees = [3 if permute else 2] * (k * d) + [2 if permute else 1] * k
+        vals = self._reduced_slot_sums([out[-1] for out in res], owners, 5, iteration, degrees, scales,
+                                       "masked sums")
         t0 = time.process_time()
-        C = self.keyholder.update(masked, self.k, self.d)
+        C = self.keyholder.update(vals, k, d)
         self._cpu(KEYHOLDER, t0)
-        return C
+        return C, positions
 
     def lloyd(self, C: np.ndarray, max_iter: int, tol: float):
         n_iter = 0
         self.last_labels = None
         for it in range(max_iter):
-            onehots, pos = self.assign(C, it, self.permute)
+            new, pos = self.iterate(C, it, self.permute)
             # argmin positions are labels unless permuted (kept for the owner's error check)
             self.last_labels = None if self.permute else \
                 np.concatenate([pos[c] for c in range(self.n_chunks)])
-            new = self.update(onehots, it, self.permute)
             empty = [j for j, c in enumerate(new) if c is None]
             if empty:  # re-seed empty clusters with uniformly drawn records
                 picks = self.kh_rng.choice(self.n, size=len(empty), replace=False)
@@ -393,7 +395,13 @@ class KMeansProtocol:
                chunk_size: int | None = None):
         """Final assignment with the final centroids (unpermuted: the owner receives the labels);
         fresh encrypted one-hots are served to the server (optionally under another context)."""
-        onehots, pos = self.assign(C, max(n_iter, 0) + 1_000_000, permute=False)
+        enc_c = self.encrypt_centers(C)
+        self._send(KEYHOLDER, SERVER, enc_c, "centroids", request=True)
+        n_onehots = self.k if assignment_context is None else 0  # else encrypted under that context
+        res = self._chain([self._scores_steps(enc_c, max(n_iter, 0) + 1_000_000, False, n_onehots,
+                                              hand_on=False)] * self.workers)
+        onehots = {c: v for out in res for c, v in out[-1][0].items()}
+        pos = {c: v for out in res for c, v in out[-1][1].items()}
         labels = np.concatenate([pos[c] for c in range(self.n_chunks)])
         if assignment_context is not None:
             self._send(SERVER, KEYHOLDER, assignment_context, "assignment context", request=True)
@@ -413,21 +421,12 @@ class KMeansProtocol:
             for part in self.pool.broadcast(party, "op_counts", ()):
                 for key, v in part.items():
                     ops[f"{party}.{key}"] = ops.get(f"{party}.{key}", 0) + v
-        for key, v in self.server.ops.items():
-            ops[f"server.{key}"] = ops.get(f"server.{key}", 0) + v
         for key, v in self.keyholder.ops.items():
             ops[f"keyholder.{key}"] = ops.get(f"keyholder.{key}", 0) + v
         ops["owner.encrypt"] = self.n_chunks * self.d
-        ops.update(self.ops)
+        # ciphertexts moved between parties, plus server-internal partials between worker shards
+        ops["transfer"] = self.channel.blobs + self.internal_transfers
         return ops
-
-
-def _flatten(blobs) -> list[bytes]:
-    if isinstance(blobs, (bytes, bytearray)):
-        return [bytes(blobs)]
-    if isinstance(blobs, dict):
-        return [b for c in sorted(blobs) for b in _flatten(blobs[c])]
-    return [b for item in blobs for b in _flatten(item)]
 
 
 def _rechunk(labels: np.ndarray, size: int) -> dict[int, np.ndarray]:

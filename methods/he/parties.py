@@ -12,9 +12,16 @@ share objects: the protocol (:mod:`methods.he.kmeans`) moves their bytes through
 Degrees (number of encoded factors, see :mod:`methods.he.schemes`): data, one-hots, selections,
 ``-2c`` are degree 1; ``x.c``, ``||c||^2``, ``||x||^2`` and weighted one-hots are degree 2; blinded
 scores, blinded D^2 and blinded sums are degree 3.
+
+Per-cluster sums (and extractions) are reduced across worker shards before they are masked: each
+shard computes partial sums over its chunks, sends the partials of the vectors other shards *own*
+to them (server-internal), and masks and hands on only the totals it owns. The key holder decrypts
+one masked total per vector whatever the number of workers, never a worker's partial.
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 import tenseal as ts
@@ -139,6 +146,7 @@ class ServerShard:
         self.x: dict[int, list] = {}
         self.two_x: dict[int, list] = {}
         self.perm: dict[int, np.ndarray] = {}
+        self.partials: dict[int, object] = {}  # the totals this shard owns, between share and reduce
         self.ops = {"ct_mul": 0, "pt_mul": 0, "sc_mul": 0, "add": 0, "encrypt": 0}
 
     def load(self, columns: dict[int, list[bytes]]) -> None:
@@ -147,15 +155,52 @@ class ServerShard:
             self.two_x[c] = [v + v for v in self.x[c]]
             self.ops["add"] += len(cols)
 
-    def _masked(self, vectors: list, degrees: list[int], rng: np.random.Generator) -> list[bytes]:
-        """Each vector plus a fresh encryption of a random vector whose slots sum to zero (mod t):
-        every slot is hidden, the slot sum is unchanged. Sums of such masks over shards still
-        sum to zero, so each shard masks its own partials."""
+    def _mask(self, v, degree: int, rng: np.random.Generator):
+        """``v`` plus a random vector whose slots sum to zero (mod t): every slot hidden, the slot
+        sum kept. The key holder decrypts ``v + mask`` either way, so the mask is a plaintext where
+        TenSEAL can add one exactly (BFV; CKKS degree 1, at the ciphertext's scale) and a fresh
+        public-key encryption at the value's scale otherwise (CKKS degrees 2 and 3)."""
+        mask = zero_sum_vector(self.params, rng)
+        self.ops["add"] += 1
+        if not self.ckks or degree == 1:
+            return v + self.codec.plain(mask)
+        self.ops["encrypt"] += 1
+        return v + self.codec.encrypt(mask, degree=degree)
+
+    def _valid(self, c: int) -> list:
+        """Plaintext 1 on chunk ``c``'s records, 0 on its padding (n is public)."""
+        S = self.params.slots
+        v = np.zeros(S, dtype=np.int64)
+        v[: chunk_rows(self.n, S, c).stop - c * S] = 1
+        return self.codec.plain(v)
+
+    def _share(self, partials: list, owners: list[list[int]], me: int) -> dict[int, dict[int, bytes]]:
+        """Keep the partial vectors this shard owns; serialize the others for their owners."""
+        self.partials = {i: partials[i] for i in owners[me]} if partials else {}
+        return {w: {i: partials[i].serialize() for i in idx}
+                for w, idx in enumerate(owners) if w != me and partials}
+
+    def reduce(self, incoming: list[dict[int, bytes]], owned: list[int], purpose: int, call: int,
+               degrees: list[int], scales: list | None) -> list[bytes]:
+        """Totals of the vectors this shard owns (its partial plus the other shards'), each masked
+        (randomness per vector, independent of the worker split) and scaled by ``scales[i]``."""
         out = []
-        for v, deg in zip(vectors, degrees, strict=True):
-            out.append((v + self.codec.encrypt(zero_sum_vector(self.params, rng), degree=deg)).serialize())
-            self.ops["encrypt"] += 1
-            self.ops["add"] += 1
+        for i in owned:
+            acc = self.partials.get(i)
+            for part in incoming:
+                if i in part:
+                    v = self.codec.load(part[i])
+                    if acc is None:
+                        acc = v
+                    else:
+                        acc = acc + v
+                        self.ops["add"] += 1
+            acc = self._mask(acc, degrees[i], blinding_rng(self.seed, purpose, call, i))
+            if scales is not None and scales[i] is not None:
+                acc = acc * scales[i]
+                self.ops["sc_mul"] += 1
+            out.append(acc.serialize())
+        self.partials = {}
         return out
 
     def scores(self, centroids: list[bytes], k: int, iteration: int, permute: bool) -> dict[int, list[bytes]]:
@@ -211,16 +256,24 @@ class ServerShard:
             out[c] = [b.serialize() for b in blinded]
         return out
 
-    def sums(self, onehots: dict[int, list[bytes]], k: int, iteration: int, permute: bool) -> list[bytes]:
-        """Partial sum_i a_ij x_i (k*d) and sum_i a_ij (k) over this shard's chunks (degrees 2 and
-        1; the server scales them by rho_j after masking). With ``permute`` the one-hots are
-        un-permuted by plaintext masks that also carry rho_j (degrees 3 and 2)."""
+    def partial_sums(self, onehots: dict[int, list[bytes]], k: int, iteration: int, permute: bool,
+                     owners: list[list[int]], me: int) -> dict:
+        """Partial sum_i a_ij x_i (k*d vectors) and sum_i a_ij (k) over this shard's chunks, from
+        k - 1 one-hots per chunk (the k-th is the valid-record indicator minus their sum). With
+        ``permute`` the one-hots are un-permuted by plaintext masks that also carry rho_j (degrees
+        3 and 2; otherwise 2 and 1, and the owner of each total scales it by rho_j). Returns the
+        partials other shards own (see :meth:`reduce`)."""
         rho = cluster_factors(self.seed, iteration, k, self.ckks)
-        d = None
         acc_s: list = []
         acc_n: list = []
         for c in sorted(onehots):
             a_hat = [self.codec.load(b) for b in onehots[c]]
+            rest = a_hat[0]
+            for v in a_hat[1:]:
+                rest = rest + v
+            neg = -rest if self.ckks else rest * -1  # (TenSEAL's BFV vectors have no negation)
+            a_hat.append(neg + self._valid(c))
+            self.ops["add"] += k
             if permute:
                 perm = self.perm[c]
                 a = []
@@ -248,13 +301,11 @@ class ServerShard:
                     acc_n[j] += a[j]
             self.ops["ct_mul"] += k * d
             self.ops["add"] += k * (d + 1)
-        if not acc_s:
-            return []
-        degs = [3 if permute else 2] * len(acc_s) + [2 if permute else 1] * len(acc_n)
-        return self._masked(acc_s + acc_n, degs, blinding_rng(self.seed, 5, iteration, min(onehots)))
+        return self._share(acc_s + acc_n, owners, me)
 
-    def extract(self, selections: dict[int, list[bytes]], call: int) -> list[bytes]:
-        """Partial sum_i e_i x_i (degree 2) for each selection vector e, over this shard's chunks."""
+    def extract_partials(self, selections: dict[int, list[bytes]], owners: list[list[int]], me: int) -> dict:
+        """Partial sum_i e_i x_i (degree 2) for each selection vector e, over this shard's chunks;
+        returns the partials other shards own (see :meth:`reduce`)."""
         acc: list = []
         for c in sorted(selections):
             for m, b in enumerate(selections[c]):
@@ -267,9 +318,7 @@ class ServerShard:
                         acc[m * len(self.x[c]) + f] += term
                 self.ops["ct_mul"] += len(self.x[c])
                 self.ops["add"] += len(self.x[c])
-        if not acc:
-            return []
-        return self._masked(acc, [2] * len(acc), blinding_rng(self.seed, 6, call, min(selections)))
+        return self._share(acc, owners, me)
 
     def distances(self, centers: list[bytes], d: int, sigma) -> dict[int, list[bytes]]:
         """sigma * ||x - c||^2 (degree 3) for each chunk and each center; ``centers`` holds d
@@ -303,9 +352,7 @@ class KeyHolderShard:
         self.params = _params(params)
         self.codec = Codec(load_context(secret_context), self.params)
         self.n = int(n)
-        self.ops = {"decrypt": 0, "encrypt": 0}
-        self.seen: list[np.ndarray] = []  # for transcript checks only when enabled
-        self.keep = False
+        self.ops = {"decrypt": 0, "encrypt_sk": 0}
 
     def _valid(self, c: int) -> int:
         return chunk_rows(self.n, self.params.slots, c).stop - c * self.params.slots
@@ -319,11 +366,13 @@ class KeyHolderShard:
             v = np.zeros(S, dtype=np.int64)
             v[: len(labels)] = labels == j
             out.append(codec.encrypt_bytes(v))
-        self.ops["encrypt"] += k
+        self.ops["encrypt_sk"] += k
         return out
 
-    def assign(self, scores: dict[int, list[bytes]], k: int) -> tuple[dict, dict]:
-        """Argmin of each point's blinded scores; fresh encrypted one-hot of the argmin position."""
+    def assign(self, scores: dict[int, list[bytes]], k: int,
+               n_onehots: int | None = None) -> tuple[dict, dict]:
+        """Argmin of each point's blinded scores; fresh encrypted one-hots of the argmin position,
+        the first ``n_onehots`` positions (default k; k - 1 suffice for the server's sums)."""
         onehots, labels = {}, {}
         for c, cts in scores.items():
             m = self._valid(c)
@@ -331,13 +380,28 @@ class KeyHolderShard:
             self.ops["decrypt"] += k
             lab = vals.argmin(axis=1)
             labels[c] = lab
-            onehots[c] = self.onehot(lab, k)
+            onehots[c] = self.onehot(lab, k if n_onehots is None else n_onehots)  # positions 0, 1, ...
         return onehots, labels
+
+    def slot_sums(self, blobs: list[bytes]) -> list:
+        """Decrypt masked vectors and sum their slots: exactly rounded (``math.fsum``) in CKKS,
+        exact integers mod t (centred) in BFV."""
+        out = []
+        for b in blobs:
+            v = self.codec.decrypt(b)
+            self.ops["decrypt"] += 1
+            if self.params.scheme == "ckks":
+                out.append(math.fsum(v.tolist()))
+            else:
+                t = self.params.plain_modulus
+                s = int(sum(int(x) for x in v)) % t
+                out.append(s - t if s > t // 2 else s)
+        return out
 
     def encrypt_replicated(self, values: list) -> list[bytes]:
         """Each value in every slot (degree 1), fresh encryptions."""
         S = self.params.slots
-        self.ops["encrypt"] += len(values)
+        self.ops["encrypt_sk"] += len(values)
         return [self.codec.encrypt_bytes(np.full(S, v)) for v in values]
 
     def decrypt_chunks(self, blobs: dict[int, list[bytes]]) -> dict[int, np.ndarray]:
@@ -360,7 +424,7 @@ class KeyHolderShard:
                     v[ps] = 1
                 vecs.append(self.codec.encrypt_bytes(v))
             out[c] = vecs
-        self.ops["encrypt"] += len(picks) * len(chunks)
+        self.ops["encrypt_sk"] += len(picks) * len(chunks)
         return out
 
     def encrypt_assignments(self, labels: dict[int, np.ndarray], k: int, public_context: bytes | None,
@@ -369,7 +433,7 @@ class KeyHolderShard:
         under this run's context or under another public context (at that context's global scale)."""
         if public_context is None:
             return {c: self.onehot(lab, k, slots=slots) for c, lab in labels.items()}
-        self.ops["encrypt"] += k * len(labels)
+        self.ops["encrypt_sk"] += k * len(labels)
         return onehots_under(public_context, labels, k, slots)
 
     def op_counts(self) -> dict[str, int]:

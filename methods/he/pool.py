@@ -5,6 +5,11 @@ deserialize their own contexts once and keep their share of the chunks; per call
 small numpy arrays cross the pipe. Each worker hosts at most one shard per party; shards of
 different parties share nothing (the protocol routes their bytes through its Channel).
 ``workers=1`` runs the same shards in-process.
+
+A *chain* (:meth:`Pool.chain`) runs several shard calls in a row inside each worker, handing each
+call's bytes to the next party's shard through a worker-local :class:`~methods.he.channel.Channel`
+that counts them; the parent merges the counts. Parties still exchange nothing but counted bytes,
+and no ciphertext makes a detour through the parent process.
 """
 
 from __future__ import annotations
@@ -12,12 +17,56 @@ from __future__ import annotations
 import multiprocessing as mp
 import time
 import traceback
+from dataclasses import dataclass
 from typing import Any
+
+from methods.he.channel import Channel, flatten
+
+CHAIN = "__chain__"
+
+
+@dataclass(frozen=True)
+class Step:
+    """One shard call of a chain. Its result goes to the next step's shard as the first argument
+    when ``to`` names that party (counted on the channel under ``tag``; ``request`` opens a round).
+    With ``split`` the call returns ``(payload, kept)``: the payload is handed on, ``kept`` is
+    returned to the caller; otherwise a step that hands nothing on returns its whole result."""
+
+    party: str
+    method: str
+    args: tuple = ()
+    to: str | None = None
+    tag: str = ""
+    request: bool = False
+    split: bool = False
+
+
+def _run_chain(shards: dict, stage: str, steps: list[Step], keep_transcript: bool):
+    channel = Channel(keep_transcript=keep_transcript)
+    channel.stage = stage
+    outputs, cpu, handed = [], {}, None
+    for i, step in enumerate(steps):
+        args = step.args if i == 0 or steps[i - 1].to is None else (handed, *step.args)
+        t0 = time.process_time()
+        result = _call(shards, step.party, step.method, args)
+        cpu[step.party] = cpu.get(step.party, 0.0) + time.process_time() - t0
+        payload, kept = result if step.split else (result, None)
+        if step.to is None:
+            outputs.append(kept if step.split else result)
+            continue
+        outputs.append(kept)
+        blobs = flatten(payload)
+        if blobs:
+            (channel.request if step.request else channel.send)(step.party, step.to, blobs, step.tag)
+        handed = payload
+    return outputs, channel.snapshot(), cpu
 
 
 def _call(shards: dict, party: str, method: str, args: tuple) -> Any:
     from methods.he.parties import SHARDS
 
+    if party == CHAIN:
+        return _run_chain(shards, method, *args)
     if method == "__init__":
         shards[party] = SHARDS[party](*args)
         return None
@@ -115,3 +164,14 @@ class Pool:
 
     def broadcast(self, party: str, method: str, args: tuple) -> list:
         return self.map(party, method, [args] * self.workers)
+
+    def chain(self, per_worker: list[list[Step]], stage: str = "", keep_transcript: bool = False):
+        """Run one chain of steps per worker, in parallel. Returns, in worker order, each worker's
+        step outputs and its channel counts (:meth:`Channel.snapshot`); the workers' CPU seconds
+        are charged to each step's party."""
+        results = self.map(CHAIN, stage, [(steps, keep_transcript) for steps in per_worker])
+        self.cpu.pop(CHAIN, None)  # charged per party below instead
+        for _, _, cpu in results:
+            for p, secs in cpu.items():
+                self.cpu[p] = self.cpu.get(p, 0.0) + secs
+        return [(outputs, counts) for outputs, counts, _ in results]

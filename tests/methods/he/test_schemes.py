@@ -12,6 +12,7 @@ from methods.he.schemes import (
     make_context,
     public_bytes,
     resolve_params,
+    secret_key_encryptor,
 )
 
 
@@ -66,3 +67,21 @@ def test_bfv_noise_budget_accounts_for_permutation():
     assert choose_plain_modulus(small, b).plain_modulus  # fits without permutation
     with pytest.raises(ValueError, match="permute"):
         choose_plain_modulus(small, b, permute=True)
+
+
+@pytest.mark.parametrize("scheme", ["ckks", "bfv"])
+def test_key_holder_encrypts_with_its_secret_key(scheme):
+    p = resolve_params(scheme)
+    if scheme == "bfv":
+        p = choose_plain_modulus(p, bfv_bounds(2**10, 5, 1000))
+    ctx = make_context(p)
+    sym = secret_key_encryptor(ctx)
+    with pytest.raises(ValueError, match="symmetric"):  # no public key: secret-key encryption
+        sym.public_key()
+    # its ciphertexts are ordinary ones: the server loads them and computes, the key holder decrypts
+    server = Codec(load_context(public_bytes(ctx)), p)
+    vals = np.arange(1, 9)
+    ct = Codec(ctx, p).encrypt(vals)
+    assert Codec(ctx, p)._enc_ctx.is_private()
+    prod = server.load(ct.serialize()) * server.load(ct.serialize())
+    np.testing.assert_allclose(Codec(ctx, p).decrypt(prod.serialize())[:8], vals**2, atol=1e-4)

@@ -33,6 +33,46 @@ def test_only_bytes_cross_the_channel(ckks_fit):
     assert model.channel_.total == sum(len(b) for *_, p in transcript for b in p)
 
 
+def test_channel_merges_worker_shares_of_one_message():
+    a, b = Channel(keep_transcript=True), Channel(keep_transcript=True)
+    for ch, blobs in ((a, [b"xx", b"yyy"]), (b, [b"zzzz"])):
+        ch.stage = "lloyd"
+        ch.request("keyholder", "server", blobs, "one-hot assignments")
+    total = Channel(keep_transcript=True)
+    total.merge([a.snapshot(), b.snapshot()])
+    assert total.bytes[("keyholder", "server")] == 9 and total.blobs == 3
+    assert total.messages[("keyholder", "server")] == 1 and total.rounds == 1  # one message, one round
+    assert total.stages["lloyd"] == {"bytes": 9, "messages": 1, "rounds": 1}
+    assert total.transcript == [("keyholder", "server", "one-hot assignments", [b"xx", b"yyy", b"zzzz"])]
+
+
+def test_key_holder_decrypts_totals_never_worker_partials(seg_X):
+    """With two workers each holding a chunk, the key holder still receives one masked total per
+    cluster sum and count (k*d + k per iteration), whose slot sums are the whole data's."""
+    from methods.he import HEKMeans
+
+    X = np.vstack([seg_X, seg_X, seg_X[:1000]])  # 4,200 rows: two chunks, one per worker
+    assert len(X) == 4200
+    init = X[:3].copy()
+    model = HEKMeans(3, init=init, max_iter=1, tol=0.0, random_state=0, workers=2,
+                     keep_transcript=True).fit(X)
+    k, d = 3, X.shape[1]
+    msgs = [p for _, _, tag, p in model.channel_.transcript if tag == "masked sums"]
+    assert len(msgs) == 1 and len(msgs[0]) == k * d + k
+    onehots = next(p for _, _, tag, p in model.channel_.transcript if tag == "one-hot assignments")
+    assert len(onehots) == 2 * (k - 1)  # k - 1 per chunk; the server derives the k-th
+    codec = model.keyholder_.codec
+    sums = np.array([codec.decrypt(b).sum() for b in msgs[0]])
+    labels = ((X[:, None, :] - init[None]) ** 2).sum(-1).argmin(1)
+    counts = np.bincount(labels, minlength=k)
+    rho = sums[k * d:] / counts  # the secret per-cluster factors, each in [1, 16]
+    assert np.all((rho >= 1) & (rho <= 16))
+    true = np.array([X[labels == j].sum(0) for j in range(k)]).ravel()
+    np.testing.assert_allclose(sums[: k * d] / np.repeat(rho, d), true, rtol=1e-6, atol=1e-4)
+    # every slot is masked: no slot shows a record's value
+    assert min(np.abs(codec.decrypt(b)[: len(X)]).min() for b in msgs[0]) > 1.0
+
+
 def _decrypted_rounds(model, X):
     """(true squared distances, what the key holder decrypted) for each Lloyd E-step."""
     codec, k, d = model.keyholder_.codec, model.n_clusters, X.shape[1]
