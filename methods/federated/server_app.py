@@ -25,6 +25,7 @@ from flwr.supercore.inflatable.inflatable_object import get_all_nested_objects
 
 from methods.federated.client_app import features
 from methods.federated.strategy import GaussianRdpAccountant, KMeansStrategy
+from methods.progress import Progress
 
 RUN_DIR_ENV = "PRIVMARK_FL_RUN_DIR"
 
@@ -130,12 +131,15 @@ def run_kmeans(grid: RecordingGrid, spec: dict, run_dir: Path, out: dict) -> np.
     arrays = strategy.start_from(centers)
     grid.phase = "kmeans"
     curve = []
+    bar = Progress(f"federated K-means: round (max {spec['max_iter']})", unit="round")
     for r in range(1, spec["max_iter"] + 1):
         replies = grid.send_and_receive(strategy.configure_train(r, arrays, ConfigRecord(), grid))
         arrays, metrics = strategy.aggregate_train(r, replies)
         curve.append({"round": r, **dict(metrics)})
+        bar.step()
         if strategy.converged:
             break
+    bar.close()
     out.update(centers=arrays["centers"].numpy().copy(), kmeans_curve=curve, kmeans_rounds=len(curve),
                kmeans_converged=strategy.converged, counts=strategy.counts_, n_rows=strategy.n_rows_)
     return out["centers"]
@@ -174,12 +178,16 @@ def run_fedavg(grid: RecordingGrid, spec: dict, run_dir: Path, centers: np.ndarr
         def evaluate_fn(server_round: int, arrays: ArrayRecord) -> MetricRecord:
             z = Z_eval @ arrays["coef"].numpy() + float(arrays["intercept"].numpy()[0])
             loss = float(np.mean(np.logaddexp(0.0, z) - y_eval * z))
+            if server_round > 0:
+                bar.step(auc=_auc(y_eval, z), loss=loss)
             return MetricRecord({"auc": _auc(y_eval, z), "loss": loss})
 
     grid.phase = "fedavg"
+    bar = Progress("federated logistic regression: round", total=spec["rounds"], unit="round")
     initial = ArrayRecord({"coef": Array(np.zeros(n_features)), "intercept": Array(np.zeros(1))})
     result = strategy.start(grid=grid, initial_arrays=initial, num_rounds=spec["rounds"],
                             train_config=config, evaluate_fn=evaluate_fn)
+    bar.close()
     curve = [{"round": r, **dict(m)} for r, m in sorted(result.evaluate_metrics_serverapp.items())]
     train = {r: dict(m) for r, m in result.train_metrics_clientapp.items()}
     for row in curve:

@@ -33,6 +33,7 @@ import tenseal as ts
 from methods.he._lr_core import NesterovState, SigmoidPoly, nesterov_step
 from methods.he.channel import Channel
 from methods.he.params import check_security
+from methods.progress import Progress
 
 #: Per-slot mask half-widths. z and u masks have ~2^49 of headroom at their level; gradient
 #: slots only 2^13 (the unrescaled product at scale^2 sits on two primes), so their mask is
@@ -422,6 +423,7 @@ def run_protocol(server: LRServer, key_holder: LRKeyHolder, channel: Channel, *,
         server.receive_weights_u(u_fresh)
         server.start(v0, step)
     channel.stage = "training"
+    bar = Progress("HE logistic regression: iteration", total=len(eta), unit="iter")
     for t in range(len(eta)):
         with phase("he_scores", "server"):
             z_masked = server.scores()
@@ -439,6 +441,8 @@ def run_protocol(server: LRServer, key_holder: LRKeyHolder, channel: Channel, *,
             server.receive_update(v_fresh)
         if callback is not None:
             callback(t)
+        bar.step()
+    bar.close()
     channel.request("server", kh, [b"final"], tag="finish")
     with phase("he_finish", kh):
         w_masked = key_holder.final()

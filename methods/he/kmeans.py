@@ -45,6 +45,7 @@ from methods.he.schemes import (
     public_bytes,
     resolve_params,
 )
+from methods.progress import Progress
 
 INITS = ("kmeans++", "kmeans_parallel", "random")
 OWNER, SERVER, KEYHOLDER = "owner", "server", "keyholder"
@@ -374,6 +375,7 @@ class KMeansProtocol:
     def lloyd(self, C: np.ndarray, max_iter: int, tol: float):
         n_iter = 0
         self.last_labels = None
+        bar = Progress(f"HE K-means: Lloyd iteration (max {max_iter})", unit="iter")
         for it in range(max_iter):
             new, pos = self.iterate(C, it, self.permute)
             # argmin positions are labels unless permuted (kept for the owner's error check)
@@ -387,8 +389,10 @@ class KMeansProtocol:
             new = np.vstack(new)
             shift = float(((new.astype(float) - C.astype(float)) ** 2).sum())
             C, n_iter = new, n_iter + 1
+            bar.step(shift=shift)
             if shift <= tol and not empty:
                 break
+        bar.close()
         return C, n_iter
 
     def finish(self, C: np.ndarray, n_iter: int, assignment_context: bytes | None = None,

@@ -43,6 +43,15 @@ def test_every_method_and_k_has_an_ok_record(smoke_all):
         by_method["dp"]["config"]["method"].get("max_iter") != 10
 
 
+def test_long_loops_log_their_progress_to_the_job_log(smoke_all):
+    logs = {p.parent.name: p.read_text() for p in (smoke_all / "sweep").glob("*/run.log")}
+    he = next(t for name, t in logs.items() if "_he_" in name and "_k4" in name)
+    assert re.search(r"HE K-means: Lloyd iteration \(max 10\) 1 shift=", he)
+    assert re.search(r"HE logistic regression: iteration 4/4", he)  # smoke: lr_n_iter 4
+    fl = next(t for name, t in logs.items() if "_federated_" in name and "_k4" in name)
+    assert re.search(r"federated logistic regression: round \d+/\d+ auc=0\.\d+ loss=", fl)
+
+
 def test_collect_figures_report_from_the_smoke_records(smoke_all, tmp_path):
     table = C.collect([smoke_all / "sweep"])
     assert len(table) == 8 and set(table["method"]) == METHODS and (table["status"] == "ok").all()

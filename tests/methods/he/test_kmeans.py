@@ -149,3 +149,12 @@ def test_fitted_key_holder_encrypts_assignments_for_another_context(ckks_fit):
                      for c in chunks])
     np.testing.assert_allclose(dec[:1600], np.eye(3)[model.labels_], atol=1e-5)
     np.testing.assert_allclose(dec[1600:], 0.0, atol=1e-5)
+
+
+def test_lloyd_iterations_are_logged(seg_X, caplog):
+    import logging
+
+    with caplog.at_level(logging.INFO, logger="privmark"):
+        model = HEKMeans(3, init=seg_X[:3], max_iter=2, tol=0.0, random_state=0).fit(seg_X[:200])
+    lines = [r.getMessage() for r in caplog.records if "Lloyd iteration" in r.getMessage()]
+    assert len(lines) == model.n_iter_ == 2 and "shift=" in lines[-1]
