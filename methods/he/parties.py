@@ -174,6 +174,33 @@ class ServerShard:
         v[: chunk_rows(self.n, S, c).stop - c * S] = 1
         return self.codec.plain(v)
 
+    def _sum(self, vectors: list):
+        acc = vectors[0]
+        for v in vectors[1:]:
+            acc = acc + v
+        self.ops["add"] += len(vectors) - 1
+        return acc
+
+    def _negated(self, v):
+        return -v if self.ckks else v * -1  # (TenSEAL's BFV vectors have no negation)
+
+    def _totals(self, chunks: list[int]) -> tuple[list, list]:
+        """This shard's sum_i x_i per feature as degree-2 values (times a plaintext 1, exact) and,
+        per slot, how many of its chunks hold a record there (a plaintext): cached, they do not
+        change between iterations."""
+        key = tuple(chunks)
+        if getattr(self, "_totals_key", None) != key:
+            S = self.params.slots
+            valid = np.zeros(S, dtype=np.int64)
+            for c in chunks:
+                valid[: chunk_rows(self.n, S, c).stop - c * S] += 1
+            d = len(self.x[chunks[0]])
+            ones = self.codec.plain(np.ones(S))
+            sums = [self._sum([self.x[c][f] for c in chunks]) * ones for f in range(d)]
+            self.ops["pt_mul"] += d
+            self._totals_key, self._totals_val = key, (sums, self.codec.plain(valid))
+        return self._totals_val
+
     def _share(self, partials: list, owners: list[list[int]], me: int) -> dict[int, dict[int, bytes]]:
         """Keep the partial vectors this shard owns; serialize the others for their owners."""
         self.partials = {i: partials[i] for i in owners[me]} if partials else {}
@@ -259,24 +286,26 @@ class ServerShard:
     def partial_sums(self, onehots: dict[int, list[bytes]], k: int, iteration: int, permute: bool,
                      owners: list[list[int]], me: int) -> dict:
         """Partial sum_i a_ij x_i (k*d vectors) and sum_i a_ij (k) over this shard's chunks, from
-        k - 1 one-hots per chunk (the k-th is the valid-record indicator minus their sum). With
-        ``permute`` the one-hots are un-permuted by plaintext masks that also carry rho_j (degrees
-        3 and 2; otherwise 2 and 1, and the owner of each total scales it by rho_j). Returns the
-        partials other shards own (see :meth:`reduce`)."""
+        k - 1 one-hots per chunk. Without ``permute``, cluster k's are derived once per shard:
+        ``sum_i x_i - (the other clusters' sums)`` and ``(valid records) - (the other counts)``,
+        so a chunk costs (k-1)*d products (degrees 2 and 1; the owner of each total scales it by
+        rho_j). With ``permute`` the k-th one-hot of each chunk is derived (valid-record indicator
+        minus the others) and the one-hots are un-permuted by plaintext masks that also carry rho_j
+        (degrees 3 and 2). Returns the partials other shards own (see :meth:`reduce`)."""
+        if not onehots:
+            return self._share([], owners, me)
         rho = cluster_factors(self.seed, iteration, k, self.ckks)
+        d = len(next(iter(self.x.values())))
+        m = k if permute else k - 1  # clusters summed chunk by chunk
         acc_s: list = []
         acc_n: list = []
         for c in sorted(onehots):
-            a_hat = [self.codec.load(b) for b in onehots[c]]
-            rest = a_hat[0]
-            for v in a_hat[1:]:
-                rest = rest + v
-            neg = -rest if self.ckks else rest * -1  # (TenSEAL's BFV vectors have no negation)
-            a_hat.append(neg + self._valid(c))
-            self.ops["add"] += k
+            a = [self.codec.load(b) for b in onehots[c]]
             if permute:
+                a.append(self._negated(self._sum(a)) + self._valid(c))
+                self.ops["add"] += 1
                 perm = self.perm[c]
-                a = []
+                a_hat, a = a, []
                 for j in range(k):
                     acc = None
                     for pos in range(k):
@@ -285,22 +314,24 @@ class ServerShard:
                     a.append(acc)
                 self.ops["pt_mul"] += k * k
                 self.ops["add"] += k * (k - 1)
-            else:
-                a = a_hat
-            d = len(self.x[c])
-            for j in range(k):
+            for j in range(m):
                 for f in range(d):
                     term = a[j] * self.x[c][f]
-                    if len(acc_s) < k * d:
+                    if len(acc_s) < m * d:
                         acc_s.append(term)
                     else:
                         acc_s[j * d + f] += term
-                if len(acc_n) < k:
+                if len(acc_n) < m:
                     acc_n.append(a[j])
                 else:
                     acc_n[j] += a[j]
-            self.ops["ct_mul"] += k * d
-            self.ops["add"] += k * (d + 1)
+            self.ops["ct_mul"] += m * d
+            self.ops["add"] += m * (d + 1)
+        if not permute:
+            x_total, valid = self._totals(sorted(onehots))
+            acc_s += [x_total[f] - self._sum([acc_s[j * d + f] for j in range(m)]) for f in range(d)]
+            acc_n.append(self._negated(self._sum(acc_n)) + valid)
+            self.ops["add"] += d + 1  # the subtractions (the sums' additions are counted by _sum)
         return self._share(acc_s + acc_n, owners, me)
 
     def extract_partials(self, selections: dict[int, list[bytes]], owners: list[list[int]], me: int) -> dict:
