@@ -190,18 +190,10 @@ class KMeansProtocol:
         return [outputs for outputs, _ in res]
 
     def _owners(self, n_vectors: int) -> list[list[int]]:
-        """Which worker reduces, masks and hands on each total: balance the whole iteration's work
-        (a worker's chunks plus its totals), counted in ciphertext-product units from the measured
-        op costs (docs/he.md): a chunk costs ~2kd + 23k - 8, a total ~26."""
-        k, d = self.k, self.d
-        load = [len(g) * (2 * k * d + 23 * k - 8) for g in self.groups]
-        counts = [0] * self.workers
-        for _ in range(n_vectors):
-            w = int(np.argmin(load))
-            counts[w] += 1
-            load[w] += 26
-        ends = np.cumsum(counts)  # contiguous ranges: the totals reach the key holder in order
-        return [list(range(e - c, e)) for c, e in zip(counts, ends, strict=True)]
+        """Which worker reduces, masks and hands on each total: an even, contiguous split (the
+        reduction is a round of its own, so it is balanced by itself; contiguous ranges reach the
+        key holder in order)."""
+        return [g.tolist() for g in np.array_split(np.arange(n_vectors), self.workers)]
 
     def _reduced_slot_sums(self, outgoing: list[dict], owners: list[list[int]], purpose: int, call: int,
                            degrees: list[int], scales: list | None, tag: str) -> list:
