@@ -9,7 +9,8 @@ different parties share nothing (the protocol routes their bytes through its Cha
 A *chain* (:meth:`Pool.chain`) runs several shard calls in a row inside each worker, handing each
 call's bytes to the next party's shard through a worker-local :class:`~methods.he.channel.Channel`
 that counts them; the parent merges the counts. Parties still exchange nothing but counted bytes,
-and no ciphertext makes a detour through the parent process.
+and what one party hands another within a round stays in the worker (only the centroids, which
+every worker needs, and the partial totals the server shards exchange pass through the parent).
 """
 
 from __future__ import annotations
