@@ -147,6 +147,7 @@ class ServerShard:
         self.two_x: dict[int, list] = {}
         self.perm: dict[int, np.ndarray] = {}
         self.partials: dict[int, object] = {}  # the totals this shard owns, between share and reduce
+        self.totals: dict[tuple, tuple] = {}  # per set of chunks: sum_i x_i per feature, valid counts
         self.ops = {"ct_mul": 0, "pt_mul": 0, "sc_mul": 0, "add": 0, "encrypt": 0}
 
     def load(self, columns: dict[int, list[bytes]]) -> None:
@@ -189,7 +190,7 @@ class ServerShard:
         per slot, how many of its chunks hold a record there (a plaintext): cached, they do not
         change between iterations."""
         key = tuple(chunks)
-        if getattr(self, "_totals_key", None) != key:
+        if key not in self.totals:
             S = self.params.slots
             valid = np.zeros(S, dtype=np.int64)
             for c in chunks:
@@ -198,8 +199,8 @@ class ServerShard:
             ones = self.codec.plain(np.ones(S))
             sums = [self._sum([self.x[c][f] for c in chunks]) * ones for f in range(d)]
             self.ops["pt_mul"] += d
-            self._totals_key, self._totals_val = key, (sums, self.codec.plain(valid))
-        return self._totals_val
+            self.totals[key] = (sums, self.codec.plain(valid))
+        return self.totals[key]
 
     def _share(self, partials: list, owners: list[list[int]], me: int) -> dict[int, dict[int, bytes]]:
         """Keep the partial vectors this shard owns; serialize the others for their owners."""
