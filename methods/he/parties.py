@@ -45,6 +45,11 @@ def chunk_rows(n: int, slots: int, c: int) -> slice:
     return slice(c * slots, min(n, (c + 1) * slots))
 
 
+def valid_rows(n: int, slots: int, c: int) -> int:
+    """Records in chunk ``c`` (the rest of its slots is padding)."""
+    return chunk_rows(n, slots, c).stop - c * slots
+
+
 def blinding_rng(seed: int, *purpose: int) -> np.random.Generator:
     """Server randomness for one purpose (iteration, chunk, ...): independent of the worker split."""
     return np.random.default_rng(np.random.SeedSequence([seed, *purpose]))
@@ -172,7 +177,7 @@ class ServerShard:
         """Plaintext 1 on chunk ``c``'s records, 0 on its padding (n is public)."""
         S = self.params.slots
         v = np.zeros(S, dtype=np.int64)
-        v[: chunk_rows(self.n, S, c).stop - c * S] = 1
+        v[: valid_rows(self.n, S, c)] = 1
         return self.codec.plain(v)
 
     def _sum(self, vectors: list):
@@ -194,7 +199,7 @@ class ServerShard:
             S = self.params.slots
             valid = np.zeros(S, dtype=np.int64)
             for c in chunks:
-                valid[: chunk_rows(self.n, S, c).stop - c * S] += 1
+                valid[: valid_rows(self.n, S, c)] += 1
             d = len(self.x[chunks[0]])
             ones = self.codec.plain(np.ones(S))
             sums = [self._sum([self.x[c][f] for c in chunks]) * ones for f in range(d)]
@@ -387,7 +392,7 @@ class KeyHolderShard:
         self.ops = {"decrypt": 0, "encrypt_sk": 0}
 
     def _valid(self, c: int) -> int:
-        return chunk_rows(self.n, self.params.slots, c).stop - c * self.params.slots
+        return valid_rows(self.n, self.params.slots, c)
 
     def onehot(self, labels: np.ndarray, k: int, codec: Codec | None = None,
                slots: int | None = None) -> list[bytes]:

@@ -239,8 +239,8 @@ class Codec:
         self.ctx = ctx
         self.params = params
         self.ckks = params.scheme == "ckks"
-        # the key holder encrypts with its secret key (4.7 against 7.8 ms per CKKS ciphertext at
-        # N = 8192, measured here); other parties with the public key
+        # the key holder encrypts with its secret key (cheaper: op_ms encrypt_sk against encrypt in
+        # `python -m benchmarks.perf he_kmeans`); other parties with the public key
         self._enc_ctx = ctx if ctx.is_public() else secret_key_encryptor(ctx)
         self._secret = ctx.secret_key() if ctx.is_private() else None
 
