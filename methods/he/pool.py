@@ -16,12 +16,14 @@ every worker needs, and the partial totals the server shards exchange pass throu
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
 import time
 import traceback
 from dataclasses import dataclass
 from typing import Any
 
 from methods.he.channel import Channel, flatten
+from methods.lifeline import close_fds, die_with_parent
 
 CHAIN = "__chain__"
 
@@ -74,7 +76,12 @@ def _call(shards: dict, party: str, method: str, args: tuple) -> Any:
     return getattr(shards[party], method)(*args)
 
 
-def _worker_main(conn) -> None:
+def _worker_main(conn, parent_pid: int, inherited_fds: tuple[int, ...] = ()) -> None:
+    # A worker holds party shards (the key holder's has the secret key): it must not outlive the
+    # run. Closing the other pipe ends a fork copied lets the parent's death read as end-of-file;
+    # the death signal and the watch thread cover a worker busy computing.
+    close_fds(inherited_fds)
+    die_with_parent(parent_pid)
     shards: dict = {}
     while True:
         try:
@@ -114,10 +121,13 @@ class Pool:
         if self.workers > 1:
             # fork: the parent holds no TenSEAL state yet (contexts are made after the pool starts)
             # and children start without re-importing anything; spawn elsewhere
-            ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
+            method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
+            ctx = mp.get_context(method)
             for _ in range(self.workers):
                 parent, child = ctx.Pipe()
-                proc = ctx.Process(target=_worker_main, args=(child,), daemon=True)
+                # a forked worker inherits this end of its own pipe and of every earlier worker's
+                inherited = tuple(c.fileno() for c in [*self._conns, parent]) if method == "fork" else ()
+                proc = ctx.Process(target=_worker_main, args=(child, os.getpid(), inherited), daemon=True)
                 proc.start()
                 child.close()
                 self._procs.append(proc)
