@@ -4,8 +4,6 @@ Flower, over ``iid``, ``dirichlet`` or ``natural`` client splits of the training
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -16,20 +14,10 @@ from scipy.special import expit
 
 from methods.base import Costs, Privacy, check_fit_inputs, nearest_center, with_segments
 from methods.federated.partition import PARTITIONS, make_partition, onehot_groups
-from methods.federated.simulation import run_federation
+from methods.federated.simulation import private_run_dir, run_federation
 
 INITS = ("k-fed", "reference")
 DP_KEYS = {"noise_multiplier", "clipping_norm", "delta"}
-
-
-def _output_dir() -> Path | None:
-    """The Hydra job's output directory, when running inside one."""
-    try:
-        from hydra.core.hydra_config import HydraConfig
-
-        return Path(HydraConfig.get().runtime.output_dir) if HydraConfig.initialized() else None
-    except (ImportError, ValueError):
-        return None
 
 
 class FederatedMethod:
@@ -73,8 +61,9 @@ class FederatedMethod:
     keep_server_view : bool
         Keep every message the server received in ``server_view_`` (for leakage attacks).
     work_dir : str or None
-        Where the run directory (data shards, ``FLWR_HOME``) is made; default: the Hydra job's output
-        directory, else the system temp dir. It is deleted after the run unless ``keep_run_dir``.
+        Where the run directory (the clients' rows, ``FLWR_HOME``) is made, readable by this user
+        only; default: the system temp dir, never next to the results. It is deleted after the run
+        (also when the job is killed) unless ``keep_run_dir``.
     verbose : bool
         Show Flower's and Ray's logs.
 
@@ -193,40 +182,38 @@ class FederatedMethod:
             raise ValueError(f"groups were given but method.partition={self.partition!r}; groups define "
                              f"the clients only with partition='natural'")
         self.costs_ = costs = Costs()
-        with costs.phase("prepare"):
-            parts = make_partition(self.partition, y, self.num_clients, self.random_state, self.alpha,
-                                   groups)
-            self.partitions_ = parts
-            init = self._initial_centers(X_segment) if "kmeans" in self._tasks else None
-            base = Path(self.work_dir) if self.work_dir else _output_dir()
-            if base is not None:
-                base.mkdir(parents=True, exist_ok=True)
-            run_dir = Path(tempfile.mkdtemp(prefix="federated-", dir=base))
-            spec = {
-                "tasks": list(self._tasks), "num_clients": len(parts), "n_clusters": self.n_clusters,
-                "seed": self.random_state, "tol": float(self.tol), "max_iter": self.max_iter,
-                "seed_candidates": self.seed_candidates or self.n_clusters, "rounds": self.rounds,
-                "local_epochs": self.local_epochs, "batch_size": self.batch_size,
-                "learning_rate": float(self.learning_rate), "l2": 1.0 / (float(self.C) * len(y)),
-                "n_features": X.shape[1], "dp": dp, "keep_server_view": bool(self.keep_server_view),
-            }
-            (run_dir / "run.json").write_text(json.dumps(spec, indent=1))
-            for i, idx in enumerate(parts):
-                np.savez(run_dir / f"client-{i}.npz", X=X[idx], y=y[idx], X_segment=X_segment[idx])
-            if init is not None:
-                np.save(run_dir / "init.npy", init)
-            if eval_set is not None and "logreg" in self._tasks:
-                Xe, ye, Se = eval_set
-                np.savez(run_dir / "eval.npz", X=np.asarray(Xe, float), y=np.asarray(ye),
-                         X_segment=np.asarray(Se, float))
-        try:
+        with private_run_dir(self.work_dir, keep=bool(self.keep_run_dir)) as run_dir:
+            with costs.phase("prepare"):
+                parts = self._prepare(run_dir, X, y, X_segment, groups, eval_set, dp)
             result = run_federation(run_dir, len(parts), num_cpus=self.num_cpus, verbose=self.verbose)
-        finally:
-            if not self.keep_run_dir:
-                shutil.rmtree(run_dir, ignore_errors=True)
         self.last_run_dir_ = run_dir  # deleted unless keep_run_dir; names the run's processes
         self._learn(result, X_segment, y, parts, dp)
         return self
+
+    def _prepare(self, run_dir: Path, X, y, X_segment, groups, eval_set, dp) -> list[np.ndarray]:
+        """The client split, and the run's files: settings, each client's rows, the initial
+        centers and the server's held-out set. Returns the split (row indices per client)."""
+        parts = make_partition(self.partition, y, self.num_clients, self.random_state, self.alpha, groups)
+        self.partitions_ = parts
+        init = self._initial_centers(X_segment) if "kmeans" in self._tasks else None
+        spec = {
+            "tasks": list(self._tasks), "num_clients": len(parts), "n_clusters": self.n_clusters,
+            "seed": self.random_state, "tol": float(self.tol), "max_iter": self.max_iter,
+            "seed_candidates": self.seed_candidates or self.n_clusters, "rounds": self.rounds,
+            "local_epochs": self.local_epochs, "batch_size": self.batch_size,
+            "learning_rate": float(self.learning_rate), "l2": 1.0 / (float(self.C) * len(y)),
+            "n_features": X.shape[1], "dp": dp, "keep_server_view": bool(self.keep_server_view),
+        }
+        (run_dir / "run.json").write_text(json.dumps(spec, indent=1))
+        for i, idx in enumerate(parts):
+            np.savez(run_dir / f"client-{i}.npz", X=X[idx], y=y[idx], X_segment=X_segment[idx])
+        if init is not None:
+            np.save(run_dir / "init.npy", init)
+        if eval_set is not None and "logreg" in self._tasks:
+            Xe, ye, Se = eval_set
+            np.savez(run_dir / "eval.npz", X=np.asarray(Xe, float), y=np.asarray(ye),
+                     X_segment=np.asarray(Se, float))
+        return parts
 
     def _learn(self, result: dict, X_segment, y, parts, dp) -> None:
         costs = self.costs_

@@ -12,7 +12,7 @@ from sklearn.metrics import adjusted_rand_score
 from methods import build
 from methods.base import nearest_center
 from methods.federated import FederatedKMeans, FederatedMethod
-from methods.federated.simulation import run_processes
+from methods.federated.simulation import RUN_DIR_PREFIX, run_processes
 from methods.federated.strategy import gaussian_rdp_epsilon
 from methods.plaintext import reference_kmeans
 
@@ -111,7 +111,7 @@ def test_nothing_left_running_or_on_disk(fitted):
     method, _, before, work = fitted
     assert not run_processes(method.last_run_dir_)
     assert not (_ray_processes() - before)
-    assert not list(work.glob("federated-*"))  # data shards and FLWR_HOME removed with the run dir
+    assert not list(work.glob(f"{RUN_DIR_PREFIX}*"))  # data shards and FLWR_HOME removed with the run dir
 
 
 def test_errors_name_the_parameter_before_any_simulation(small_split):
