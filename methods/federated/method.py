@@ -4,6 +4,8 @@ Flower, over ``iid``, ``dirichlet`` or ``natural`` client splits of the training
 from __future__ import annotations
 
 import json
+import math
+import numbers
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -12,6 +14,7 @@ from typing import Any, ClassVar
 import numpy as np
 from scipy.special import expit
 
+from methods import ConfigError
 from methods.base import Costs, Privacy, check_fit_inputs, nearest_center, with_segments
 from methods.federated.partition import PARTITIONS, make_partition, onehot_groups
 from methods.federated.simulation import private_run_dir, run_federation
@@ -107,16 +110,24 @@ class FederatedMethod:
 
     # -- validation ---------------------------------------------------------------------------
     def _check_params(self) -> dict | None:
-        def positive_int(name, value, low=1):
-            if not isinstance(value, int) or isinstance(value, bool) or value < low:
-                raise ValueError(f"method.{name}={value!r}; expected an integer >= {low}")
+        """Every setting checked before any file is written or Ray starts; a bad one raises
+        :class:`~methods.ConfigError` naming ``method.<name>`` and the range it must be in."""
 
-        def positive(name, value):
-            if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
-                raise ValueError(f"method.{name}={value!r}; expected a number > 0")
+        def positive_int(name, value, low=1):
+            if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < low:
+                raise ConfigError(f"method.{name}={value!r}; expected an integer >= {low}")
+
+        def number(name, value, low=0.0, high=math.inf, low_open=True, high_open=True, what="a number"):
+            ok = (not isinstance(value, bool) and isinstance(value, numbers.Real) and math.isfinite(value)
+                  and (value > low if low_open else value >= low)
+                  and (value < high if high_open else value <= high))
+            if not ok:
+                hi = "" if high == math.inf else f" and {'<' if high_open else '<='} {high:g}"
+                raise ConfigError(f"method.{name}={value!r}; expected {what} {'>' if low_open else '>='} "
+                                  f"{low:g}{hi}")
 
         if self.partition not in PARTITIONS:
-            raise ValueError(f"method.partition={self.partition!r}; expected one of {list(PARTITIONS)}")
+            raise ConfigError(f"method.partition={self.partition!r}; expected one of {list(PARTITIONS)}")
         if self.num_clients is not None:
             positive_int("num_clients", self.num_clients, 2)
         if "kmeans" in self._tasks:
@@ -126,27 +137,24 @@ class FederatedMethod:
         if self.seed_candidates is not None:
             positive_int("seed_candidates", self.seed_candidates)
         for name in ("alpha", "learning_rate", "C"):
-            positive(name, getattr(self, name))
-        if isinstance(self.tol, bool) or not isinstance(self.tol, int | float) or self.tol < 0:
-            raise ValueError(f"method.tol={self.tol!r}; expected a number >= 0")
+            number(name, getattr(self, name), what="a finite number")
+        number("tol", self.tol, low_open=False, what="a finite number")
         if isinstance(self.init, str) and self.init not in INITS:
-            raise ValueError(f"method.init={self.init!r}; expected one of {list(INITS)} or an array of "
+            raise ConfigError(f"method.init={self.init!r}; expected one of {list(INITS)} or an array of "
                              f"initial centers")
         if self.dp is None:
             return None
         if not isinstance(self.dp, Mapping):
-            raise ValueError(f"method.dp={self.dp!r}; expected a mapping with keys {sorted(DP_KEYS)}")
+            raise ConfigError(f"method.dp={self.dp!r}; expected a mapping with keys {sorted(DP_KEYS)}")
         dp = dict(self.dp)
         unknown = sorted(set(dp) - DP_KEYS)
         if unknown:
-            raise ValueError(f"method.dp.{unknown[0]} is unknown; expected keys {sorted(DP_KEYS)}")
+            raise ConfigError(f"method.dp.{unknown[0]} is unknown; expected keys {sorted(DP_KEYS)}")
         if dp.get("noise_multiplier") is None:
             return None
-        positive("dp.noise_multiplier", dp["noise_multiplier"])
-        positive("dp.clipping_norm", dp.get("clipping_norm"))
-        delta = dp.get("delta")
-        if isinstance(delta, bool) or not isinstance(delta, int | float) or not 0 < delta < 1:
-            raise ValueError(f"method.dp.delta={delta!r}; expected a probability in (0, 1)")
+        for key in ("noise_multiplier", "clipping_norm"):
+            number(f"dp.{key}", dp.get(key), what="a finite number")
+        number("dp.delta", dp.get("delta"), high=1.0, what="a probability")
         return {k: float(dp[k]) for k in DP_KEYS}
 
     # -- fitting -------------------------------------------------------------------------------
