@@ -6,6 +6,10 @@ small numpy arrays cross the pipe. Each worker hosts at most one shard per party
 different parties share nothing (the protocol routes their bytes through its Channel).
 ``workers=1`` runs the same shards in-process.
 
+Workers die with the process that started them, however it dies (:func:`methods.lifeline.die_with_parent`):
+they hold shards of the secret key. On Linux the death signal follows the *thread* that opened the
+pool, so a pool is closed in the thread that opened it (``with Pool(...)``).
+
 A *chain* (:meth:`Pool.chain`) runs several shard calls in a row inside each worker, handing each
 call's bytes to the next party's shard through a worker-local :class:`~methods.he.channel.Channel`
 that counts them; the parent merges the counts. Parties still exchange nothing but counted bytes,
