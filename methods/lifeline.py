@@ -7,9 +7,10 @@ Two tools, both keyed on the parent's PID (a parent's death reparents its childr
   worker SIGKILL when its parent dies (``prctl(PR_SET_PDEATHSIG)``); everywhere, a daemon thread
   polls ``getppid()`` as a fallback.
 - :class:`Watchdog`, a small process (``python -m methods.lifeline``) for children that are not
-  ours to instrument, such as Ray's daemons and workers: when its parent dies (or when told to
-  stop) it kills, by PID, every live process whose environment carries the run's tag, and removes
-  the run's directory.
+  ours to instrument, such as Ray's daemons and workers: while its parent lives it keeps a list of
+  the parent's descendants; when the parent dies it kills, by PID, every one of them still running
+  (the same process: PID and start time) and every live process whose environment carries the
+  run's tag, then removes the run's directory.
 """
 
 from __future__ import annotations
@@ -99,6 +100,35 @@ def tagged_processes(name: str, value: str) -> set[int]:
     return out
 
 
+def _stat(stat: Path) -> tuple[int, int] | None:
+    """(parent PID, start time) of a process from its ``/proc/<pid>/stat``."""
+    try:
+        fields = stat.read_text().rsplit(")", 1)[1].split()
+        return int(fields[1]), int(fields[19])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def descendants(root: int) -> dict[int, int]:
+    """Every live descendant of ``root`` (children, their children, ...), with its start time."""
+    children: dict[int, list[tuple[int, int]]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        info = _stat(stat)
+        if info is not None:
+            children.setdefault(info[0], []).append((int(stat.parent.name), info[1]))
+    out, todo = {}, [root]
+    while todo:
+        for pid, start in children.get(todo.pop(), []):
+            out[pid] = start
+            todo.append(pid)
+    return out
+
+
+def same_process(pid: int, start: int) -> bool:
+    info = _stat(Path(f"/proc/{pid}/stat"))
+    return info is not None and info[1] == start and alive(pid)
+
+
 def alive(pid: int) -> bool:
     """Whether ``pid`` runs (a zombie does not)."""
     try:
@@ -177,15 +207,19 @@ def _watch(parent: int, tag: str, remove: str | None) -> int:
             died.set()
 
     threading.Thread(target=read_stdin, daemon=True).start()
+    me = os.getpid()
+    known: dict[int, int] = {}  # the parent's descendants seen so far: PID -> start time
     while not (died.is_set() or done.is_set()):
+        known.update(descendants(parent))
         died.wait(POLL_S)
         if os.getppid() != parent:
             died.set()
     if done.is_set() and not died.is_set():
         return 0
+    known.pop(me, None)
     name, _, value = tag.partition("=")
     for _ in range(3):  # a dying Ray worker may still start one
-        pids = tagged_processes(name, value)
+        pids = {p for p, start in known.items() if same_process(p, start)} | tagged_processes(name, value)
         if not pids:
             break
         kill_all(pids)

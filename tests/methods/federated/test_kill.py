@@ -9,25 +9,9 @@ import time
 from pathlib import Path
 
 from methods.federated.simulation import RUN_DIR_ENV
-from methods.lifeline import alive, tagged_processes
+from methods.lifeline import alive, descendants, tagged_processes
 
 REPO = Path(__file__).resolve().parents[3]
-
-
-def _descendants(root: int) -> set[int]:
-    children: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
-        except (OSError, IndexError, ValueError):
-            continue
-        children.setdefault(ppid, []).append(int(stat.parent.name))
-    out, todo = set(), [root]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            out.add(child)
-            todo.append(child)
-    return out
 
 
 def _cmdline(pid: int) -> str:
@@ -61,7 +45,7 @@ def test_killed_job_leaves_no_process_and_no_client_rows(tmp_path, data_dir):
     try:
         deadline = time.monotonic() + 180
         while time.monotonic() < deadline and job.poll() is None:  # Ray up and its workers started
-            seen |= _descendants(job.pid)
+            seen |= set(descendants(job.pid))
             cmds = [_cmdline(p) for p in seen]
             run_dir = run_dir or _run_dir_of(seen)
             if any("raylet" in c for c in cmds) and any("worker" in c or "ray::" in c for c in cmds):
@@ -70,7 +54,7 @@ def test_killed_job_leaves_no_process_and_no_client_rows(tmp_path, data_dir):
         assert job.poll() is None, "the job ended before Ray was up"
         assert run_dir is not None and list(Path(run_dir).glob("client-*.npz"))
         time.sleep(2.0)
-        seen |= _descendants(job.pid)
+        seen |= set(descendants(job.pid))
         os.kill(job.pid, signal.SIGKILL)
         job.wait()
         killed = time.monotonic()
