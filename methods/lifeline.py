@@ -86,7 +86,9 @@ def close_fds(fds) -> None:
 
 # -- processes tagged by an environment variable ------------------------------------------------
 def tagged_processes(name: str, value: str) -> set[int]:
-    """PIDs of live processes (other than this one) whose environment holds ``name=value``."""
+    """PIDs of live processes (other than this one) whose environment holds ``name=value``. Not
+    complete on its own: a process that retitles itself (setproctitle, as Ray's agents do) may
+    overwrite what ``/proc/<pid>/environ`` shows, hence the watchdog's list of descendants."""
     tag = f"{name}={value}".encode() + b"\0"
     out = set()
     for env in Path("/proc").glob("[0-9]*/environ"):
