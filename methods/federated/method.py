@@ -4,8 +4,8 @@ Flower, over ``iid``, ``dirichlet`` or ``natural`` client splits of the training
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
+import math
+import numbers
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -14,22 +14,13 @@ from typing import Any, ClassVar
 import numpy as np
 from scipy.special import expit
 
+from methods import ConfigError
 from methods.base import Costs, Privacy, check_fit_inputs, nearest_center, with_segments
 from methods.federated.partition import PARTITIONS, make_partition, onehot_groups
-from methods.federated.simulation import run_federation
+from methods.federated.simulation import private_run_dir, run_federation
 
 INITS = ("k-fed", "reference")
 DP_KEYS = {"noise_multiplier", "clipping_norm", "delta"}
-
-
-def _output_dir() -> Path | None:
-    """The Hydra job's output directory, when running inside one."""
-    try:
-        from hydra.core.hydra_config import HydraConfig
-
-        return Path(HydraConfig.get().runtime.output_dir) if HydraConfig.initialized() else None
-    except (ImportError, ValueError):
-        return None
 
 
 class FederatedMethod:
@@ -73,8 +64,9 @@ class FederatedMethod:
     keep_server_view : bool
         Keep every message the server received in ``server_view_`` (for leakage attacks).
     work_dir : str or None
-        Where the run directory (data shards, ``FLWR_HOME``) is made; default: the Hydra job's output
-        directory, else the system temp dir. It is deleted after the run unless ``keep_run_dir``.
+        Where the run directory (the clients' rows, ``FLWR_HOME``) is made, readable by this user
+        only; default: the system temp dir, never next to the results. It is deleted after the run
+        (also when the job is killed) unless ``keep_run_dir``.
     verbose : bool
         Show Flower's and Ray's logs.
 
@@ -118,16 +110,24 @@ class FederatedMethod:
 
     # -- validation ---------------------------------------------------------------------------
     def _check_params(self) -> dict | None:
-        def positive_int(name, value, low=1):
-            if not isinstance(value, int) or isinstance(value, bool) or value < low:
-                raise ValueError(f"method.{name}={value!r}; expected an integer >= {low}")
+        """Every setting checked before any file is written or Ray starts; a bad one raises
+        :class:`~methods.ConfigError` naming ``method.<name>`` and the range it must be in."""
 
-        def positive(name, value):
-            if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
-                raise ValueError(f"method.{name}={value!r}; expected a number > 0")
+        def positive_int(name, value, low=1):
+            if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < low:
+                raise ConfigError(f"method.{name}={value!r}; expected an integer >= {low}")
+
+        def number(name, value, low=0.0, high=math.inf, low_open=True, high_open=True, what="a number"):
+            ok = (not isinstance(value, bool) and isinstance(value, numbers.Real) and math.isfinite(value)
+                  and (value > low if low_open else value >= low)
+                  and (value < high if high_open else value <= high))
+            if not ok:
+                hi = "" if high == math.inf else f" and {'<' if high_open else '<='} {high:g}"
+                raise ConfigError(f"method.{name}={value!r}; expected {what} {'>' if low_open else '>='} "
+                                  f"{low:g}{hi}")
 
         if self.partition not in PARTITIONS:
-            raise ValueError(f"method.partition={self.partition!r}; expected one of {list(PARTITIONS)}")
+            raise ConfigError(f"method.partition={self.partition!r}; expected one of {list(PARTITIONS)}")
         if self.num_clients is not None:
             positive_int("num_clients", self.num_clients, 2)
         if "kmeans" in self._tasks:
@@ -137,27 +137,24 @@ class FederatedMethod:
         if self.seed_candidates is not None:
             positive_int("seed_candidates", self.seed_candidates)
         for name in ("alpha", "learning_rate", "C"):
-            positive(name, getattr(self, name))
-        if isinstance(self.tol, bool) or not isinstance(self.tol, int | float) or self.tol < 0:
-            raise ValueError(f"method.tol={self.tol!r}; expected a number >= 0")
+            number(name, getattr(self, name), what="a finite number")
+        number("tol", self.tol, low_open=False, what="a finite number")
         if isinstance(self.init, str) and self.init not in INITS:
-            raise ValueError(f"method.init={self.init!r}; expected one of {list(INITS)} or an array of "
+            raise ConfigError(f"method.init={self.init!r}; expected one of {list(INITS)} or an array of "
                              f"initial centers")
         if self.dp is None:
             return None
         if not isinstance(self.dp, Mapping):
-            raise ValueError(f"method.dp={self.dp!r}; expected a mapping with keys {sorted(DP_KEYS)}")
+            raise ConfigError(f"method.dp={self.dp!r}; expected a mapping with keys {sorted(DP_KEYS)}")
         dp = dict(self.dp)
         unknown = sorted(set(dp) - DP_KEYS)
         if unknown:
-            raise ValueError(f"method.dp.{unknown[0]} is unknown; expected keys {sorted(DP_KEYS)}")
+            raise ConfigError(f"method.dp.{unknown[0]} is unknown; expected keys {sorted(DP_KEYS)}")
         if dp.get("noise_multiplier") is None:
             return None
-        positive("dp.noise_multiplier", dp["noise_multiplier"])
-        positive("dp.clipping_norm", dp.get("clipping_norm"))
-        delta = dp.get("delta")
-        if isinstance(delta, bool) or not isinstance(delta, int | float) or not 0 < delta < 1:
-            raise ValueError(f"method.dp.delta={delta!r}; expected a probability in (0, 1)")
+        for key in ("noise_multiplier", "clipping_norm"):
+            number(f"dp.{key}", dp.get(key), what="a finite number")
+        number("dp.delta", dp.get("delta"), high=1.0, what="a probability")
         return {k: float(dp[k]) for k in DP_KEYS}
 
     # -- fitting -------------------------------------------------------------------------------
@@ -193,40 +190,38 @@ class FederatedMethod:
             raise ValueError(f"groups were given but method.partition={self.partition!r}; groups define "
                              f"the clients only with partition='natural'")
         self.costs_ = costs = Costs()
-        with costs.phase("prepare"):
-            parts = make_partition(self.partition, y, self.num_clients, self.random_state, self.alpha,
-                                   groups)
-            self.partitions_ = parts
-            init = self._initial_centers(X_segment) if "kmeans" in self._tasks else None
-            base = Path(self.work_dir) if self.work_dir else _output_dir()
-            if base is not None:
-                base.mkdir(parents=True, exist_ok=True)
-            run_dir = Path(tempfile.mkdtemp(prefix="federated-", dir=base))
-            spec = {
-                "tasks": list(self._tasks), "num_clients": len(parts), "n_clusters": self.n_clusters,
-                "seed": self.random_state, "tol": float(self.tol), "max_iter": self.max_iter,
-                "seed_candidates": self.seed_candidates or self.n_clusters, "rounds": self.rounds,
-                "local_epochs": self.local_epochs, "batch_size": self.batch_size,
-                "learning_rate": float(self.learning_rate), "l2": 1.0 / (float(self.C) * len(y)),
-                "n_features": X.shape[1], "dp": dp, "keep_server_view": bool(self.keep_server_view),
-            }
-            (run_dir / "run.json").write_text(json.dumps(spec, indent=1))
-            for i, idx in enumerate(parts):
-                np.savez(run_dir / f"client-{i}.npz", X=X[idx], y=y[idx], X_segment=X_segment[idx])
-            if init is not None:
-                np.save(run_dir / "init.npy", init)
-            if eval_set is not None and "logreg" in self._tasks:
-                Xe, ye, Se = eval_set
-                np.savez(run_dir / "eval.npz", X=np.asarray(Xe, float), y=np.asarray(ye),
-                         X_segment=np.asarray(Se, float))
-        try:
+        with private_run_dir(self.work_dir, keep=bool(self.keep_run_dir)) as run_dir:
+            with costs.phase("prepare"):
+                parts = self._prepare(run_dir, X, y, X_segment, groups, eval_set, dp)
             result = run_federation(run_dir, len(parts), num_cpus=self.num_cpus, verbose=self.verbose)
-        finally:
-            if not self.keep_run_dir:
-                shutil.rmtree(run_dir, ignore_errors=True)
         self.last_run_dir_ = run_dir  # deleted unless keep_run_dir; names the run's processes
         self._learn(result, X_segment, y, parts, dp)
         return self
+
+    def _prepare(self, run_dir: Path, X, y, X_segment, groups, eval_set, dp) -> list[np.ndarray]:
+        """The client split, and the run's files: settings, each client's rows, the initial
+        centers and the server's held-out set. Returns the split (row indices per client)."""
+        parts = make_partition(self.partition, y, self.num_clients, self.random_state, self.alpha, groups)
+        self.partitions_ = parts
+        init = self._initial_centers(X_segment) if "kmeans" in self._tasks else None
+        spec = {
+            "tasks": list(self._tasks), "num_clients": len(parts), "n_clusters": self.n_clusters,
+            "seed": self.random_state, "tol": float(self.tol), "max_iter": self.max_iter,
+            "seed_candidates": self.seed_candidates or self.n_clusters, "rounds": self.rounds,
+            "local_epochs": self.local_epochs, "batch_size": self.batch_size,
+            "learning_rate": float(self.learning_rate), "l2": 1.0 / (float(self.C) * len(y)),
+            "n_features": X.shape[1], "dp": dp, "keep_server_view": bool(self.keep_server_view),
+        }
+        (run_dir / "run.json").write_text(json.dumps(spec, indent=1))
+        for i, idx in enumerate(parts):
+            np.savez(run_dir / f"client-{i}.npz", X=X[idx], y=y[idx], X_segment=X_segment[idx])
+        if init is not None:
+            np.save(run_dir / "init.npy", init)
+        if eval_set is not None and "logreg" in self._tasks:
+            Xe, ye, Se = eval_set
+            np.savez(run_dir / "eval.npz", X=np.asarray(Xe, float), y=np.asarray(ye),
+                     X_segment=np.asarray(Se, float))
+        return parts
 
     def _learn(self, result: dict, X_segment, y, parts, dp) -> None:
         costs = self.costs_

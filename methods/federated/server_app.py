@@ -24,7 +24,7 @@ from flwr.serverapp.strategy.strategy_utils import sample_nodes
 from flwr.supercore.inflatable.inflatable_object import get_all_nested_objects
 
 from methods.federated.client_app import features
-from methods.federated.strategy import GaussianRdpAccountant, KMeansStrategy
+from methods.federated.strategy import GaussianRdpAccountant, KMeansStrategy, by_client
 from methods.progress import Progress
 
 RUN_DIR_ENV = "PRIVMARK_FL_RUN_DIR"
@@ -40,7 +40,8 @@ def message_bytes(msg: Message) -> int:
 
 class RecordingGrid(Grid):
     """A :class:`Grid` that forwards to the real one and records, per exchange, the phase, round,
-    bytes each way per node, wall seconds and (optionally) each reply's arrays and metrics."""
+    bytes each way per node, wall seconds and (optionally) each reply's arrays and metrics. Replies
+    come back in client order (:func:`by_client`), never in arrival order."""
 
     def __init__(self, grid: Grid, keep_replies: bool = True):
         self._grid = grid
@@ -73,7 +74,7 @@ class RecordingGrid(Grid):
             return []
         down = {int(m.metadata.dst_node_id): message_bytes(m) for m in messages}
         t0 = time.perf_counter()
-        replies = list(self._grid.send_and_receive(messages, timeout=timeout))
+        replies = by_client(self._grid.send_and_receive(messages, timeout=timeout))
         seconds = time.perf_counter() - t0
         up, received = {}, []
         for r in replies:
@@ -185,8 +186,15 @@ def run_fedavg(grid: RecordingGrid, spec: dict, run_dir: Path, centers: np.ndarr
     grid.phase = "fedavg"
     bar = Progress("federated logistic regression: round", total=spec["rounds"], unit="round")
     initial = ArrayRecord({"coef": Array(np.zeros(n_features)), "intercept": Array(np.zeros(1))})
-    result = strategy.start(grid=grid, initial_arrays=initial, num_rounds=spec["rounds"],
-                            train_config=config, evaluate_fn=evaluate_fn)
+    # Flower's DP wrapper draws its noise from NumPy's global generator: seeded from the run's seed
+    # for the rounds, the caller's state restored after.
+    rng_state = np.random.get_state()
+    np.random.seed(np.random.SeedSequence([spec["seed"], 0xFEDA]).generate_state(1)[0])
+    try:
+        result = strategy.start(grid=grid, initial_arrays=initial, num_rounds=spec["rounds"],
+                                train_config=config, evaluate_fn=evaluate_fn)
+    finally:
+        np.random.set_state(rng_state)
     bar.close()
     curve = [{"round": r, **dict(m)} for r, m in sorted(result.evaluate_metrics_serverapp.items())]
     train = {r: dict(m) for r, m in result.train_metrics_clientapp.items()}

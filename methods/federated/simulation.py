@@ -2,8 +2,9 @@
 
 One call = one Ray session: Ray is started here (so that its start-up is timed apart from training),
 sized for this machine, handed to Flower, and shut down when the run ends or fails; the test suite
-checks that no Ray or Flower process outlives it. ``FLWR_HOME`` and every file of the run live in
-the run directory; telemetry and update checks are off.
+checks that no Ray or Flower process outlives it, even when the process running it is killed
+(:func:`private_run_dir`). ``FLWR_HOME`` and every file of the run live in the run directory, a
+private temporary one; telemetry and update checks are off.
 """
 
 from __future__ import annotations
@@ -11,18 +12,24 @@ from __future__ import annotations
 import logging
 import os
 import pickle
+import shutil
 import signal
 import sys
+import tempfile
 import time
 import warnings
 from contextlib import contextmanager, suppress
 from pathlib import Path
+
+from methods.lifeline import Watchdog, alive, tagged_processes
 
 FLOWER_ENV = {"FLWR_TELEMETRY_ENABLED": "0", "FLWR_DISABLE_UPDATE_CHECK": "1",
               # Under `uv run`, Ray would start each worker through `uv run` again: slow, and the uv
               # wrappers outlive ray.shutdown(). Workers run this interpreter directly instead.
               "RAY_ENABLE_UV_RUN_RUNTIME_ENV": "0", "RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO": "0"}
 RUN_DIR_ENV = "PRIVMARK_FL_RUN_DIR"
+RUN_DIR_PREFIX = "privmark-federated-"
+KEEP_MARK = ".keep"
 
 
 class _DropDeprecation(logging.Filter):
@@ -70,25 +77,51 @@ def _quiet_flower(verbose: bool):
 def run_processes(run_dir: Path) -> set[int]:
     """PIDs of live processes started for the run in ``run_dir``: Ray's daemons and workers inherit
     the run's environment (``PRIVMARK_FL_RUN_DIR``), and Ray detaches them from this process."""
-    tag = f"{RUN_DIR_ENV}={run_dir}".encode() + b"\0"
-    out = set()
-    for env in Path("/proc").glob("[0-9]*/environ"):
-        pid = int(env.parent.name)
+    return tagged_processes(RUN_DIR_ENV, str(run_dir))
+
+
+def _owner_pid(path: Path) -> int | None:
+    rest = path.name[len(RUN_DIR_PREFIX):]
+    pid = rest.split("-", 1)[0]
+    return int(pid) if pid.isdigit() else None
+
+
+def sweep_stale_run_dirs(base: Path) -> list[Path]:
+    """Remove the run directories under ``base`` left by runs whose process is gone (a run killed
+    before its watchdog could clean up); directories kept on purpose (``keep_run_dir``) stay."""
+    removed = []
+    for path in base.glob(f"{RUN_DIR_PREFIX}*"):
+        pid = _owner_pid(path)
         try:
-            found = tag in env.read_bytes()
+            mine = path.is_dir() and not path.is_symlink() and path.stat().st_uid == os.getuid()
         except OSError:
             continue
-        if found and pid != os.getpid() and _alive(pid):
-            out.add(pid)
-    return out
+        if mine and pid is not None and not alive(pid) and not (path / KEEP_MARK).exists():
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+    return removed
 
 
-def _alive(pid: int) -> bool:
+@contextmanager
+def private_run_dir(work_dir: str | Path | None = None, keep: bool = False):
+    """A fresh run directory, readable by this user only (mode 0700), under ``work_dir`` or the
+    system temp dir, named after this process (``privmark-federated-<pid>-...``). It holds the
+    clients' rows and ``FLWR_HOME``; it is removed when the block ends (unless ``keep``), and, by a
+    :class:`~methods.lifeline.Watchdog`, together with every process of the run when this process
+    dies, whatever kills it. Leftovers of runs killed harder still are swept at the next start."""
+    base = Path(work_dir) if work_dir else Path(tempfile.gettempdir())
+    base.mkdir(parents=True, exist_ok=True)
+    sweep_stale_run_dirs(base)
+    run_dir = Path(tempfile.mkdtemp(prefix=f"{RUN_DIR_PREFIX}{os.getpid()}-", dir=base))
+    if keep:
+        (run_dir / KEEP_MARK).touch()
+    watchdog = Watchdog(RUN_DIR_ENV, str(run_dir), remove=None if keep else run_dir)
     try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
+        yield run_dir
+    finally:
+        watchdog.stop()
+        if not keep:
+            shutil.rmtree(run_dir, ignore_errors=True)
 
 
 def _reap(run_dir: Path, grace_s: float = 5.0) -> None:
@@ -99,13 +132,13 @@ def _reap(run_dir: Path, grace_s: float = 5.0) -> None:
     for sig in (None, signal.SIGTERM, signal.SIGKILL):
         if sig is not None:
             for pid in pids:
-                if _alive(pid):
+                if alive(pid):
                     with suppress(OSError):
                         os.kill(pid, sig)
             deadline = time.monotonic() + 5.0
-        while time.monotonic() < deadline and any(_alive(p) for p in pids):
+        while time.monotonic() < deadline and any(alive(p) for p in pids):
             time.sleep(0.1)
-        if not any(_alive(p) for p in pids):
+        if not any(alive(p) for p in pids):
             return
 
 

@@ -193,8 +193,21 @@ def _array(a: np.ndarray):
     return Array(np.ascontiguousarray(a))
 
 
+def by_client(replies: Iterable[Message]) -> list[Message]:
+    """Replies in client order (their ``client-id``, the partition id; then the sending node),
+    whatever order they arrived in: every aggregation (k-FED's candidate stack, the K-means and
+    FedAvg sums, floating-point ones included) then gives the same result for the same seed."""
+    def key(r: Message) -> tuple[int, int, int]:
+        node = int(r.metadata.src_node_id)
+        if not r.has_error() and "metrics" in r.content and "client-id" in r.content["metrics"]:
+            return 0, int(r.content["metrics"]["client-id"]), node
+        return 1, node, 0
+
+    return sorted(replies, key=key)
+
+
 def _valid(replies: Iterable[Message], what: str) -> list[Message]:
-    replies = list(replies)
+    replies = by_client(replies)
     errors = [r for r in replies if r.has_error()]
     if errors:
         raise RuntimeError(f"{len(errors)} client(s) failed in {what}: {errors[0].error.reason}")

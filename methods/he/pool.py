@@ -6,6 +6,10 @@ small numpy arrays cross the pipe. Each worker hosts at most one shard per party
 different parties share nothing (the protocol routes their bytes through its Channel).
 ``workers=1`` runs the same shards in-process.
 
+Workers die with the process that started them, however it dies (:func:`methods.lifeline.die_with_parent`):
+they hold shards of the secret key. On Linux the death signal follows the *thread* that opened the
+pool, so a pool is closed in the thread that opened it (``with Pool(...)``).
+
 A *chain* (:meth:`Pool.chain`) runs several shard calls in a row inside each worker, handing each
 call's bytes to the next party's shard through a worker-local :class:`~methods.he.channel.Channel`
 that counts them; the parent merges the counts. Parties still exchange nothing but counted bytes,
@@ -16,12 +20,14 @@ every worker needs, and the partial totals the server shards exchange pass throu
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
 import time
 import traceback
 from dataclasses import dataclass
 from typing import Any
 
 from methods.he.channel import Channel, flatten
+from methods.lifeline import close_fds, die_with_parent
 
 CHAIN = "__chain__"
 
@@ -74,7 +80,12 @@ def _call(shards: dict, party: str, method: str, args: tuple) -> Any:
     return getattr(shards[party], method)(*args)
 
 
-def _worker_main(conn) -> None:
+def _worker_main(conn, parent_pid: int, inherited_fds: tuple[int, ...] = ()) -> None:
+    # A worker holds party shards (the key holder's has the secret key): it must not outlive the
+    # run. Closing the other pipe ends a fork copied lets the parent's death read as end-of-file;
+    # the death signal and the watch thread cover a worker busy computing.
+    close_fds(inherited_fds)
+    die_with_parent(parent_pid)
     shards: dict = {}
     while True:
         try:
@@ -114,10 +125,13 @@ class Pool:
         if self.workers > 1:
             # fork: the parent holds no TenSEAL state yet (contexts are made after the pool starts)
             # and children start without re-importing anything; spawn elsewhere
-            ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
+            method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
+            ctx = mp.get_context(method)
             for _ in range(self.workers):
                 parent, child = ctx.Pipe()
-                proc = ctx.Process(target=_worker_main, args=(child,), daemon=True)
+                # a forked worker inherits this end of its own pipe and of every earlier worker's
+                inherited = tuple(c.fileno() for c in [*self._conns, parent]) if method == "fork" else ()
+                proc = ctx.Process(target=_worker_main, args=(child, os.getpid(), inherited), daemon=True)
                 proc.start()
                 child.close()
                 self._procs.append(proc)

@@ -9,10 +9,10 @@ import pytest
 from omegaconf import OmegaConf
 from sklearn.metrics import adjusted_rand_score
 
-from methods import build
+from methods import ConfigError, build
 from methods.base import nearest_center
 from methods.federated import FederatedKMeans, FederatedMethod
-from methods.federated.simulation import run_processes
+from methods.federated.simulation import RUN_DIR_PREFIX, run_processes
 from methods.federated.strategy import gaussian_rdp_epsilon
 from methods.plaintext import reference_kmeans
 
@@ -111,7 +111,7 @@ def test_nothing_left_running_or_on_disk(fitted):
     method, _, before, work = fitted
     assert not run_processes(method.last_run_dir_)
     assert not (_ray_processes() - before)
-    assert not list(work.glob("federated-*"))  # data shards and FLWR_HOME removed with the run dir
+    assert not list(work.glob(f"{RUN_DIR_PREFIX}*"))  # data shards and FLWR_HOME removed with the run dir
 
 
 def test_errors_name_the_parameter_before_any_simulation(small_split):
@@ -127,6 +127,27 @@ def test_errors_name_the_parameter_before_any_simulation(small_split):
     for params, message in cases:
         with pytest.raises(ValueError, match=message):
             FederatedMethod(n_clusters=3, **params).fit(tr.X, tr.y, tr.X_segment)
+    for name, bad, expected in [
+        ("learning_rate", math.inf, "a finite number > 0"), ("learning_rate", math.nan, "a finite number > 0"),
+        ("learning_rate", 0.0, "a finite number > 0"), ("learning_rate", -0.1, "a finite number > 0"),
+        ("C", math.inf, "a finite number > 0"), ("C", 0, "a finite number > 0"),
+        ("alpha", math.nan, "a finite number > 0"), ("tol", math.inf, "a finite number >= 0"),
+        ("tol", -1e-3, "a finite number >= 0"), ("tol", math.nan, "a finite number >= 0"),
+        ("rounds", 1.5, "an integer >= 1"), ("local_epochs", 0, "an integer >= 1"),
+        ("batch_size", -4, "an integer >= 1"), ("num_clients", 1, "an integer >= 2"),
+        ("max_iter", math.inf, "an integer >= 1"), ("max_iter", True, "an integer >= 1"),
+    ]:
+        with pytest.raises(ConfigError, match=f"^method.{name}={bad!r}; expected {expected}"):
+            FederatedMethod(n_clusters=3, **{name: bad}).fit(tr.X, tr.y, tr.X_segment)
+    dp = {"noise_multiplier": 1.0, "clipping_norm": 1.0, "delta": 1e-5}
+    for key, bad, expected in [("noise_multiplier", math.inf, "a finite number > 0"),
+                               ("noise_multiplier", -1.0, "a finite number > 0"),
+                               ("clipping_norm", math.nan, "a finite number > 0"),
+                               ("clipping_norm", 0.0, "a finite number > 0"),
+                               ("delta", 0.0, "a probability > 0 and < 1"),
+                               ("delta", math.nan, "a probability > 0 and < 1")]:
+        with pytest.raises(ConfigError, match=f"^method.dp.{key}={bad!r}; expected {expected}"):
+            FederatedMethod(n_clusters=3, dp={**dp, key: bad}).fit(tr.X, tr.y, tr.X_segment)
     with pytest.raises(ValueError, match="groups were given but method.partition='iid'"):
         FederatedKMeans(n_clusters=3).fit(tr.X_segment, groups=np.zeros(len(tr.y)))
 

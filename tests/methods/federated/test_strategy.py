@@ -155,3 +155,67 @@ def test_local_sgd_learns_a_separable_rule():
     y = (Z[:, 0] - Z[:, 1] > 0).astype(float)
     w, b, loss = sgd_logreg(Z, y, np.zeros(3), 0.0, epochs=5, batch_size=32, lr=0.5, l2=0.0, rng=rng)
     assert ((Z @ w + b > 0) == y).mean() > 0.97 and w[0] > 0 > w[1] and loss < 0.2
+
+
+def _client_replies(rng, n_clients=8, k=3, d=4):
+    """Replies of clients with values of very different magnitudes (floating-point sums of them
+    depend on their order), one list of seeding and one of K-means replies."""
+    seed, lloyd = [], []
+    for c in range(n_clients):
+        X = rng.normal(size=(40, d)) * 10.0 ** rng.integers(-6, 8)
+        sizes = rng.integers(1, 20, size=k).astype(float)
+        seed.append(_reply({"c": X[:k], "s": sizes, "sum": X.sum(0), "sumsq": (X**2).sum(0)},
+                           {"num-examples": len(X), "client-id": c}))
+        sums, counts, inertia = local_sums(X, X[:k] * 0.5)
+        lloyd.append(_reply({"sums": sums, "counts": counts},
+                            {"inertia": inertia, "num-examples": len(X), "client-id": c}))
+    return seed, lloyd
+
+
+def test_kmeans_aggregation_does_not_depend_on_reply_order():
+    rng = np.random.default_rng(3)
+    seed_replies, lloyd_replies = _client_replies(rng)
+    results = []
+    for perm in [np.arange(8), *(rng.permutation(8) for _ in range(6))]:
+        strategy = KMeansStrategy(3, num_clients=8, seed=0)
+        centers = strategy.aggregate_seed([seed_replies[i] for i in perm])  # k-FED seeding
+        strategy.start_from(centers)
+        arrays, metrics = strategy.aggregate_train(1, [lloyd_replies[i] for i in perm])
+        results.append((centers, strategy.tol_abs_, arrays["centers"].numpy(), metrics["inertia"]))
+    for centers, tol, new, inertia in results[1:]:
+        np.testing.assert_array_equal(centers, results[0][0])
+        assert tol == results[0][1] and inertia == results[0][3]
+        np.testing.assert_array_equal(new, results[0][2])
+
+
+def test_recording_grid_hands_replies_on_in_client_order():
+    """Every strategy (Flower's FedAvg too) aggregates the replies in the order the grid hands them
+    on: in client order, the FedAvg model is the same bit for bit whatever order they arrived in."""
+    from flwr.serverapp.strategy import FedAvg
+
+    from methods.federated.server_app import RecordingGrid
+
+    rng = np.random.default_rng(4)
+    replies = [_reply({"coef": rng.normal(size=5) * 10.0 ** rng.integers(-6, 8), "intercept": rng.normal(size=1)},
+                      {"num-examples": int(rng.integers(10, 500)), "train-loss": float(rng.random()),
+                       "client-id": c}) for c in range(8)]
+
+    class Arrival:  # a grid whose replies arrive in a given order
+        def __init__(self, order):
+            self.order = order
+
+        def send_and_receive(self, messages, *, timeout=None):
+            return [replies[i] for i in self.order]
+
+    models = []
+    for perm in [np.arange(8), *(rng.permutation(8) for _ in range(6))]:
+        grid = RecordingGrid(Arrival(perm))
+        got = grid.send_and_receive([Message(RecordDict(), dst_node_id=0, message_type="train")])
+        assert [int(r.content["metrics"]["client-id"]) for r in got] == list(range(8))
+        assert [e["client"] for e in grid.exchanges[0]["received"]] == list(range(8))
+        arrays, metrics = FedAvg().aggregate_train(1, got)
+        models.append((arrays["coef"].numpy(), arrays["intercept"].numpy(), metrics["train-loss"]))
+    for coef, intercept, loss in models[1:]:
+        np.testing.assert_array_equal(coef, models[0][0])
+        np.testing.assert_array_equal(intercept, models[0][1])
+        assert loss == models[0][2]

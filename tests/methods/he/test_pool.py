@@ -1,0 +1,81 @@
+"""The HE worker pool: workers never outlive the process that started them, and results come back
+in worker order whatever order the workers finish in."""
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from methods.he import parties
+from methods.he.pool import Pool
+from methods.lifeline import alive
+
+REPO = Path(__file__).resolve().parents[3]
+
+# A pool of two workers, each busy in a long call (as in a Lloyd round), or idle waiting for one;
+# "fallback": without the kernel's parent-death signal (as off Linux), the watch thread alone.
+SCRIPT = textwrap.dedent("""
+    import sys, time
+    import methods.lifeline
+    from methods.he import parties
+    from methods.he.pool import Pool
+
+    class Busy:
+        def spin(self, seconds):
+            end = time.monotonic() + seconds
+            while time.monotonic() < end:
+                pass
+
+    parties.SHARDS["busy"] = Busy
+    if sys.argv[1] == "fallback":
+        methods.lifeline.set_parent_death_signal = lambda sig: False
+    with Pool(2) as pool:
+        print(*(p.pid for p in pool._procs), flush=True)
+        pool.broadcast("busy", "__init__", ())
+        if sys.argv[1] != "idle":
+            pool.broadcast("busy", "spin", (60.0,))
+        else:
+            time.sleep(60)
+""")
+
+
+class Sleeper:
+    def nap(self, seconds):
+        time.sleep(seconds)
+        return os.getpid()
+
+
+@pytest.mark.parametrize("state", ["busy", "idle", "fallback"])
+def test_workers_die_within_seconds_of_a_killed_parent(state):
+    proc = subprocess.Popen([sys.executable, "-c", SCRIPT, state], stdout=subprocess.PIPE, text=True,
+                            cwd=REPO)
+    try:
+        workers = [int(p) for p in proc.stdout.readline().split()]
+        assert len(workers) == 2
+        time.sleep(1.0)  # the workers are in their call (or waiting for one)
+        assert all(alive(p) for p in workers)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        deadline = time.monotonic() + 5.0
+        while time.monotonic() < deadline and any(alive(p) for p in workers):
+            time.sleep(0.1)
+        survivors = [p for p in workers if alive(p)]
+    finally:
+        proc.kill()
+    for p in survivors:  # leave nothing behind even when the test fails
+        os.kill(p, signal.SIGKILL)
+    assert not survivors, f"workers {survivors} outlived their parent by 5 s"
+
+
+def test_results_come_in_worker_order_not_completion_order(monkeypatch):
+    monkeypatch.setitem(parties.SHARDS, "sleeper", Sleeper)
+    with Pool(2) as pool:
+        pool.broadcast("sleeper", "__init__", ())
+        pids = [p.pid for p in pool._procs]
+        # the first worker finishes last
+        assert pool.map("sleeper", "nap", [(0.5,), (0.0,)]) == pids
