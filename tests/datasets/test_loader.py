@@ -49,7 +49,7 @@ def test_both_variants_have_the_documented_rows_and_classes(make_dataset_config,
     frame, source = datasets.read_frame(make_dataset_config(name))
     assert len(frame) == rows
     assert int(frame["y"].sum()) == positives
-    assert source.endswith(".csv")
+    assert ".csv" in source
 
 
 def test_bank_additional_has_the_economic_indicators_and_999_sentinel(make_dataset_config):
@@ -71,9 +71,11 @@ def test_reads_an_extracted_csv_and_the_outer_archive(make_dataset_config, data_
     assert len(_load(make_dataset_config, outer_dir)) == 45211
 
 
-def test_missing_data_without_network_is_refused(make_dataset_config, tmp_path):
-    with pytest.raises(DataError, match=r"bank-full\.csv, bank\.zip or bank\+marketing\.zip not found"):
-        _load(make_dataset_config, tmp_path)
+def test_missing_data_without_network_is_refused(make_dataset_config, tmp_path, monkeypatch):
+    monkeypatch.setenv("PRIVMARK_CACHE_DIR", str(tmp_path / "empty-cache"))
+    with pytest.raises(DataError, match=r"bank-full\.csv, bank\.zip or bank\+marketing\.zip not found"
+                       r".*empty-cache and dataset\.download=false"):
+        _load(make_dataset_config, tmp_path, source="uci")
 
 
 def test_truncated_csv_is_refused_with_row_count(make_dataset_config, full_csv, tmp_path):
@@ -174,7 +176,7 @@ def _outer_archive(data_dir: Path, corrupt: bool = False) -> bytes:
 
 
 def _download_cfg(make_dataset_config, tmp_path, url):
-    cfg = make_dataset_config("bank_full", download=True, url=url)
+    cfg = make_dataset_config("bank_full", source="uci", download=True, url=url)
     empty = tmp_path / "empty"
     empty.mkdir(exist_ok=True)
     cfg.data_dir = str(empty)
@@ -222,3 +224,20 @@ def test_subsample_larger_than_data_is_refused(make_dataset_config):
 
 def test_loaded_arrays_are_finite(small_split):
     assert np.isfinite(small_split.train.X).all() and np.isfinite(small_split.test.X).all()
+
+
+def test_source_uci_downloads_and_ignores_the_data_dir(make_dataset_config, data_dir, http_root, tmp_path,
+                                                       monkeypatch):
+    root, base = http_root
+    (root / OUTER_ARCHIVE).write_bytes(_outer_archive(data_dir))
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("PRIVMARK_CACHE_DIR", str(cache))
+    cfg = make_dataset_config("bank_full", source="uci", download=True, url=f"{base}/{OUTER_ARCHIVE}")
+    cfg.data_dir = str(data_dir)  # holds bank.zip, but source=uci reads only the cache or UCI
+    frame, source = datasets.read_frame(cfg)
+    assert len(frame) == 45211 and "downloaded from" in source
+    assert datasets.data_identity(cfg)["sha256"] == cfg.csv_sha256
+    (root / OUTER_ARCHIVE).unlink()
+    cfg.download = False  # now in the cache: no network needed
+    identity = datasets.data_identity(cfg)
+    assert identity["source"] == "cache" and identity["location"].startswith(str(cache))
