@@ -14,13 +14,14 @@ import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 from sklearn.model_selection import train_test_split
 
+from datasets._config import check_config, check_split, holdout_fraction, subsample_of
 from datasets._parse import TARGET, read_checked
 from datasets._preprocess import Preprocessor
-from datasets._source import SOURCES, cache_dir, fetch_csv, source_of
+from datasets._source import SOURCES, cache_dir, fetch_csv
 from datasets.errors import DataError, quote
 
-__all__ = ["SOURCES", "DataError", "Part", "Split", "Preprocessor", "cache_dir", "data_identity", "load",
-           "prepare", "read_frame"]
+__all__ = ["SOURCES", "DataError", "Part", "Split", "Preprocessor", "cache_dir", "check_config",
+           "data_identity", "load", "prepare", "read_frame"]
 
 
 @dataclass(frozen=True)
@@ -67,7 +68,7 @@ def data_identity(cfg) -> dict:
     mtime: a second call for the same file costs a few ``stat`` calls.
     """
     spec = _spec(cfg)
-    source_of(spec)
+    check_config(spec)
     csv = fetch_csv(spec)
     if spec.verify_checksum and csv.sha256 != spec.csv_sha256:
         read_checked(csv.data, csv.label, spec, csv.sha256)  # raises, saying what differs
@@ -84,7 +85,7 @@ def prepare(cfg) -> dict:
 
 
 def _read(spec) -> tuple[pd.DataFrame, str, str]:
-    source_of(spec)
+    check_config(spec)
     csv = fetch_csv(spec)
     key = (csv.sha256, bool(spec.verify_checksum), repr(OmegaConf.to_container(spec.numeric)),
            repr(OmegaConf.to_container(spec.categorical)))
@@ -118,16 +119,12 @@ def load(cfg, split_seed: int = 0) -> Split:
         raise DataError(f"dataset.log_heavy_tailed={log_heavy!r}; expected true or false")
     log1p = [c for c in heavy if c in numeric] if log_heavy else []
     y = frame[TARGET].to_numpy()
-    if spec.subsample is not None:
-        n = int(spec.subsample)
-        if not 10 <= n <= len(frame):
-            raise DataError(f"dataset.subsample={n}; expected between 10 and {len(frame):,} rows (or null)")
-        if n < len(frame):
-            frame, _ = train_test_split(frame, train_size=n, stratify=y, random_state=split_seed)
-            y = frame[TARGET].to_numpy()
-    if not 0 < spec.test_size < 1:
-        raise DataError(f"dataset.test_size={spec.test_size}; expected a fraction in (0, 1)")
-    train, test = train_test_split(frame, test_size=spec.test_size, stratify=y, random_state=split_seed)
+    n, test_size = subsample_of(spec), holdout_fraction(spec)
+    check_split(tuple(int(c) for c in np.bincount(y, minlength=2)), n, test_size)
+    if n is not None and n < len(frame):
+        frame, _ = train_test_split(frame, train_size=n, stratify=y, random_state=split_seed)
+        y = frame[TARGET].to_numpy()
+    train, test = train_test_split(frame, test_size=test_size, stratify=y, random_state=split_seed)
     pre = Preprocessor(
         numeric=numeric,
         categorical={c: list(v) for c, v in OmegaConf.to_container(spec.categorical).items()},
