@@ -241,7 +241,7 @@ def _extract(found: Found, spec) -> tuple[bytes, str]:
     if sha256(data) != spec.csv_sha256:
         raise DataError(
             f"{label}: the shipped copy is damaged (sha256 of the decompressed CSV is {sha256(data)}, "
-            f"expected {spec.csv_sha256}); restore it (git checkout -- {SHIPPED_DIR.name}) "
+            f"expected {spec.csv_sha256}); restore it (git checkout -- datasets/data) "
             "or use dataset.source=uci"
         )
     return data, label
