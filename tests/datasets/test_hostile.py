@@ -111,28 +111,13 @@ def test_oversized_inner_archive_file_is_refused(make_dataset_config, tmp_path):
         datasets.read_frame(cfg)
 
 
-def test_oversized_download_is_refused_and_not_kept(make_dataset_config, tmp_path, monkeypatch):
-    import functools
-    import http.server
-    import threading
-
-    root = tmp_path / "www"
-    root.mkdir()
+def test_oversized_download_is_refused_and_not_kept(make_dataset_config, http_root, tmp_path, monkeypatch):
+    root, base = http_root
     (root / OUTER_ARCHIVE).write_bytes(bytes(3 << 20))
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
-    handler.log_message = lambda *a, **k: None
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    server.handle_error = lambda *a: None  # the client hanging up early is the point
-    threading.Thread(target=server.serve_forever, daemon=True).start()
     monkeypatch.setattr(_source, "MAX_DOWNLOAD_BYTES", 1 << 20)
     cache = tmp_path / "cache"
     monkeypatch.setenv("PRIVMARK_CACHE_DIR", str(cache))
-    try:
-        cfg = make_dataset_config("bank_full", source="uci",
-                                  url=f"http://127.0.0.1:{server.server_address[1]}/{OUTER_ARCHIVE}")
-        with pytest.raises(DataError, match=r"the download \(Content-Length\) is 3,145,728 bytes, more than the 1 MiB"):
-            datasets.read_frame(cfg)
-    finally:
-        server.shutdown()
-        server.server_close()
+    cfg = make_dataset_config("bank_full", source="uci", url=f"{base}/{OUTER_ARCHIVE}")
+    with pytest.raises(DataError, match=r"the download \(Content-Length\) is 3,145,728 bytes, more than the 1 MiB"):
+        datasets.read_frame(cfg)
     assert not list(cache.iterdir())
