@@ -180,10 +180,14 @@ def _read_bounded(stream, cap: int, label: str, what: str) -> bytes:
 
 
 def _read_file(path: Path, cap: int, label: str, what: str) -> bytes:
-    size = path.stat().st_size
-    if size > cap:
-        raise _too_large(label, what, size, cap)
-    with open(path, "rb") as f:
+    try:
+        f = open(path, "rb")  # closed by the with below
+    except OSError as exc:
+        raise DataError(f"{label} cannot be read ({exc.strerror})") from exc
+    with f:
+        size = os.fstat(f.fileno()).st_size
+        if size > cap:
+            raise _too_large(label, what, size, cap)
         return _read_bounded(f, cap, label, what)
 
 
