@@ -120,7 +120,7 @@ def load(cfg, split_seed: int = 0) -> Split:
     log1p = [c for c in heavy if c in numeric] if log_heavy else []
     y = frame[TARGET].to_numpy()
     n, test_size = subsample_of(spec), holdout_fraction(spec)
-    check_split(tuple(int(c) for c in np.bincount(y, minlength=2)), n, test_size)
+    check_split(tuple(int(c) for c in np.bincount(y, minlength=2)), n, test_size, label)
     if n is not None and n < len(frame):
         frame, _ = train_test_split(frame, train_size=n, stratify=y, random_state=split_seed)
         y = frame[TARGET].to_numpy()

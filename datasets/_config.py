@@ -134,9 +134,12 @@ def min_subsample(counts: tuple[int, ...], test_size: float) -> int | None:
     return smallest
 
 
-def check_split(counts: tuple[int, ...], subsample: int | None, test_size: float) -> None:
+def check_split(counts: tuple[int, ...], subsample: int | None, test_size: float, label: str) -> None:
     """Refuse a subsample or test_size that would leave train or test without a row of some class."""
     total = sum(counts)
+    if min(counts) < 2:
+        raise DataError(f"{label}: column 'y' has {min(counts)} row(s) of one class (no/yes: "
+                        f"{counts[0]:,}/{counts[1]:,}); a stratified split needs 2 or more of each")
     share = min(counts) / total
     if subsample is None or subsample == total:
         if not _splits_ok(counts, total, test_size, subsampled=False):

@@ -40,6 +40,16 @@ def test_test_size_that_empties_a_class_is_refused(make_dataset_config):
         datasets.load(make_dataset_config("bank_full", subsample=100, test_size=0.01))
 
 
+def test_data_with_one_class_is_refused(make_dataset_config, tmp_path):
+    header = '"age";"job";"marital";"education";"default";"balance";"housing";"loan";"contact";"day";"month";"duration";"campaign";"pdays";"previous";"poutcome";"y"\n'
+    row = '58;"management";"married";"tertiary";"no";2143;"yes";"no";"unknown";5;"may";261;1;-1;0;"unknown";"no"\n'
+    (tmp_path / "bank-full.csv").write_text(header + row * 50)
+    cfg = make_dataset_config("bank_full", data_dir=str(tmp_path), download=False, verify_checksum=False,
+                              subsample=30)
+    with pytest.raises(DataError, match=r"bank-full\.csv: column 'y' has 0 row\(s\) of one class"):
+        datasets.load(cfg)
+
+
 @pytest.mark.parametrize("value", ["abc", True, None, 0, 1])
 def test_test_size_must_be_a_fraction(make_dataset_config, value):
     with pytest.raises(DataError, match=r"dataset\.test_size=.*; expected a fraction in \(0, 1\)"):
