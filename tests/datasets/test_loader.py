@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import lzma
 import shutil
 import zipfile
 from pathlib import Path
@@ -11,19 +12,14 @@ import numpy as np
 import pytest
 
 import datasets
-from datasets import DataError
+from datasets import DataError, _source
 from datasets._source import OUTER_ARCHIVE
 
 
-def _csv_bytes(data_dir: Path, archive: str, name: str) -> bytes:
-    with zipfile.ZipFile(data_dir / archive) as zf:
-        member = next(n for n in zf.namelist() if n.endswith("/" + name) or n == name)
-        return zf.read(member)
-
-
 @pytest.fixture(scope="module")
-def full_csv(data_dir) -> bytes:
-    return _csv_bytes(data_dir, "bank.zip", "bank-full.csv")
+def full_csv() -> bytes:
+    """bank-full.csv as UCI ships it (from the shipped copy: no archives needed)."""
+    return lzma.decompress((_source.SHIPPED_DIR / "bank-full.csv.xz").read_bytes())
 
 
 def _write_csv(tmp_path: Path, text: bytes | str) -> Path:
