@@ -1,6 +1,8 @@
-"""UCI Bank Marketing: locate or download, verify, parse, preprocess, split.
+"""UCI Bank Marketing: locate (data dir, shipped copy, cache, download), verify, parse, preprocess, split.
 
 ``load(cfg.dataset, split_seed)`` returns a :class:`Split`; everything a method sees comes from it.
+``data_identity(cfg.dataset)`` names the CSV bytes a job would read without parsing them;
+``prepare(cfg.dataset)`` locates, verifies and parses once, so a sweep can fail early.
 """
 
 from __future__ import annotations
@@ -12,12 +14,14 @@ import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 from sklearn.model_selection import train_test_split
 
+from datasets._config import check_config, check_split, holdout_fraction, subsample_of
 from datasets._parse import TARGET, read_checked
 from datasets._preprocess import Preprocessor
-from datasets._source import cache_dir, fetch_csv, sha256
-from datasets.errors import DataError
+from datasets._source import SOURCES, cache_dir, fetch_csv
+from datasets.errors import DataError, quote
 
-__all__ = ["DataError", "Part", "Split", "Preprocessor", "cache_dir", "load", "read_frame"]
+__all__ = ["SOURCES", "DataError", "Part", "Split", "Preprocessor", "cache_dir", "check_config",
+           "data_identity", "load", "prepare", "read_frame"]
 
 
 @dataclass(frozen=True)
@@ -44,6 +48,7 @@ class Split:
     segment_bounds: np.ndarray  # (n_segment_features, 2)
     preprocessor: Preprocessor
     source: str  # where the CSV came from
+    data_sha256: str  # sha256 of the CSV bytes the split was made from
 
 
 _FRAMES: dict[tuple, pd.DataFrame] = {}
@@ -53,22 +58,53 @@ def _spec(cfg) -> DictConfig:
     return cfg if isinstance(cfg, DictConfig) else OmegaConf.create(dict(cfg))
 
 
-def read_frame(cfg) -> tuple[pd.DataFrame, str]:
-    """The full validated raw frame of the configured variant and where it was read from."""
+def data_identity(cfg) -> dict:
+    """``{"sha256", "source", "location"}`` of the CSV bytes ``load(cfg)`` would read, unparsed.
+
+    ``sha256`` is that of the CSV itself (whichever file or archive holds it), ``source`` one of
+    ``data_dir``, ``shipped``, ``cache``, ``download`` and ``location`` the file it came from. It
+    uses the same search as :func:`load` (downloading if that is the only way), verifies the archive
+    and shipped checksums and, with ``dataset.verify_checksum``, the CSV's. Kept by path, size and
+    mtime: a second call for the same file costs a few ``stat`` calls.
+    """
     spec = _spec(cfg)
-    data, label = fetch_csv(spec)
-    key = (sha256(data), bool(spec.verify_checksum), repr(OmegaConf.to_container(spec.numeric)),
+    check_config(spec)
+    csv = fetch_csv(spec)
+    if spec.verify_checksum and csv.sha256 != spec.csv_sha256:
+        read_checked(csv.data, csv.label, spec, csv.sha256)  # raises, saying what differs
+    return {"sha256": csv.sha256, "source": csv.origin, "location": csv.label}
+
+
+def prepare(cfg) -> dict:
+    """Locate, verify and parse the configured data once (a :class:`DataError` says what is wrong).
+
+    Returns :func:`data_identity` plus ``rows``; the parsed frame stays in memory for :func:`load`.
+    """
+    frame, _ = read_frame(cfg)
+    return {**data_identity(cfg), "rows": len(frame)}
+
+
+def _read(spec) -> tuple[pd.DataFrame, str, str]:
+    check_config(spec)
+    csv = fetch_csv(spec)
+    key = (csv.sha256, bool(spec.verify_checksum), repr(OmegaConf.to_container(spec.numeric)),
            repr(OmegaConf.to_container(spec.categorical)))
     if key not in _FRAMES:
         _FRAMES.clear()  # keep one variant in memory at most
-        _FRAMES[key] = read_checked(data, label, spec)
-    return _FRAMES[key].copy(), label
+        _FRAMES[key] = read_checked(csv.data, csv.label, spec, csv.sha256)
+    return _FRAMES[key].copy(), csv.label, csv.sha256
+
+
+def read_frame(cfg) -> tuple[pd.DataFrame, str]:
+    """The full validated raw frame of the configured variant and where it was read from."""
+    frame, label, _ = _read(_spec(cfg))
+    return frame, label
 
 
 def load(cfg, split_seed: int = 0) -> Split:
     """Load, subsample, split (stratified on ``y``) and preprocess (fitted on train only)."""
     spec = _spec(cfg)
-    frame, label = read_frame(spec)
+    frame, label, digest = _read(spec)
     numeric = {c: tuple(b) for c, b in OmegaConf.to_container(spec.numeric).items()}
     if not spec.include_duration:
         numeric.pop("duration", None)
@@ -76,23 +112,19 @@ def load(cfg, split_seed: int = 0) -> Split:
     heavy = list(spec.get("heavy_tailed") or [])
     unknown = [c for c in heavy if c not in spec.numeric]
     if unknown:
-        raise DataError(f"dataset.heavy_tailed has {unknown}, which are not numeric columns; "
+        raise DataError(f"dataset.heavy_tailed has {quote(unknown)}, which are not numeric columns; "
                         f"expected a subset of {list(spec.numeric)}")
     log_heavy = spec.get("log_heavy_tailed", False)
     if not isinstance(log_heavy, bool):
         raise DataError(f"dataset.log_heavy_tailed={log_heavy!r}; expected true or false")
     log1p = [c for c in heavy if c in numeric] if log_heavy else []
     y = frame[TARGET].to_numpy()
-    if spec.subsample is not None:
-        n = int(spec.subsample)
-        if not 10 <= n <= len(frame):
-            raise DataError(f"dataset.subsample={n}; expected between 10 and {len(frame):,} rows (or null)")
-        if n < len(frame):
-            frame, _ = train_test_split(frame, train_size=n, stratify=y, random_state=split_seed)
-            y = frame[TARGET].to_numpy()
-    if not 0 < spec.test_size < 1:
-        raise DataError(f"dataset.test_size={spec.test_size}; expected a fraction in (0, 1)")
-    train, test = train_test_split(frame, test_size=spec.test_size, stratify=y, random_state=split_seed)
+    n, test_size = subsample_of(spec), holdout_fraction(spec)
+    check_split(tuple(int(c) for c in np.bincount(y, minlength=2)), n, test_size, label)
+    if n is not None and n < len(frame):
+        frame, _ = train_test_split(frame, train_size=n, stratify=y, random_state=split_seed)
+        y = frame[TARGET].to_numpy()
+    train, test = train_test_split(frame, test_size=test_size, stratify=y, random_state=split_seed)
     pre = Preprocessor(
         numeric=numeric,
         categorical={c: list(v) for c, v in OmegaConf.to_container(spec.categorical).items()},
@@ -119,4 +151,5 @@ def load(cfg, split_seed: int = 0) -> Split:
         segment_bounds=seg_bounds,
         preprocessor=pre,
         source=label,
+        data_sha256=digest,
     )

@@ -7,9 +7,12 @@ import io
 import numpy as np
 import pandas as pd
 
-from datasets.errors import DataError
+from datasets.errors import DataError, quote, shorten
 
 TARGET = "y"
+# Larger magnitudes are refused as implausible: no column of this data comes near, and squares and
+# sums of such values stay far from float overflow downstream (distances, HE encodings, gradients).
+MAX_ABS_VALUE = 1e15
 
 
 def _first_rows(mask: np.ndarray, n: int = 3) -> str:
@@ -24,7 +27,8 @@ def parse(data: bytes, label: str, spec) -> pd.DataFrame:
     try:
         frame = pd.read_csv(io.BytesIO(data), sep=";", dtype=str, keep_default_na=False)
     except (pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise DataError(f"{label}: malformed CSV ({exc}); expected ';'-separated UCI format") from exc
+        raise DataError(f"{label}: malformed CSV ({shorten(str(exc))}); "
+                        "expected ';'-separated UCI format") from exc
     if frame.empty:
         raise DataError(f"{label}: the file has a header but no data rows")
 
@@ -35,23 +39,28 @@ def parse(data: bytes, label: str, spec) -> pd.DataFrame:
     if missing or extra:
         parts = []
         if missing:
-            parts.append(f"missing columns {missing}")
+            parts.append(f"missing columns {quote(missing)}")
         if extra:
-            parts.append(f"unexpected columns {extra}")
+            parts.append(f"unexpected columns {quote(extra)}")
         raise DataError(f"{label}: {'; '.join(parts)}; expected {expected}")
 
     out = pd.DataFrame(index=frame.index)
     for col in numeric:
         raw = frame[col].str.strip()
-        values = pd.to_numeric(raw, errors="coerce")
-        bad = values.isna().to_numpy()
-        if bad.any():
-            shown = raw[bad].iloc[0]
-            raise DataError(
-                f"{label}: column {col!r} has {int(bad.sum())} missing or non-numeric value(s) "
-                f"(e.g. {shown!r} on line {_first_rows(bad)}); expected numbers"
-            )
-        out[col] = values.astype(float)
+        values = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=float)
+        nan = np.isnan(values)
+        for bad, problem, expected in (
+            (nan, "missing or non-numeric", "numbers"),
+            (~nan & ~np.isfinite(values), "non-finite", "finite numbers"),
+            (np.abs(values) > MAX_ABS_VALUE, "implausibly large",
+             f"numbers of magnitude at most {MAX_ABS_VALUE:g}"),
+        ):
+            if bad.any():
+                raise DataError(
+                    f"{label}: column {col!r} has {int(bad.sum())} {problem} value(s) "
+                    f"(e.g. {quote(raw[bad].iloc[0])} on line {_first_rows(bad)}); expected {expected}"
+                )
+        out[col] = values
     for col in categorical:
         values = frame[col].str.strip()
         allowed = list(spec.categorical[col])
@@ -59,7 +68,7 @@ def parse(data: bytes, label: str, spec) -> pd.DataFrame:
         if bad.any():
             unknown = sorted(set(values[bad]))[:5]
             raise DataError(
-                f"{label}: column {col!r} has unknown value(s) {unknown} (line {_first_rows(bad)}); "
+                f"{label}: column {col!r} has unknown value(s) {quote(unknown)} (line {_first_rows(bad)}); "
                 f"expected one of {allowed}"
             )
         out[col] = values
@@ -67,19 +76,22 @@ def parse(data: bytes, label: str, spec) -> pd.DataFrame:
     bad = ~y.isin(["yes", "no"]).to_numpy()
     if bad.any():
         raise DataError(
-            f"{label}: column 'y' has value(s) {sorted(set(y[bad]))[:5]} (line {_first_rows(bad)}); "
+            f"{label}: column 'y' has value(s) {quote(sorted(set(y[bad]))[:5])} (line {_first_rows(bad)}); "
             "expected 'yes' or 'no'"
         )
     out[TARGET] = (y == "yes").astype(np.int8)
     return out
 
 
-def read_checked(data: bytes, label: str, spec) -> pd.DataFrame:
-    """Verify the checksum (when asked) and parse; a mismatch says what differs where it can."""
+def read_checked(data: bytes, label: str, spec, digest: str | None = None) -> pd.DataFrame:
+    """Verify the checksum (when asked) and parse; a mismatch says what differs where it can.
+
+    ``digest`` is the sha256 of ``data`` when the caller has it already.
+    """
     from datasets._source import sha256
 
-    if spec.verify_checksum and sha256(data) != spec.csv_sha256:
-        got = sha256(data)
+    got = digest or sha256(data)
+    if spec.verify_checksum and got != spec.csv_sha256:
         problem = f"sha256 mismatch (expected {spec.csv_sha256}, got {got})"
         try:
             frame = parse(data, label, spec)

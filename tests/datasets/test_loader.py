@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import functools
-import http.server
 import io
+import lzma
 import shutil
-import threading
 import zipfile
 from pathlib import Path
 
@@ -14,19 +12,14 @@ import numpy as np
 import pytest
 
 import datasets
-from datasets import DataError
+from datasets import DataError, _source
 from datasets._source import OUTER_ARCHIVE
 
 
-def _csv_bytes(data_dir: Path, archive: str, name: str) -> bytes:
-    with zipfile.ZipFile(data_dir / archive) as zf:
-        member = next(n for n in zf.namelist() if n.endswith("/" + name) or n == name)
-        return zf.read(member)
-
-
 @pytest.fixture(scope="module")
-def full_csv(data_dir) -> bytes:
-    return _csv_bytes(data_dir, "bank.zip", "bank-full.csv")
+def full_csv() -> bytes:
+    """bank-full.csv as UCI ships it (from the shipped copy: no archives needed)."""
+    return lzma.decompress((_source.SHIPPED_DIR / "bank-full.csv.xz").read_bytes())
 
 
 def _write_csv(tmp_path: Path, text: bytes | str) -> Path:
@@ -49,7 +42,7 @@ def test_both_variants_have_the_documented_rows_and_classes(make_dataset_config,
     frame, source = datasets.read_frame(make_dataset_config(name))
     assert len(frame) == rows
     assert int(frame["y"].sum()) == positives
-    assert source.endswith(".csv")
+    assert ".csv" in source
 
 
 def test_bank_additional_has_the_economic_indicators_and_999_sentinel(make_dataset_config):
@@ -71,9 +64,11 @@ def test_reads_an_extracted_csv_and_the_outer_archive(make_dataset_config, data_
     assert len(_load(make_dataset_config, outer_dir)) == 45211
 
 
-def test_missing_data_without_network_is_refused(make_dataset_config, tmp_path):
-    with pytest.raises(DataError, match=r"bank-full\.csv, bank\.zip or bank\+marketing\.zip not found"):
-        _load(make_dataset_config, tmp_path)
+def test_missing_data_without_network_is_refused(make_dataset_config, tmp_path, monkeypatch):
+    monkeypatch.setenv("PRIVMARK_CACHE_DIR", str(tmp_path / "empty-cache"))
+    with pytest.raises(DataError, match=r"bank-full\.csv, bank\.zip or bank\+marketing\.zip not found"
+                       r".*empty-cache and dataset\.download=false"):
+        _load(make_dataset_config, tmp_path, source="uci")
 
 
 def test_truncated_csv_is_refused_with_row_count(make_dataset_config, full_csv, tmp_path):
@@ -145,23 +140,6 @@ def test_data_dir_is_never_written(make_dataset_config, data_dir, tmp_path):
 # -- download ------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def http_root(tmp_path):
-    """A local HTTP server on 127.0.0.1 serving ``root``; yields (root, base_url)."""
-    root = tmp_path / "www"
-    root.mkdir()
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
-    handler.log_message = lambda *a, **k: None
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield root, f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
 def _outer_archive(data_dir: Path, corrupt: bool = False) -> bytes:
     buf = io.BytesIO()
     inner = bytearray((data_dir / "bank.zip").read_bytes())
@@ -174,7 +152,7 @@ def _outer_archive(data_dir: Path, corrupt: bool = False) -> bytes:
 
 
 def _download_cfg(make_dataset_config, tmp_path, url):
-    cfg = make_dataset_config("bank_full", download=True, url=url)
+    cfg = make_dataset_config("bank_full", source="uci", download=True, url=url)
     empty = tmp_path / "empty"
     empty.mkdir(exist_ok=True)
     cfg.data_dir = str(empty)
@@ -222,3 +200,20 @@ def test_subsample_larger_than_data_is_refused(make_dataset_config):
 
 def test_loaded_arrays_are_finite(small_split):
     assert np.isfinite(small_split.train.X).all() and np.isfinite(small_split.test.X).all()
+
+
+def test_source_uci_downloads_and_ignores_the_data_dir(make_dataset_config, data_dir, http_root, tmp_path,
+                                                       monkeypatch):
+    root, base = http_root
+    (root / OUTER_ARCHIVE).write_bytes(_outer_archive(data_dir))
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("PRIVMARK_CACHE_DIR", str(cache))
+    cfg = make_dataset_config("bank_full", source="uci", download=True, url=f"{base}/{OUTER_ARCHIVE}")
+    cfg.data_dir = str(data_dir)  # holds bank.zip, but source=uci reads only the cache or UCI
+    frame, source = datasets.read_frame(cfg)
+    assert len(frame) == 45211 and "downloaded from" in source
+    assert datasets.data_identity(cfg)["sha256"] == cfg.csv_sha256
+    (root / OUTER_ARCHIVE).unlink()
+    cfg.download = False  # now in the cache: no network needed
+    identity = datasets.data_identity(cfg)
+    assert identity["source"] == "cache" and identity["location"].startswith(str(cache))

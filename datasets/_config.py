@@ -1,0 +1,156 @@
+"""Checks of the dataset config that need no data: name, source, subsample, test_size."""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import math
+import re
+from pathlib import Path
+
+import numpy as np
+from omegaconf import OmegaConf
+
+from datasets._source import source_of
+from datasets.errors import DataError, quote
+
+CONF_DIR = Path(__file__).resolve().parents[1] / "conf" / "dataset"
+NAME = re.compile(r"[A-Za-z0-9_]+")
+
+
+def known_names() -> list[str]:
+    return sorted(p.stem for p in CONF_DIR.glob("*.yaml"))
+
+
+@functools.lru_cache(maxsize=8)
+def _declared(path: Path, mtime_ns: int):
+    return OmegaConf.load(path)
+
+
+def check_name(spec) -> None:
+    """``dataset.name`` must be the stem of its config file in conf/dataset/ and describe the same files.
+
+    The name labels records and run directories, so a free-form one would mislabel them (or, with
+    ``/`` or ``..``, put a run directory outside results/).
+    """
+    name = spec.get("name")
+    known = known_names()
+    if not isinstance(name, str) or not NAME.fullmatch(name) or name not in known:
+        raise DataError(f"dataset.name={quote(name)}; expected the name of a config in {CONF_DIR} "
+                        f"({', '.join(known)})")
+    declared = _declared(CONF_DIR / f"{name}.yaml", (CONF_DIR / f"{name}.yaml").stat().st_mtime_ns)
+    for key in ("csv", "archive"):
+        if spec.get(key) != declared.get(key):
+            raise DataError(f"dataset.name={name} but dataset.{key}={quote(spec.get(key))}, while "
+                            f"conf/dataset/{name}.yaml has {key}: {declared.get(key)}; "
+                            "name a dataset by its own config file")
+
+
+def subsample_of(spec) -> int | None:
+    """``dataset.subsample`` as a whole number of rows, or None."""
+    value = spec.subsample
+    if value is None:
+        return None
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise DataError(f"dataset.subsample={quote(value)}; expected a whole number of rows (or null)")
+    return value
+
+
+def holdout_fraction(spec) -> float:
+    value = spec.test_size
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1:
+        raise DataError(f"dataset.test_size={quote(value)}; expected a fraction in (0, 1)")
+    return float(value)
+
+
+def check_config(spec) -> None:
+    """Every check that needs no data; run before anything is read."""
+    check_name(spec)
+    source_of(spec)
+    subsample_of(spec)
+    holdout_fraction(spec)
+
+
+def _draws(counts: tuple[int, ...], n: int) -> list[tuple[int, ...]]:
+    """Every per-class count a stratified draw of ``n`` from ``counts`` can give.
+
+    The rounding of scikit-learn's stratified splits: floor of each class's share of ``n``, the rows
+    left over going to the largest remainders; only a tie among remainders leaves a choice.
+    """
+    continuous = np.asarray(counts, dtype=float) / sum(counts) * n
+    floored = np.floor(continuous)
+    need = int(n - floored.sum())
+    remainder = continuous - floored
+    sure, tied = [], []
+    for value in np.sort(np.unique(remainder))[::-1]:
+        if need == 0:
+            break
+        (inds,) = np.nonzero(remainder == value)
+        if len(inds) <= need:
+            sure += list(inds)
+            need -= len(inds)
+        else:
+            tied = list(itertools.combinations(inds, need))
+            break
+    draws = []
+    for extra in tied or [()]:
+        draw = floored.copy()
+        draw[sure + list(extra)] += 1
+        draws.append(tuple(int(d) for d in draw))
+    return draws
+
+
+def _splits_ok(counts: tuple[int, ...], n: int, test_size: float, subsampled: bool) -> bool:
+    """Whether every stratified subsample of ``n`` rows, split with ``test_size``, leaves train and
+    test each at least one row of every class."""
+    n_test = math.ceil(test_size * n)
+    n_train = n - n_test
+    if n_train < 1 or n_test < 1:
+        return False
+    for sub in (_draws(counts, n) if subsampled else [counts]):
+        for train in _draws(sub, n_train):
+            if min(train) < 1 or min(s - t for s, t in zip(sub, train, strict=True)) < 1:
+                return False
+    return True
+
+
+@functools.lru_cache(maxsize=8)
+def min_subsample(counts: tuple[int, ...], test_size: float) -> int | None:
+    """The smallest subsample from which every larger one splits with each class on both sides.
+
+    Above ``safe`` rounding cannot empty a class on either side (each draw rounds a class count by
+    less than one row, so a side gets at least its share minus two rows); below it, every size is tried.
+    """
+    total = sum(counts)
+    share = min(counts) / total
+    safe = math.ceil(max(3 / (share * test_size), (3 / share + 1) / (1 - test_size))) + 1
+    smallest = None
+    for n in range(min(total - 1, safe), 1, -1):
+        if not _splits_ok(counts, n, test_size, subsampled=True):
+            break
+        smallest = n
+    return smallest
+
+
+def check_split(counts: tuple[int, ...], subsample: int | None, test_size: float, label: str) -> None:
+    """Refuse a subsample or test_size that would leave train or test without a row of some class."""
+    total = sum(counts)
+    if min(counts) < 2:
+        raise DataError(f"{label}: column 'y' has {min(counts)} row(s) of one class (no/yes: "
+                        f"{counts[0]:,}/{counts[1]:,}); a stratified split needs 2 or more of each")
+    share = min(counts) / total
+    if subsample is None or subsample == total:
+        if not _splits_ok(counts, total, test_size, subsampled=False):
+            raise DataError(f"dataset.test_size={test_size} leaves train or test without a row of each "
+                            f"class ({total:,} rows, {share:.1%} in the smallest class)")
+        return
+    least = min_subsample(counts, test_size)
+    if least is None or not least <= subsample <= total:
+        shown = f"between {least:,} and {total:,}" if least else f"at most {total:,}"
+        raise DataError(
+            f"dataset.subsample={subsample}; expected {shown} rows (or null): with test_size={test_size} "
+            f"and {share:.1%} in the smallest class, fewer rows leave train or test without a row of "
+            "each class"
+        )
