@@ -17,7 +17,18 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
-from flwr.app import Array, ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
+from flwr.app import (
+    Array,
+    ArrayRecord,
+    ConfigRecord,
+    Context,
+    Message,
+    Metadata,
+    MetricRecord,
+    RecordDict,
+)
+from flwr.app.message.message import make_message
+from flwr.common.constant import SUPERLINK_NODE_ID
 from flwr.serverapp import Grid, NeighboringRelation, PrivacyConfig, SamplingMethod, ServerApp
 from flwr.serverapp.strategy import DifferentialPrivacyClientSideFixedClipping, FedAvg
 from flwr.serverapp.strategy.strategy_utils import sample_nodes
@@ -32,10 +43,62 @@ RUN_DIR_ENV = "PRIVMARK_FL_RUN_DIR"
 app = ServerApp()
 
 
+# A uint64 protobuf varint holds 7 bits a byte: 2**64 - 1 takes 10 bytes, the most any id can.
+_WIDEST_ID = 2**64 - 1
+# Ids Flower fixes rather than draws, the same in every run: the SuperLink's node id, and the task
+# id ``run_simulation`` gives the ServerApp (a literal 1 in flwr/simulation/run_simulation.py).
+_FIXED_NODE_IDS = frozenset({SUPERLINK_NODE_ID})
+_FIXED_TASK_IDS = frozenset({1})
+
+
+def _canonical_id(value: int | None, fixed: frozenset[int] = frozenset()) -> int | None:
+    """``value`` at the widest encoding unless it is unset (None, or 0: proto3 leaves it out) or
+    one of Flower's ``fixed`` ids, whose width is the same in every run."""
+    return value if not value or value in fixed else _WIDEST_ID
+
+
+def canonical_metadata(md: Metadata) -> Metadata:
+    """A copy of ``md`` whose serialised size depends on the run's settings only, never on the
+    random ids or the clock, and is the real size plus a few bytes at most:
+
+    - run id, node ids and task ids (uint64 varints, 1 to 10 bytes by value; Flower draws them from
+      8 random bytes) take the widest value, 10 bytes; unset ids and Flower's fixed ids (the
+      SuperLink's node id, the simulation's ServerApp task id) keep theirs. A random id is 9 or 10
+      bytes wide in all but 1 in 2**8 draws, so this adds a byte or so per random id;
+    - ``created_at`` and ``ttl`` (doubles: 9 bytes unless 0, then left out) become 1.0 unless 0;
+    - ``reply_to_message_id`` becomes as many ``0`` characters (its length does not vary);
+    - ``message_id`` is empty, as Flower leaves it out of a message's bytes (the SuperLink sets it);
+    - ``group_id`` and ``message_type``, set by the strategy, are kept.
+    """
+    return Metadata(
+        run_id=_canonical_id(md.run_id),
+        message_id="",
+        src_node_id=_canonical_id(md.src_node_id, _FIXED_NODE_IDS),
+        dst_node_id=_canonical_id(md.dst_node_id, _FIXED_NODE_IDS),
+        reply_to_message_id="0" * len(md.reply_to_message_id),
+        group_id=md.group_id,
+        created_at=1.0 if md.created_at else 0.0,
+        ttl=1.0 if md.ttl else 0.0,
+        message_type=md.message_type,
+        src_task_id=_canonical_id(md.src_task_id, _FIXED_TASK_IDS),
+        dst_task_id=_canonical_id(md.dst_task_id, _FIXED_TASK_IDS),
+    )
+
+
 def message_bytes(msg: Message) -> int:
     """Bytes of a message as Flower ships it: the serialised objects of its tree (message, record
-    dict, records, arrays), each pushed or pulled once, as the SuperLink counts its traffic."""
-    return sum(len(obj.deflate()) for obj in get_all_nested_objects(msg).values())
+    dict, records, arrays), each pushed or pulled once, as the SuperLink counts its traffic. The
+    message object itself is serialised with :func:`canonical_metadata`, so the same content gives
+    the same count in every run, at most 9 bytes (in practice 0 or 1) more per random id than the
+    real serialisation, plus 1 should that carry the body length, written in decimal in the
+    message's header, to another digit.
+    """
+    nested = get_all_nested_objects(msg)
+    payload = sum(len(obj.deflate()) for obj in nested.values() if obj is not msg)
+    canonical = make_message(metadata=canonical_metadata(msg.metadata),
+                             content=msg.content if msg.has_content() else None,
+                             error=msg.error if msg.has_error() else None)
+    return payload + len(canonical.deflate())
 
 
 class RecordingGrid(Grid):

@@ -2,11 +2,14 @@
 hand-built messages, k-FED seeding, the DP accountant, message sizes."""
 
 import math
+import time
+import uuid
 
 import numpy as np
 import pytest
 from flwr.app import Array, ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
 from flwr.serverapp import GaussianPrivacyEvent, NeighboringRelation, PrivacyConfig, SamplingMethod
+from flwr.supercore.inflatable.inflatable_object import get_all_nested_objects
 from sklearn.metrics import adjusted_rand_score
 
 from methods.federated.client_app import local_kmeans, sgd_logreg
@@ -147,6 +150,69 @@ def test_message_bytes_count_the_payload():
     content = RecordDict({"arrays": ArrayRecord({"w": Array(np.zeros(n))}), "config": ConfigRecord({"a": 1})})
     msg = Message(content, dst_node_id=1, message_type="train")
     assert 8 * n <= message_bytes(msg) < 8 * n + 2_000
+
+
+def _varint_width(value: int) -> int:
+    return max(1, -(-value.bit_length() // 7))
+
+
+def _exchange(monkeypatch, run_id: int, node_id: int, created_at: float, error: bool = False):
+    """An instruction to ``node_id`` in run ``run_id`` and its reply (content or error), the same
+    content every time; the instruction as the SuperLink delivers it, with a random message id."""
+    from flwr.app import Error, Metadata
+    from flwr.app.message.message import make_message
+    from flwr.supercore.task_identity import TaskIdentity
+
+    monkeypatch.setattr(TaskIdentity, "_run_id", run_id)
+    content = RecordDict({"arrays": ArrayRecord({"w": Array(np.arange(6.0))}),
+                          "config": ConfigRecord({"round": 3})})
+    sent = Message(content, dst_node_id=node_id, message_type="train", group_id="3")
+    md = sent.metadata
+    sent = make_message(content=content, metadata=Metadata(
+        run_id=md.run_id, message_id=str(uuid.uuid4()), src_node_id=md.src_node_id,
+        dst_node_id=md.dst_node_id, reply_to_message_id="", group_id=md.group_id,
+        created_at=created_at, ttl=md.ttl, message_type=md.message_type,
+        src_task_id=md.src_task_id, dst_task_id=md.dst_task_id))
+    if error:
+        reply = Message(Error(code=0, reason="client failed"), reply_to=sent)
+    else:
+        reply = Message(RecordDict({"metrics": MetricRecord({"n": 100})}), reply_to=sent)
+    reply.metadata.created_at = created_at + 0.25
+    reply.metadata.ttl = md.ttl - 0.25
+    return sent, reply
+
+
+def _real_bytes(msg: Message) -> int:
+    return sum(len(obj.deflate()) for obj in get_all_nested_objects(msg).values())
+
+
+@pytest.mark.parametrize("error", [False, True])
+def test_message_bytes_do_not_depend_on_random_ids_or_the_clock(monkeypatch, error):
+    # Run and node ids 1, 2, 3 and 10 varint bytes wide; message ids and timestamps differ too.
+    a = _exchange(monkeypatch, run_id=7, node_id=300, created_at=1.5, error=error)
+    b = _exchange(monkeypatch, run_id=2**64 - 1, node_id=2**20 + 1, created_at=time.time(),
+                  error=error)
+    assert _real_bytes(a[0]) != _real_bytes(b[0])  # what Flower serialises does differ
+    for x, y in zip(a, b, strict=True):
+        assert message_bytes(x) == message_bytes(y)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_message_bytes_stay_within_the_id_width_slack_of_the_real_size(monkeypatch, seed):
+    from flwr.common.constant import NODE_ID_NUM_BYTES, RUN_ID_NUM_BYTES
+
+    rng = np.random.default_rng(seed)
+    run_id = int.from_bytes(rng.bytes(RUN_ID_NUM_BYTES), "little")
+    node_id = int.from_bytes(rng.bytes(NODE_ID_NUM_BYTES), "little")
+    # Random ids are counted at 10 bytes, the server's node id and the task id at their own width;
+    # a wider body can add a digit to the body length in the message's header.
+    slack = (10 - _varint_width(run_id)) + (10 - _varint_width(node_id)) + 1
+    for msg in _exchange(monkeypatch, run_id, node_id, created_at=time.time()):
+        assert 0 <= message_bytes(msg) - _real_bytes(msg) <= slack
+    for run_id, node_id in [(1, 2), (2**64 - 1, 2**64 - 1)]:  # the narrowest and widest ids
+        slack = (10 - _varint_width(run_id)) + (10 - _varint_width(node_id)) + 1
+        for msg in _exchange(monkeypatch, run_id, node_id, created_at=time.time()):
+            assert 0 <= message_bytes(msg) - _real_bytes(msg) <= slack
 
 
 def test_local_sgd_learns_a_separable_rule():
