@@ -7,6 +7,8 @@ import json
 import math
 import os
 import platform
+import secrets
+import stat
 import subprocess
 import sys
 import tempfile
@@ -16,14 +18,30 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from omegaconf import OmegaConf
 
 SCHEMA = 1
 RECORD = "record.json"
+#: beside each record: its config hash, status and finish time, all a resume scan needs to read
+KEY = "record.key"
+#: records are tens of kilobytes; a larger file is refused when written and when read
+MAX_RECORD_BYTES = 16 << 20
+MAX_KEY_BYTES = 4096
 REPO = Path(__file__).resolve().parents[1]
 PACKAGES = ("numpy", "scipy", "scikit-learn", "pandas", "tenseal", "flwr", "diffprivlib",
             "hydra-core", "omegaconf", "ray")
 #: config keys that say where or how a job runs, not what it computes: left out of the hash.
-NOT_HASHED = ("resume", "results_dir", "dataset.data_dir", "dataset.url", "dataset.download", "hydra")
+#: (which file was read is in the hash through its sha256)
+NOT_HASHED = ("resume", "results_dir", "dataset.data_dir", "dataset.source", "dataset.url",
+              "dataset.download", "hydra")
+
+
+# A token unique to one launch, for run-dir names (conf/config.yaml): ``${now:}`` has one-second
+# resolution, and two jobs started together must never share a directory. Cached like ``now``, so the
+# jobs of one sweep see one value (Hydra copies the resolver cache into each job's config). Registered
+# here because every process that resolves a run dir imports this module, joblib workers included.
+OmegaConf.register_new_resolver("privmark.token", lambda: secrets.token_hex(3), use_cache=True,
+                                replace=True)
 
 
 def _jsonable(obj: Any) -> Any:
@@ -42,8 +60,9 @@ def _jsonable(obj: Any) -> Any:
     return obj
 
 
-def config_hash(config: dict) -> str:
-    """A stable hash of what a job computes (its resolved config minus run-location keys)."""
+def config_hash(config: dict, data_sha256: str | None = None) -> str:
+    """A stable hash of what a job computes: its resolved config minus run-location keys, and the
+    sha256 of the data file it read (two files behind one config are two different jobs)."""
     cfg = json.loads(json.dumps(_jsonable(config)))
     for key in NOT_HASHED:
         *parents, leaf = key.split(".")
@@ -52,6 +71,8 @@ def config_hash(config: dict) -> str:
             node = node.get(p, {}) if isinstance(node, dict) else {}
         if isinstance(node, dict):
             node.pop(leaf, None)
+    if data_sha256 is not None:
+        cfg = {"config": cfg, "data_sha256": data_sha256}
     blob = json.dumps(cfg, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
@@ -86,26 +107,104 @@ def now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-def write_json_atomic(path: Path, obj: Any) -> Path:
-    """Write JSON to ``path`` so that a reader sees the old file or the new one, never a part."""
+class RecordExists(FileExistsError):
+    """A record is already at the path a job was about to write: another job's result, never replaced."""
+
+
+class RecordTooLarge(ValueError):
+    """A record over :data:`MAX_RECORD_BYTES`."""
+
+
+def _file_mode() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+_MODE = _file_mode()  # what open() would give: colleagues sharing a results store can read records
+
+
+def write_json_atomic(path: Path, obj: Any, *, exclusive: bool = False, limit: int | None = None) -> Path:
+    """Write JSON to ``path`` so that a reader sees the old file or the new one, never a part.
+
+    ``exclusive``: refuse (:class:`RecordExists`) when ``path`` exists, atomically, even against a
+    concurrent writer. ``limit``: refuse (:class:`RecordTooLarge`) output over that many bytes.
+    """
     path = Path(path)
+    blob = json.dumps(_jsonable(obj), indent=2, allow_nan=False).encode()
+    if limit is not None and len(blob) > limit:
+        raise RecordTooLarge(f"{path}: {len(blob):,} bytes, over the {limit:,}-byte limit")
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(_jsonable(obj), f, indent=2, allow_nan=False)
+        with os.fdopen(fd, "wb") as f:
+            os.fchmod(f.fileno(), _MODE)
+            f.write(blob)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
+        if exclusive:
+            _link_exclusive(Path(tmp), path)
+        else:
+            os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
 
 
+def _link_exclusive(tmp: Path, path: Path) -> None:
+    """Move ``tmp`` to ``path`` unless ``path`` exists, with no window in which two writers both win."""
+    try:
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            raise
+        except OSError:  # a filesystem without hard links: claim the name, then fill it atomically
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, _MODE))
+            os.replace(tmp, path)
+            return
+    except FileExistsError:
+        raise RecordExists(f"{path} already exists (another job's record); refusing to replace it. "
+                           "Give this job its own hydra.run.dir.") from None
+    tmp.unlink()
+
+
+def read_json(path: Path, limit: int = MAX_RECORD_BYTES) -> dict:
+    """The JSON object in ``path``; ``ValueError`` naming the problem for anything that is not a
+    regular file of at most ``limit`` bytes holding one JSON object. Never blocks on a FIFO."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError as exc:
+        raise ValueError(f"cannot open ({exc.strerror})") from exc
+    with os.fdopen(fd, "rb") as f:
+        st = os.fstat(f.fileno())
+        if not stat.S_ISREG(st.st_mode):
+            raise ValueError("not a regular file")
+        if st.st_size > limit:
+            raise ValueError(f"{st.st_size:,} bytes, over the {limit:,}-byte limit")
+        blob = f.read(limit + 1)
+    if len(blob) > limit:
+        raise ValueError(f"over the {limit:,}-byte limit")
+    try:
+        obj = json.loads(blob)
+    except (ValueError, RecursionError) as exc:
+        raise ValueError(f"not valid JSON ({str(exc)[:100]})") from None
+    if not isinstance(obj, dict):
+        raise ValueError(f"a JSON {type(obj).__name__}, expected an object")
+    return obj
+
+
 def read_record(path: Path) -> dict:
-    with open(path) as f:
-        return json.load(f)
+    return read_json(path)
+
+
+def write_record(out_dir: Path, record: dict) -> Path:
+    """``record.json`` (exclusive: never over another job's) and its key file beside it."""
+    path = write_json_atomic(Path(out_dir) / RECORD, record, exclusive=True, limit=MAX_RECORD_BYTES)
+    key = {k: record.get(k) for k in ("config_hash", "status")}
+    key["finished_at"] = record["provenance"].get("finished_at")
+    write_json_atomic(Path(out_dir) / KEY, key)
+    return path
 
 
 def empty_record(config: dict) -> dict:
