@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from benchmarks._store import iter_records
+from benchmarks._store import iter_records, warn_skipped
 
 ID = ["method", "dataset", "k", "seed", "split_seed"]
 METRICS = ["precision", "recall", "f1", "auc", "pr_auc", "accuracy", "weighted_precision",
@@ -52,6 +52,16 @@ def _scalar(value) -> bool:
     return value is None or isinstance(value, (bool, int, float, str))
 
 
+def _number(section: dict, name: str, key: str) -> float | int | None:
+    """A numeric field of a record (``"inf"`` as records store it), else ValueError naming it."""
+    value = section.get(key)
+    if value is None or (isinstance(value, int | float) and not isinstance(value, bool)):
+        return value
+    if value in ("inf", "-inf"):
+        return float(value)
+    raise ValueError(f"{name}.{key} is {str(value)[:40]!r}, expected a number")
+
+
 def flatten(path: Path, record: dict) -> dict:
     """One table row from one record."""
     config = record.get("config") or {}
@@ -71,12 +81,12 @@ def flatten(path: Path, record: dict) -> dict:
     data = record.get("data") or {}
     row.update(n_train=data.get("n_train"), n_test=data.get("n_test"), n_features=data.get("n_features"))
     metrics = record.get("metrics") or {}
-    row.update({key: metrics.get(key) for key in METRICS})
+    row.update({key: _number(metrics, "metrics", key) for key in METRICS})
     seg = record.get("segmentation") or {}
-    row.update({key: seg.get(key) for key in SEGMENTATION})
+    row.update({key: _number(seg, "segmentation", key) for key in SEGMENTATION})
     row.update({key: json.dumps(seg.get(key)) if seg.get(key) is not None else None for key in SEGMENT_LISTS})
     costs = record.get("costs") or {}
-    row.update({key: costs.get(key) for key in COSTS})
+    row.update({key: _number(costs, "costs", key) for key in COSTS})
     execution = record.get("execution") or {}
     row["parallel"] = bool(costs.get("parallel", execution.get("parallel", False)))
     row["launcher"] = execution.get("launcher")
@@ -107,9 +117,20 @@ def flatten(path: Path, record: dict) -> dict:
 
 
 def collect(roots: list[Path | str], keep_all: bool = False) -> pd.DataFrame:
-    """The table of every record below ``roots`` (empty frame if there are none)."""
-    rows = [flatten(path, rec) for path, rec in iter_records([Path(r) for r in roots])]
+    """The table of every record below ``roots`` (empty frame if there are none). Files that are not
+    sound records are left out with a warning each and listed in ``table.attrs["skipped_records"]``
+    (kept in the parquet file, counted in the report)."""
+    skipped: list[dict] = []
+    rows = []
+    for path, rec in iter_records([Path(r) for r in roots], skipped):
+        try:
+            rows.append(flatten(path, rec))
+        except (TypeError, ValueError, AttributeError) as exc:  # a record with a wrong-typed field
+            why = f"cannot be read as a run record ({type(exc).__name__}: {str(exc)[:100]})"
+            warn_skipped(path, why)
+            skipped.append({"record": str(path), "problem": why})
     table = pd.DataFrame(rows)
+    table.attrs["skipped_records"] = skipped
     if table.empty:
         return table
     if not keep_all:
@@ -117,7 +138,9 @@ def collect(roots: list[Path | str], keep_all: bool = False) -> pd.DataFrame:
         table = (table.sort_values(["_ok", "finished_at"], na_position="first")
                  .drop_duplicates("config_hash", keep="last").drop(columns="_ok"))
     table = table.sort_values(["dataset", "method", "k", "seed", "n_train"], na_position="last")
-    return table.reset_index(drop=True)
+    table = table.reset_index(drop=True)
+    table.attrs["skipped_records"] = skipped
+    return table
 
 
 def write_table(table: pd.DataFrame, out: Path) -> tuple[Path, Path]:
@@ -176,13 +199,16 @@ def main(argv: list[str] | None = None) -> int:
     if missing:
         parser.error(f"no such directory: {missing[0]}")
     table = collect(args.dirs, keep_all=args.all)
+    bad = len(table.attrs.get("skipped_records", []))
     if table.empty:
-        print(f"no record.json found below {', '.join(map(str, args.dirs))}", file=sys.stderr)
+        found = f"{bad} unreadable record(s), no sound one" if bad else "no record.json found"
+        print(f"{found} below {', '.join(map(str, args.dirs))}", file=sys.stderr)
         return 1
     out = args.out or (args.dirs[0] if args.dirs[0].is_dir() else args.dirs[0].parent) / "results"
     parquet, csv = write_table(table, out)
     counts = table.groupby(["method", "status"]).size().to_dict()
-    print(f"{len(table)} runs ({', '.join(f'{m} {s}: {n}' for (m, s), n in counts.items())})")
+    print(f"{len(table)} runs ({', '.join(f'{m} {s}: {n}' for (m, s), n in counts.items())})"
+          + (f"; {bad} unreadable record(s) skipped" if bad else ""))
     print(f"-> {parquet}\n-> {csv}")
     return 0
 

@@ -317,21 +317,36 @@ def costs(rows: pd.DataFrame, setting: str, slug: str, out_dir: Path) -> list[Fi
     return [Figure(name, "costs", setting, caption, *_save(fig, out_dir, name))]
 
 
+def _roc_of(record: dict):
+    """The record's membership ROC if it has a usable one (a junk record has none)."""
+    privacy = record.get("privacy")
+    leak = privacy.get("leakage") if isinstance(privacy, dict) else None
+    roc = leak.get("roc") if isinstance(leak, dict) else None
+    return roc if isinstance(roc, dict) and roc else None
+
+
 def leakage(rows: pd.DataFrame, setting: str, slug: str, out_dir: Path) -> list[Figure]:
     """Membership-inference ROC (loss attack, log-log), one curve per method, from the stored
     records (the curves are kept in each record's privacy.leakage.roc, not in the table)."""
+    from benchmarks._store import load_json
     from benchmarks.attacks.figures import roc_figure
-    from benchmarks.record import read_record
 
     records = []
     for method in sorted(rows["method"].unique(), key=A.method_sort_key):
         paths = rows[rows["method"] == method].sort_values("seed").get("record", pd.Series(dtype=str))
-        path = next((Path(p) for p in paths.dropna() if Path(p).is_file()), None)
-        if path is not None:
-            records.append(read_record(path))
-    if not any((r.get("privacy") or {}).get("leakage", {}).get("roc") for r in records):
+        found = (load_json(Path(p)) for p in paths.dropna())
+        record = next((r for r in found if r is not None and _roc_of(r) is not None), None)
+        if record is not None:
+            records.append(record)
+    if not records:
         return []
-    fig = roc_figure(records)
+    try:
+        fig = roc_figure(records)
+    except (KeyError, TypeError, ValueError) as exc:  # a curve of the wrong shape in some record
+        print(f"warning: no leakage ROC figure for {setting}: a stored curve is malformed ({exc})",
+              file=sys.stderr)
+        plt.close("all")
+        return []
     fig.set_size_inches(COLUMN_W, COLUMN_W)
     name = f"leakage_roc_{slug}"
     pdf, png = _save(fig, out_dir, name)

@@ -337,7 +337,9 @@ def build(table: pd.DataFrame, out_dir: Path, source: str = "") -> dict[str, Pat
     counts = (table.groupby(["method", "status"]).size().rename("runs").reset_index()
               if not table.empty else pd.DataFrame(columns=["method", "status", "runs"]))
     doc.p(f"Generated {datetime.now(UTC).isoformat(timespec='seconds')} from {source or 'a results table'}: "
-          f"{len(table)} runs ({int((table.get('status') == 'ok').sum()) if not table.empty else 0} ok). "
+          f"{len(table)} runs ({int((table.get('status') == 'ok').sum()) if not table.empty else 0} ok"
+          + (f"; {len(table.attrs['skipped_records'])} unreadable record(s) left out"
+             if table.attrs.get("skipped_records") else "") + "). "
           "Every number below comes from stored run records; nothing was re-run. "
           "Methods not present in the table are simply absent.")
     if not counts.empty:
@@ -403,6 +405,12 @@ def build(table: pd.DataFrame, out_dir: Path, source: str = "") -> dict[str, Pat
     if not failed.empty:
         doc.h(2, "Failed runs")
         doc.table(failed[["method", "dataset", "k", "seed", "error", "record"]].fillna("—"))
+    unreadable = table.attrs.get("skipped_records") or []
+    if unreadable:
+        doc.h(2, "Unreadable records")
+        doc.p(f"{len(unreadable)} file(s) named like records were left out of every table and figure: "
+              "they could not be read or are not shaped like a run record.")
+        doc.table(pd.DataFrame(unreadable).rename(columns={"record": "File", "problem": "Problem"}))
 
     doc.h(2, "Metric definitions")
     doc.table(pd.DataFrame(definitions(), columns=["Metric", "Definition"]))
