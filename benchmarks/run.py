@@ -25,9 +25,19 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+import datasets
 from benchmarks import metrics
 from benchmarks._store import SKIPPED, find_ok_record
-from benchmarks.record import RECORD, config_hash, empty_record, now, write_json_atomic
+from benchmarks.record import (
+    RECORD,
+    RecordExists,
+    config_hash,
+    empty_record,
+    now,
+    write_json_atomic,
+    write_record,
+)
+from datasets.errors import quote, shorten
 from methods.base import peak_rss_mb
 
 log = logging.getLogger("privmark")
@@ -40,25 +50,50 @@ class ConfigError(ValueError):
     """Invalid configuration, refused before any work starts."""
 
 
+SEED_MAX = 2**32 - 1  # numpy and scikit-learn take seeds in [0, 2**32)
+ERROR_CHARS = 1000  # of an error message kept in a record, the job log and the summary line
+TRACEBACK_CHARS = 20_000  # the end of the traceback, where the cause is
+
+
+def _integer(cfg: DictConfig, key: str, low: int, high: int | None = None, expected: str = "") -> None:
+    value = cfg[key]
+    bound = f"an integer >= {low}" if high is None else f"an integer between {low} and {high:,}"
+    if (not isinstance(value, int) or isinstance(value, bool) or value < low
+            or (high is not None and value > high)):
+        raise ConfigError(f"{key}={quote(value)}; expected {expected or bound}")
+
+
 def validate(cfg: DictConfig) -> None:
     """Refuse bad configuration early, naming the key and what was expected."""
     unknown = sorted(set(cfg) - TOP_LEVEL - {"hydra"})
     if unknown:
         raise ConfigError(f"unknown config key {unknown[0]!r}; expected one of {sorted(TOP_LEVEL)}")
-    for key in ("k", "seed", "split_seed"):
-        if not isinstance(cfg[key], int) or isinstance(cfg[key], bool):
-            raise ConfigError(f"{key}={cfg[key]!r}; expected an integer")
-    if cfg.k < 2:
-        raise ConfigError(f"k={cfg.k}; expected k >= 2 segments")
-    if cfg.seed < 0 or cfg.split_seed < 0:
-        raise ConfigError("seed and split_seed must be >= 0")
-    if not 0 < float(cfg.threshold) < 1:
-        raise ConfigError(f"threshold={cfg.threshold}; expected a probability in (0, 1)")
+    _integer(cfg, "k", 2, expected="k >= 2 segments (an integer)")
+    _integer(cfg, "seed", 0, SEED_MAX)
+    _integer(cfg, "split_seed", 0, SEED_MAX)
+    threshold = cfg.threshold
+    if (not isinstance(threshold, int | float) or isinstance(threshold, bool)
+            or not 0 < float(threshold) < 1):
+        raise ConfigError(f"threshold={quote(threshold)}; expected a probability in (0, 1)")
+    if cfg.silhouette_sample is not None:
+        _integer(cfg, "silhouette_sample", 2,
+                 expected="an integer >= 2 (test rows sampled for the silhouette) or null")
     from benchmarks.attacks import leakage_config
     from methods import method_class
 
+    datasets.check_config(cfg.dataset)  # the dataset keys that need no data (name, subsample, ...)
     method_class(cfg.method.get("name"))
     leakage_config(cfg.get("leakage"))
+
+
+def check_choice_names(cfg: DictConfig, choices) -> None:
+    """``dataset.name`` and ``method.name`` label the record and the run dir: they must be the names
+    of the config files chosen (``dataset=bank_full`` -> ``bank_full``), not free text."""
+    for group in ("dataset", "method"):
+        chosen, name = choices.get(group), cfg[group].get("name")
+        if chosen is not None and name != chosen:
+            raise ConfigError(f"{group}.name={quote(name)} does not match the chosen {group} config "
+                              f"{chosen!r}; pick another with {group}=<name>, do not rename it")
 
 
 def apply_per_choice(cfg: DictConfig) -> DictConfig:
@@ -100,7 +135,6 @@ def _cpu_s() -> float:
 
 def execute(cfg: DictConfig, out_dir: Path) -> dict:
     """Run the job described by ``cfg``; returns the ``ok`` record (raises on failure)."""
-    import datasets
     from methods import build
     from methods.plaintext import reference_kmeans
 
@@ -196,44 +230,69 @@ def summary(record: dict, path: Path) -> str:
             f"wall={c['wall_s']:.2f}s bytes={c['bytes_total']} -> {path}")
 
 
-def run_job(cfg: DictConfig, out_dir: Path, execution: dict | None = None) -> dict:
-    """Validate, execute and record one job. A failure writes a ``failed`` record and re-raises."""
+def _tail(text: str, limit: int) -> str:
+    return text if len(text) <= limit else f"[{len(text) - limit:,} characters before] ...{text[-limit:]}"
+
+
+def run_job(cfg: DictConfig, out_dir: Path, execution: dict | None = None,
+            resume: bool = False) -> dict | None:
+    """Validate, execute and record one job. A failure writes a ``failed`` record and re-raises.
+
+    With ``resume``, a job whose config and data already have an ``ok`` record in the results store is
+    not run: it leaves a pointer to that record and returns None. A job never writes over a record
+    already in ``out_dir`` (:class:`~benchmarks.record.RecordExists`, before any work).
+    """
+    path = out_dir / RECORD
+    if path.exists() or path.is_symlink():
+        raise RecordExists(f"{path} already exists (another job's record); refusing to run into its "
+                           "directory. Give this job its own hydra.run.dir.")
     config = OmegaConf.to_container(cfg, resolve=True)
     record = empty_record(config)
-    path = out_dir / RECORD
     record["execution"] = execution or {"launcher": None, "n_jobs": None, "parallel": False,
                                         "experiment": None, "job_num": None}
+    skipped = False
     try:
         validate(cfg)
-        record.update(execute(cfg, out_dir))
+        # the data file's sha256 is part of the hash: resume never reuses a record made from other
+        # data, whatever dataset.verify_checksum says
+        identity = datasets.data_identity(cfg.dataset)
+        record["config_hash"] = config_hash(config, identity["sha256"])
+        record["data"] = {"sha256": identity["sha256"], "origin": identity["source"],
+                          "source": identity["location"]}
+        skipped = resume and skip_if_done(cfg, out_dir, record["config_hash"])
+        if skipped:
+            return None
+        result = execute(cfg, out_dir)
+        result["data"] = {**record["data"], **result["data"]}
+        record.update(result)
         record["costs"]["parallel"] = record["execution"]["parallel"]
         record["status"] = "ok"
     except BaseException as exc:
-        record["error"] = f"{type(exc).__name__}: {exc}"
-        record["traceback"] = traceback.format_exc()
+        record["error"] = shorten(f"{type(exc).__name__}: {exc}", ERROR_CHARS)
+        record["traceback"] = _tail(traceback.format_exc(), TRACEBACK_CHARS)
         raise
     finally:
-        record["provenance"]["finished_at"] = now()
-        write_json_atomic(path, record)
-        line = summary(record, path)
-        log.info(line)
-        print(line, flush=True)
+        if not skipped:
+            record["provenance"]["finished_at"] = now()
+            write_record(out_dir, record)
+            line = summary(record, path)
+            log.info(line)
+            print(line, flush=True)
     return record
 
 
 def fail_early(cfg: DictConfig, out_dir: Path, exc: Exception) -> None:
     """A ``failed`` record for a job refused before its config could be assembled."""
     record = empty_record(OmegaConf.to_container(cfg, resolve=True))
-    record["error"] = f"{type(exc).__name__}: {exc}"
+    record["error"] = shorten(f"{type(exc).__name__}: {exc}", ERROR_CHARS)
     record["execution"] = execution_facts(HydraConfig.get())
     record["provenance"]["finished_at"] = now()
-    write_json_atomic(out_dir / RECORD, record)
+    write_record(out_dir, record)
     print(summary(record, out_dir / RECORD), flush=True)
 
 
-def skip_if_done(cfg: DictConfig, out_dir: Path) -> bool:
+def skip_if_done(cfg: DictConfig, out_dir: Path, digest: str) -> bool:
     """Resume: if the results store has an ``ok`` record with this job's config hash, point to it."""
-    digest = config_hash(OmegaConf.to_container(cfg, resolve=True))
     found = find_ok_record(Path(cfg.get("results_dir") or "results"), digest)
     if found is None:
         return False
@@ -253,15 +312,14 @@ def main(cfg: DictConfig) -> None:
     out_dir = Path(hc.runtime.output_dir)
     try:
         try:
+            check_choice_names(cfg, hc.runtime.choices)
             cfg = apply_per_choice(cfg)
         except ConfigError as exc:
             fail_early(cfg, out_dir, exc)
             raise
-        if cfg.get("resume", True) and skip_if_done(cfg, out_dir):
-            return
-        run_job(cfg, out_dir, execution_facts(hc))
+        run_job(cfg, out_dir, execution_facts(hc), resume=bool(cfg.get("resume", True)))
     except Exception as exc:
-        log.error("job failed: %s", exc)
+        log.error("job failed: %s", shorten(str(exc), ERROR_CHARS))
         if hc.mode == RunMode.MULTIRUN:
             return  # the failed record is written; the sweep goes on
         sys.exit(1)
