@@ -9,6 +9,8 @@ the others go on. Resume applies: rerunning reuses finished runs from ``results/
 
 from __future__ import annotations
 
+import secrets
+import signal
 import subprocess
 import sys
 import time
@@ -26,25 +28,35 @@ def available_methods() -> tuple[list[str], list[str]]:
     return have, [m for m in METHODS if m not in have]
 
 
-def quickstart(extra: list[str] | None = None) -> int:
+def quickstart(extra: list[str] | None = None, methods: list[str] | None = None) -> int:
+    """Run the comparison (``methods``: a subset of the available ones); 0 when every job is ok."""
     from benchmarks import _analysis as A
     from benchmarks.collect import collect, write_table
     from benchmarks.report import build
+    from methods.lifeline import set_parent_death_signal
 
     start = time.perf_counter()
     have, missing = available_methods()
-    out = Path("results") / "quickstart" / datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
+    if methods:
+        have = [m for m in have if m in methods]
+    out = Path("results") / "quickstart" / f"{datetime.now():%Y-%m-%d_%H-%M-%S}-{secrets.token_hex(3)}"
     print(f"privmark quickstart: {', '.join(have)} at k = 4 on a 5,000-row subsample of bank_full, "
           f"seeds 0-2 (budget {BUDGET_S // 60} min on a 2-core laptop)", flush=True)
     if missing:
         print(f"  not available here (no conf/method/<name>.yaml): {', '.join(missing)}", flush=True)
+    problem = prepare_data(extra or [])
+    if problem:
+        print(f"privmark quickstart: cannot start: {problem}", file=sys.stderr, flush=True)
+        return 2
     cmd = [sys.executable, "-m", "benchmarks.run", "--multirun", "+experiment=quickstart",
            f"method={','.join(have)}", f"hydra.sweep.dir={out / 'runs'}", *(extra or [])]
     print("  $ " + " ".join(cmd[1:]), flush=True)
     # show one line per job (Hydra's launch line and the job's summary); full logs stay in each
     # job's run.log
+    # the sweep dies with the main job, whatever kills it (and its own children die with it)
     child = subprocess.Popen(cmd, cwd=Path.cwd(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                             text=True, bufsize=1)
+                             text=True, bufsize=1,
+                             preexec_fn=lambda: set_parent_death_signal(signal.SIGKILL))
     assert child.stdout is not None
     tail: list[str] = []
     for line in child.stdout:
@@ -69,7 +81,29 @@ def quickstart(extra: list[str] | None = None) -> int:
     print(f"table:  {parquet}")
     print(f"report: {paths['html']}  (Markdown: {paths['md']})")
     print(f"done in {time.perf_counter() - start:.0f} s")
+    failed = table[table["status"] != "ok"]
+    if not failed.empty:
+        jobs = ", ".join(f"{r.method} seed {r.seed}" for r in failed.itertuples())
+        print(f"{len(failed)} of {len(table)} jobs failed: {jobs}; their records say why", file=sys.stderr)
+        return 1
     return 0
+
+
+def prepare_data(overrides: list[str]) -> str | None:
+    """Locate, verify and parse the quickstart's data once, before any job starts (a download, if
+    one is needed, happens here once, not in every job). Returns the problem, or None."""
+    from hydra import compose, initialize_config_dir
+
+    import datasets
+
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+        cfg = compose("config", overrides=["+experiment=quickstart",
+                                           *[o for o in overrides if o.startswith("dataset")]])
+    try:
+        datasets.prepare(cfg.dataset)
+    except datasets.DataError as exc:
+        return str(exc)
+    return None
 
 
 def summary_table(A, table) -> str:
