@@ -12,9 +12,11 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 
 
-def run_env(data_dir: Path, cache: Path) -> dict:
+def run_env(cache: Path) -> dict:
+    """The environment of a runner subprocess: the shipped data (or ``$PRIVMARK_DATA_DIR`` when set),
+    its own cache."""
     env = dict(os.environ)
-    env.update(PRIVMARK_DATA_DIR=str(data_dir), PRIVMARK_CACHE_DIR=str(cache), HYDRA_FULL_ERROR="1")
+    env.update(PRIVMARK_CACHE_DIR=str(cache), HYDRA_FULL_ERROR="1")
     return env
 
 
@@ -28,11 +30,11 @@ def runner(*overrides: str, env: dict, check: bool = True, **kw) -> subprocess.C
 
 
 @pytest.fixture(scope="session")
-def store(tmp_path_factory, data_dir) -> Path:
+def store(tmp_path_factory) -> Path:
     """A results store holding the smoke experiment for plaintext (k in {2, 4}, seeds 0 and 1) in
     ``store/smoke`` and two runs on a smaller subsample in ``store/small`` (for the scaling figure)."""
     root = tmp_path_factory.mktemp("store")
-    env = run_env(data_dir, root / "cache")
+    env = run_env(root / "cache")
     runner("-m", "+experiment=smoke", "method=plaintext", "seed=0,1", f"hydra.sweep.dir={root / 'smoke'}",
            f"results_dir={root}", env=env)
     runner("-m", "method=plaintext", "k=4", "seed=0,1", "dataset.subsample=1000",

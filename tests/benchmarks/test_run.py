@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import lzma
 import os
 import subprocess
 import sys
@@ -40,7 +41,7 @@ def test_plaintext_record_is_complete(tmp_path):
     for section, keys in CONTRACT.items():
         assert keys <= set(saved[section]), section
     assert saved["config"]["dataset"]["subsample"] == 2000
-    assert saved["config_hash"] == config_hash(saved["config"])
+    assert saved["config_hash"] == config_hash(saved["config"], saved["data"]["sha256"])
     assert saved["segmentation"]["ari_vs_plaintext"] == pytest.approx(1.0)
     assert len(saved["segmentation"]["sizes"]) == 3
     assert 0.5 < saved["metrics"]["auc"] <= 1.0
@@ -66,6 +67,12 @@ def test_config_hash_ignores_where_the_data_lives():
         ("method.name=quantum", r"method='quantum' is unknown"),
         ("+bogus=1", r"unknown config key 'bogus'"),
         ("dataset.subsample=999999", r"dataset\.subsample=999999"),
+        ("threshold=abc", r"threshold='abc'; expected a probability"),
+        ("seed=4294967296", r"seed=4294967296; expected an integer between 0 and 4,294,967,295"),
+        ("split_seed=-1", r"split_seed=-1; expected an integer between 0"),
+        ("k=2.5", r"k=2\.5; expected k >= 2 segments \(an integer\)"),
+        ("silhouette_sample=-1", r"silhouette_sample=-1; expected an integer >= 2"),
+        ("silhouette_sample=abc", r"silhouette_sample='abc'; expected an integer >= 2"),
     ],
 )
 def test_invalid_config_writes_a_failed_record(tmp_path, override, message):
@@ -103,3 +110,45 @@ def test_cli_failure_exits_nonzero_with_failed_record(tmp_path):
     assert out.returncode != 0
     record = json.loads((tmp_path / "bad" / "record.json").read_text())
     assert record["status"] == "failed" and "k=0" in record["error"]
+
+
+def test_a_long_error_is_clipped_in_the_record(tmp_path, monkeypatch):
+    import benchmarks.run as R
+
+    def boom(cfg, out_dir):
+        raise RuntimeError("x" * 5_000_000)
+
+    monkeypatch.setattr(R, "execute", boom)
+    with pytest.raises(RuntimeError):
+        run_job(_cfg(), tmp_path)
+    saved = json.loads((tmp_path / "record.json").read_text())
+    assert len(saved["error"]) < 1200 and "chars)" in saved["error"]
+    assert len(saved["traceback"]) < 25_000
+    assert (tmp_path / "record.json").stat().st_size < 100_000
+
+
+def test_the_data_file_is_part_of_the_config_hash(tmp_path):
+    """Same config, other data (checksums off): a different hash, so resume does not reuse the record."""
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    lines = lzma.decompress((REPO / "datasets" / "data" / "bank-full.csv.xz").read_bytes()).split(b"\n")
+    (mine / "bank-full.csv").write_bytes(b"\n".join(lines[:1] + lines[1:][::-1]))  # rows reversed
+    store = tmp_path / "store"
+    common = ("dataset.verify_checksum=false", f"results_dir={store}", "leakage.enabled=false")
+    first = run_job(_cfg(*common), store / "a", resume=True)
+    again = run_job(_cfg(*common), store / "b", resume=True)
+    assert again is None and (store / "b" / "skipped.json").exists()  # same data: resumed
+    other = run_job(_cfg(*common, f"dataset.data_dir={mine}"), store / "c", resume=True)
+    assert other is not None and other["config_hash"] != first["config_hash"]
+    assert other["data"]["sha256"] != first["data"]["sha256"]
+
+
+def test_a_renamed_dataset_is_refused_and_stays_inside_results(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "benchmarks.run", "dataset.name=x/../../../escape",
+                          "dataset.subsample=600"], cwd=tmp_path, capture_output=True, text=True,
+                         env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=300)
+    assert out.returncode != 0
+    assert "dataset.name='x/../../../escape' does not match the chosen dataset config 'bank_full'" in out.stdout
+    made = [p for p in tmp_path.rglob("*") if p.is_dir()]
+    assert made and all(p.is_relative_to(tmp_path / "results") or p == tmp_path / "results" for p in made)
+    assert not (tmp_path.parent / "escape_k4_s0").exists()

@@ -18,10 +18,10 @@ METHODS = {"plaintext", "he", "federated", "dp"}
 
 
 @pytest.fixture(scope="module")
-def smoke_all(tmp_path_factory, data_dir):
+def smoke_all(tmp_path_factory):
     root = tmp_path_factory.mktemp("smoke_all")
     runner("-m", "+experiment=smoke", f"hydra.sweep.dir={root / 'sweep'}", f"results_dir={root}",
-           env=run_env(data_dir, root / "cache"), timeout=1500)
+           env=run_env(root / "cache"), timeout=1500)
     return root
 
 

@@ -93,8 +93,8 @@ def _digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def test_killed_sweep_resumes_only_missing_jobs(tmp_path, data_dir):
-    env = run_env(data_dir, tmp_path / "cache")
+def test_killed_sweep_resumes_only_missing_jobs(tmp_path):
+    env = run_env(tmp_path / "cache")
     # k=1 is refused (a failed record, the sweep goes on); k=2..6 are real jobs
     sweep = ["-m", "method=plaintext", "k=1,2,3,4,5,6", "seed=0", "dataset.subsample=2000",
              f"results_dir={tmp_path}"]
@@ -128,8 +128,8 @@ def test_killed_sweep_resumes_only_missing_jobs(tmp_path, data_dir):
     assert sorted(table.loc[table["status"] == "ok", "k"]) == [2, 3, 4, 5, 6]
 
 
-def test_resume_false_runs_again_and_parallel_jobs_are_flagged(tmp_path, data_dir):
-    env = run_env(data_dir, tmp_path / "cache")
+def test_resume_false_runs_again_and_parallel_jobs_are_flagged(tmp_path):
+    env = run_env(tmp_path / "cache")
     common = ["method=plaintext", "seed=0", "dataset.subsample=600", f"results_dir={tmp_path}"]
     runner("-m", "k=2,3", *common, "hydra/launcher=local", f"hydra.sweep.dir={tmp_path / 'par'}", env=env)
     par = [read_record(p) for p in (tmp_path / "par").rglob("record.json")]
@@ -142,4 +142,5 @@ def test_resume_false_runs_again_and_parallel_jobs_are_flagged(tmp_path, data_di
     forced = read_record(tmp_path / "forced" / "record.json")
     assert forced["status"] == "ok" and forced["config_hash"] == digest[2]
     assert forced["costs"]["parallel"] is False
-    assert config_hash(forced["config"]) == digest[2]  # resume/results_dir are not part of the hash
+    # resume/results_dir are not part of the hash; the data file is
+    assert config_hash(forced["config"], forced["data"]["sha256"]) == digest[2]

@@ -196,7 +196,7 @@ def test_mechanism_calibration_does_not_depend_on_the_data():
     assert np.linalg.norm(rows, axis=1).max() <= 1.0 + 1e-12
 
 
-def test_no_privacy_leak_warning_in_a_run(tmp_path, data_dir):
+def test_no_privacy_leak_warning_in_a_run(tmp_path):
     """The whole job, as ``python -m benchmarks.run method=dp`` runs it, warns nothing about leaks."""
     from hydra import compose, initialize_config_dir
 
@@ -204,8 +204,7 @@ def test_no_privacy_leak_warning_in_a_run(tmp_path, data_dir):
 
     conf = str(Path(dp.__file__).resolve().parents[1] / "conf")
     with initialize_config_dir(config_dir=conf, version_base="1.3"):
-        cfg = compose("config", overrides=["method=dp", "dataset.subsample=1500",
-                                           f"dataset.data_dir={data_dir}"])
+        cfg = compose("config", overrides=["method=dp", "dataset.subsample=1500"])
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         record = run_job(cfg, tmp_path)

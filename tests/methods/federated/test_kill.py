@@ -33,13 +33,12 @@ def _run_dir_of(pids) -> str | None:
     return None
 
 
-def test_killed_job_leaves_no_process_and_no_client_rows(tmp_path, data_dir):
+def test_killed_job_leaves_no_process_and_no_client_rows(tmp_path):
     out_dir = tmp_path / "run"
     cmd = [sys.executable, "-m", "benchmarks.run", "method=federated", "dataset.subsample=2000",
            "method.num_clients=2", "method.rounds=200", "resume=false",
            f"results_dir={tmp_path / 'results'}", f"hydra.run.dir={out_dir}"]
-    env = {**os.environ, "PRIVMARK_DATA_DIR": str(data_dir)}
-    job = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    job = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     seen: set[int] = set()
     run_dir = None
     try:
