@@ -4,11 +4,12 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from benchmarks.attacks.he import key_holder_spearman
 from methods.he import KMeansProtocol, Pool, resolve_params
-from methods.he.channel import Channel
-from methods.he.kmeans import d2_sample, key_holder_spearman
-from methods.he.parties import ServerShard
-from methods.he.schemes import load_context
+from methods.he.crypto import load_context
+from methods.he.kmeans_parties import ServerShard
+from methods.he.kmeans_protocol import d2_sample
+from methods.he.transport import Channel
 
 
 def test_server_holds_no_secret_key_and_cannot_decrypt(ckks_fit):
@@ -96,7 +97,7 @@ def test_key_holder_scores_are_blinded(ckks_fit, seg_X):
         for j in range(model.n_clusters):
             worst = max(worst, abs(stats.spearmanr(true[:, j], seen[:, j]).statistic))
     assert worst <= 0.1, f"Spearman correlation {worst:.3f} between decrypted and true distances"
-    # the measure the harness records (HEMethod(audit_transcript=True).key_holder_spearman_)
+    # the measure the leakage audit records (benchmarks.attacks.he, HEMethod(audit_transcript=True))
     assert key_holder_spearman(model, seg_X) == pytest.approx(worst)
 
 
@@ -141,3 +142,17 @@ def test_d2_sampling_frequencies_match_plaintext_probabilities(seeding_run):
     exp = np.append(expected[big], expected[~big].sum())
     assert stats.chisquare(obs, exp).pvalue > 1e-3
     assert counts[np.argmin(p)] == 0  # the current center itself is never drawn again
+
+
+def test_leakage_audit_measures_the_kept_transcript_then_frees_it(ckks_fit, seg_X):
+    from types import SimpleNamespace
+
+    from benchmarks.attacks.he import method_key_holder_spearman
+
+    model, _ = ckks_fit
+    copy = SimpleNamespace(channel_=SimpleNamespace(transcript=list(model.channel_.transcript)),
+                           keyholder_=model.keyholder_, n_clusters=model.n_clusters)
+    method = SimpleNamespace(kmeans_=copy)
+    assert method_key_holder_spearman(method, seg_X) == pytest.approx(key_holder_spearman(model, seg_X))
+    assert copy.channel_.transcript == []
+    assert method_key_holder_spearman(method, seg_X) is None  # nothing kept, nothing measured

@@ -1,4 +1,4 @@
-"""The three roles of encrypted logistic regression, each owning its keys and speaking bytes.
+"""The logistic regression's parties, each owning its keys and speaking bytes.
 
 * :class:`LRKeyHolder` holds the secret key. It decrypts only values the server has blinded with
   random additive masks, and answers with fresh encryptions (never a decryption to the server).
@@ -30,10 +30,15 @@ from dataclasses import dataclass, field
 import numpy as np
 import tenseal as ts
 
-from methods.he._lr_core import NesterovState, SigmoidPoly, nesterov_step
-from methods.he.channel import Channel
-from methods.he.params import check_security
-from methods.progress import Progress
+from methods.he.crypto import (
+    HEParams,
+    check_security,
+    column_chunks,
+    load_context,
+    make_context,
+    public_bytes,
+)
+from methods.he.logreg_math import NesterovState, SigmoidPoly, nesterov_step
 
 #: Per-slot mask half-widths. z and u masks have ~2^49 of headroom at their level; gradient
 #: slots only 2^13 (the unrescaled product at scale^2 sits on two primes), so their mask is
@@ -43,46 +48,29 @@ GRAD_MASK = 2.0**10
 GRAD_OFFSET = 2.0**11
 
 
-@dataclass(frozen=True)
-class LRParams:
-    """CKKS parameters of encrypted training. The defaults meet 128-bit security."""
-
-    poly_modulus_degree: int = 8192
-    coeff_mod_bit_sizes: tuple[int, ...] = (50, 36, 36, 36, 60)
-    scale_bits: int = 36
-    allow_insecure: bool = False
-
-    @property
-    def slots(self) -> int:
-        return self.poly_modulus_degree // 2
-
-    def check(self) -> int:
-        logq = check_security(self.poly_modulus_degree, self.coeff_mod_bit_sizes, self.allow_insecure)
-        mods = list(self.coeff_mod_bit_sizes)
-        if len(mods) < 5:
-            raise ValueError(
-                f"coeff_mod_bit_sizes={mods}: one iteration needs 4 data primes plus the special prime "
-                "(two rescales after the refresh, and a product at scale^2 on the last two primes)")
-        # the unrescaled gradient product at scale^2 lives on the primes left after two rescales
-        left = sum(mods[:-3])
-        if left - 2 * self.scale_bits < 14:
-            raise ValueError(
-                f"coeff_mod_bit_sizes={mods} with scale_bits={self.scale_bits}: the primes left at the "
-                f"gradient level ({left} bits) leave {left - 2 * self.scale_bits} bits above scale^2; "
-                "need >= 14 for the masked gradient slots")
-        if mods[-1] < max(mods[:-1]):
-            raise ValueError(
-                f"coeff_mod_bit_sizes={mods}: the last (special) prime should be at least as large as "
-                "every other, or key switching adds noise")
-        return logq
-
-
-def chunk_column(values: np.ndarray, slots: int) -> list[np.ndarray]:
-    """Split one column into chunks of ``slots`` values, zero-padding the last."""
-    n_chunks = max(1, math.ceil(len(values) / slots))
-    padded = np.zeros(n_chunks * slots)
-    padded[: len(values)] = values
-    return [padded[i * slots:(i + 1) * slots] for i in range(n_chunks)]
+def check_params(params: HEParams) -> int:
+    """Refuse parameters below 128-bit security or without the depth and headroom one iteration
+    needs, naming the parameter; returns log q."""
+    logq = check_security(params.poly_modulus_degree, params.coeff_mod_bit_sizes, params.allow_insecure)
+    mods = list(params.coeff_mod_bit_sizes)
+    if params.scheme != "ckks":
+        raise ValueError(f"scheme={params.scheme!r}; the logistic regression runs on CKKS")
+    if len(mods) < 5:
+        raise ValueError(
+            f"coeff_mod_bit_sizes={mods}: one iteration needs 4 data primes plus the special prime "
+            "(two rescales after the refresh, and a product at scale^2 on the last two primes)")
+    # the unrescaled gradient product at scale^2 lives on the primes left after two rescales
+    left = sum(mods[:-3])
+    if left - 2 * params.scale_bits < 14:
+        raise ValueError(
+            f"coeff_mod_bit_sizes={mods} with scale_bits={params.scale_bits}: the primes left at the "
+            f"gradient level ({left} bits) leave {left - 2 * params.scale_bits} bits above scale^2; "
+            "need >= 14 for the masked gradient slots")
+    if mods[-1] < max(mods[:-1]):
+        raise ValueError(
+            f"coeff_mod_bit_sizes={mods}: the last (special) prime should be at least as large as "
+            "every other, or key switching adds noise")
+    return logq
 
 
 class _Lazy:
@@ -114,14 +102,10 @@ class LRKeyHolder:
     ``keep_transcript`` records every vector it decrypts (for the security tests).
     """
 
-    def __init__(self, params: LRParams, keep_transcript: bool = False):
-        params.check()
+    def __init__(self, params: HEParams, keep_transcript: bool = False):
+        check_params(params)
         self.params = params
-        ctx = ts.context(ts.SCHEME_TYPE.CKKS, params.poly_modulus_degree,
-                         coeff_mod_bit_sizes=list(params.coeff_mod_bit_sizes))
-        ctx.global_scale = 2.0**params.scale_bits
-        ctx.generate_relin_keys()
-        self._ctx = ctx
+        self._ctx = make_context(params, relin_keys=True)
         self.keep_transcript = keep_transcript
         self.transcript: list[np.ndarray] = []
         self.decryptions = 0
@@ -130,8 +114,7 @@ class LRKeyHolder:
     # -- keys and data -----------------------------------------------------------------------
     def public_context(self) -> bytes:
         """The server's context: public and relinearisation keys, no secret key, no Galois keys."""
-        return self._ctx.serialize(save_public_key=True, save_secret_key=False,
-                                   save_galois_keys=False, save_relin_keys=True)
+        return public_bytes(self._ctx, relin_keys=True)
 
     def encrypt(self, values: np.ndarray) -> bytes:
         self.encryptions += 1
@@ -139,7 +122,7 @@ class LRKeyHolder:
 
     def encrypt_column(self, values: np.ndarray) -> list[bytes]:
         """One column, chunked column-major into ciphertexts of N/2 slots (last chunk padded)."""
-        return [self.encrypt(chunk) for chunk in chunk_column(np.asarray(values, float), self.params.slots)]
+        return [self.encrypt(chunk) for chunk in column_chunks(np.asarray(values, float), self.params.slots)]
 
     def _decrypt(self, payload: bytes) -> np.ndarray:
         self.decryptions += 1
@@ -207,10 +190,10 @@ class OpCounts:
 class LRServer:
     """Honest-but-curious compute server: public context only, all data as ciphertexts."""
 
-    def __init__(self, public_context: bytes, params: LRParams, seed=None):
-        params.check()
+    def __init__(self, public_context: bytes, params: HEParams, seed=None):
+        check_params(params)
         self.params = params
-        self.ctx = ts.context_from(public_context)
+        self.ctx = load_context(public_context, lazy=False)
         if self.ctx.is_private():
             raise ValueError("the server's context must not hold a secret key")
         self.ctx.global_scale = 2.0**params.scale_bits
@@ -392,60 +375,3 @@ class LRServer:
             self.ops.tensor += self.d
             out.append(self.dump(z))
         return out
-
-
-def run_protocol(server: LRServer, key_holder: LRKeyHolder, channel: Channel, *, poly: SigmoidPoly,
-                 w_neg: float, w_pos: float, total_weight: float, l2: float, penalised: np.ndarray,
-                 eta: np.ndarray, gamma: np.ndarray, kh: str = "owner", costs=None,
-                 callback=None) -> list[bytes]:
-    """Train on the server's loaded ciphertexts; returns the encrypted final weights (bytes).
-
-    ``kh`` names the key holder's party in the channel (by default the owner plays that role).
-    ``callback(t)`` runs after each iteration (diagnostics only).
-    """
-    import contextlib
-
-    def phase(name, party):
-        return costs.phase(name, party) if costs is not None else contextlib.nullcontext()
-
-    step = dict(total_weight=total_weight, l2=l2, penalised=penalised, eta=eta, gamma=gamma)
-    channel.stage = "setup"
-    with phase("he_setup", "server"):
-        u_masked, const_masked = server.prepare(poly, w_neg, w_pos)
-    channel.request("server", kh, u_masked, tag="u_masked")
-    channel.send("server", kh, const_masked, tag="constant_gradient_masked")
-    with phase("he_setup_keyholder", kh):
-        u_fresh = key_holder.refresh(u_masked)
-        v0 = key_holder.start(const_masked, **step)
-    channel.send(kh, "server", u_fresh, tag="u_fresh")
-    channel.send(kh, "server", v0, tag="v_fresh")
-    with phase("he_setup", "server"):
-        server.receive_weights_u(u_fresh)
-        server.start(v0, step)
-    channel.stage = "training"
-    bar = Progress("HE logistic regression: iteration", total=len(eta), unit="iter")
-    for t in range(len(eta)):
-        with phase("he_scores", "server"):
-            z_masked = server.scores()
-        channel.request("server", kh, z_masked, tag="z_masked")
-        with phase("he_refresh", kh):
-            z_fresh = key_holder.refresh(z_masked)
-        channel.send(kh, "server", z_fresh, tag="z_fresh")
-        with phase("he_gradient", "server"):
-            g_masked = server.gradients(z_fresh)
-        channel.request("server", kh, g_masked, tag="gradient_masked")
-        with phase("he_update", kh):
-            v_fresh = key_holder.update(g_masked)
-        channel.send(kh, "server", v_fresh, tag="v_fresh")
-        with phase("he_gradient", "server"):
-            server.receive_update(v_fresh)
-        if callback is not None:
-            callback(t)
-        bar.step()
-    bar.close()
-    channel.request("server", kh, [b"final"], tag="finish")
-    with phase("he_finish", kh):
-        w_masked = key_holder.final()
-    channel.send(kh, "server", w_masked, tag="w_fresh")
-    with phase("he_finish", "server"):
-        return server.finish(w_masked)
