@@ -40,15 +40,14 @@ def ckks_ciphertexts(bits: Sequence[int], n_slots: int = 16, poly_modulus_degree
                      global_scale_bits: int = 20) -> list[bytes]:
     """Serialized CKKS encryptions (public-key, as a data owner produces them) of vectors whose
     every slot equals the bit. TenSEAL draws encryption randomness from the OS; it is not seeded."""
-    import tenseal as ts
-
-    from methods.he.crypto import check_security
+    from methods.he.crypto import Codec, HEParams, check_security, load_context, make_context, public_bytes
 
     check_security(poly_modulus_degree, coeff_mod_bit_sizes)
-    ctx = ts.context(ts.SCHEME_TYPE.CKKS, poly_modulus_degree=poly_modulus_degree,
-                     coeff_mod_bit_sizes=list(coeff_mod_bit_sizes))
-    ctx.global_scale = 2.0**global_scale_bits
-    return [ts.ckks_vector(ctx, [float(b)] * n_slots).serialize() for b in bits]
+    params = HEParams(scheme="ckks", poly_modulus_degree=int(poly_modulus_degree),
+                      coeff_mod_bit_sizes=tuple(int(b) for b in coeff_mod_bit_sizes),
+                      scale_bits=int(global_scale_bits))
+    owner = Codec(load_context(public_bytes(make_context(params))), params)  # the public context only
+    return [owner.encrypt_bytes([float(b)] * n_slots) for b in bits]
 
 
 def plaintext_tensors(bits: Sequence[int], n_slots: int = 16) -> list[bytes]:
