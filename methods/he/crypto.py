@@ -6,7 +6,7 @@
   (:data:`MAX_LOGQ_128`, :func:`check_security`).
 - **Parameters**: one class, :class:`HEParams`, and its presets: :data:`CKKS_DEFAULT` and
   :data:`BFV_DEFAULT` (K-means, :func:`resolve_params`), :data:`LOGREG_DEFAULT` (logistic
-  regression, :func:`logreg_params`).
+  regression, :func:`logreg_params`, :func:`check_logreg_params`).
 - **Contexts**: :func:`make_context` (the key holder's), :func:`public_bytes` (what the others get),
   :func:`load_context`.
 - **Codec**, **chunking** (column-major: chunk ``c`` holds records ``c*S .. (c+1)*S - 1`` of one
@@ -145,8 +145,8 @@ def resolve_params(scheme: str, poly_modulus_degree=None, coeff_mod_bit_sizes=No
 
 def logreg_params(poly_modulus_degree=None, coeff_mod_bit_sizes=None, scale_bits=None,
                   allow_insecure=False) -> HEParams:
-    """The logistic regression's CKKS parameters (defaults: :data:`LOGREG_DEFAULT`); the
-    protocol's own checks (security, depth, headroom) are ``logreg_parties.check_params``."""
+    """The logistic regression's CKKS parameters (defaults: :data:`LOGREG_DEFAULT`), unchecked:
+    :func:`check_logreg_params` checks security, depth and headroom."""
     given = {"poly_modulus_degree": poly_modulus_degree, "coeff_mod_bit_sizes": coeff_mod_bit_sizes,
              "scale_bits": scale_bits}
     p = {k: LOGREG_DEFAULT[k] if v is None else v for k, v in given.items()}
@@ -154,6 +154,32 @@ def logreg_params(poly_modulus_degree=None, coeff_mod_bit_sizes=None, scale_bits
     return HEParams(scheme="ckks", poly_modulus_degree=int(p["poly_modulus_degree"]),
                     coeff_mod_bit_sizes=mods, scale_bits=int(p["scale_bits"]),
                     allow_insecure=bool(allow_insecure), log_q=sum(mods))
+
+
+def check_logreg_params(params: HEParams) -> int:
+    """Refuse logistic-regression parameters below 128-bit security or without the depth and
+    headroom one iteration needs (see :mod:`methods.he.logreg_server`), naming the parameter;
+    returns log q."""
+    logq = check_security(params.poly_modulus_degree, params.coeff_mod_bit_sizes, params.allow_insecure)
+    mods = list(params.coeff_mod_bit_sizes)
+    if params.scheme != "ckks":
+        raise ValueError(f"scheme={params.scheme!r}; the logistic regression runs on CKKS")
+    if len(mods) < 5:
+        raise ValueError(
+            f"coeff_mod_bit_sizes={mods}: one iteration needs 4 data primes plus the special prime "
+            "(two rescales after the refresh, and a product at scale^2 on the last two primes)")
+    # the unrescaled gradient product at scale^2 lives on the primes left after two rescales
+    left = sum(mods[:-3])
+    if left - 2 * params.scale_bits < 14:
+        raise ValueError(
+            f"coeff_mod_bit_sizes={mods} with scale_bits={params.scale_bits}: the primes left at the "
+            f"gradient level ({left} bits) leave {left - 2 * params.scale_bits} bits above scale^2; "
+            "need >= 14 for the masked gradient slots")
+    if mods[-1] < max(mods[:-1]):
+        raise ValueError(
+            f"coeff_mod_bit_sizes={mods}: the last (special) prime should be at least as large as "
+            "every other, or key switching adds noise")
+    return logq
 
 
 # --------------------------------------------------------------------------- BFV plain modulus

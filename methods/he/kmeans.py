@@ -3,7 +3,8 @@
 The estimator validates its parameters, encodes the data (CKKS reals, or BFV fixed point
 ``round(x * 2**frac_bits)``), runs :class:`~methods.he.kmeans_protocol.KMeansProtocol` in a
 :class:`~methods.he.transport.Pool` and records costs, op counts and what each party saw. The
-parties are in :mod:`methods.he.kmeans_parties`; the parameters and their 128-bit check in
+parties are in :mod:`methods.he.kmeans_keyholder`, :mod:`~methods.he.kmeans_server` and
+:mod:`~methods.he.kmeans_owner`; the parameters and their 128-bit check in
 :mod:`methods.he.crypto`. See docs/he.md.
 """
 

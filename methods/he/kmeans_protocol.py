@@ -12,7 +12,8 @@ Per Lloyd iteration (two rounds, driven by the key holder):
    slots and divides (``rho_j`` cancels).
 
 No rotation is needed (the key holder sums slots of masked vectors), so the public context holds
-only the public key. The parties' code is in :mod:`methods.he.kmeans_parties`; this driver holds
+only the public key. Each party's code is in its own module (:mod:`methods.he.kmeans_keyholder`,
+:mod:`methods.he.kmeans_server`, :mod:`methods.he.kmeans_owner`); this driver holds
 no key and no ciphertext arithmetic, only routing (:class:`~methods.he.transport.Pool` chains,
 counted on a :class:`~methods.he.transport.Channel`) and the key holder's seeding choices on the
 values it decrypted. See docs/he.md for what each party sees.
@@ -27,11 +28,15 @@ import numpy as np
 from methods.base import Costs
 from methods.he.blinding import FINAL_ROUND, Stream, cluster_factors, seeding_factor
 from methods.he.crypto import HEParams, n_chunks, split_chunks
-from methods.he.kmeans_parties import KeyHolder
+from methods.he.kmeans_keyholder import KeyHolder, KeyHolderShard
+from methods.he.kmeans_owner import OwnerShard
+from methods.he.kmeans_server import ServerShard
 from methods.he.transport import Channel, Pool, Step, flatten
 from methods.progress import Progress
 
 OWNER, SERVER, KEYHOLDER = "owner", "server", "keyholder"
+#: the shard class of each party, as :class:`~methods.he.transport.Pool` workers build them
+SHARDS = {OWNER: OwnerShard, SERVER: ServerShard, KEYHOLDER: KeyHolderShard}
 
 
 def d2_sample(values: np.ndarray, rng: np.random.Generator) -> int:

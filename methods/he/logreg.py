@@ -27,7 +27,8 @@ import tenseal as ts
 from scipy.special import expit
 
 from methods.base import Costs, Privacy
-from methods.he.crypto import HEParams, column_chunks, load_context, logreg_params
+from methods.he.crypto import HEParams, check_logreg_params, column_chunks, load_context, logreg_params
+from methods.he.logreg_keyholder import LRKeyHolder
 from methods.he.logreg_math import (
     NesterovState,
     class_weights,
@@ -35,8 +36,8 @@ from methods.he.logreg_math import (
     nesterov_schedule,
     nesterov_step,
 )
-from methods.he.logreg_parties import LRKeyHolder, LRServer, check_params
 from methods.he.logreg_protocol import run_protocol
+from methods.he.logreg_server import LRServer
 from methods.he.transport import Channel
 
 __all__ = ["HELogisticRegression", "LRKeyHolder", "encrypt_column_with", "reference_gd"]
@@ -140,7 +141,7 @@ class HELogisticRegression:
         params = logreg_params(int(self.poly_modulus_degree), tuple(int(b) for b in self.coeff_mod_bit_sizes),
                                int(self.scale_bits), bool(self.allow_insecure))
         if self.encrypted:
-            check_params(params)
+            check_logreg_params(params)
         return params
 
     def _transform(self, X: np.ndarray) -> np.ndarray:

@@ -4,8 +4,9 @@ Setup (one round each way): the server sends the masked record weights ``u`` for
 the masked constant gradient term; the key holder answers with fresh ``u`` and ``Enc(v_0)``. Each
 iteration, two rounds: masked scores ``z`` -> fresh ``z``; masked gradient vectors -> fresh masked
 weights. Last, the key holder sends the fresh masked final weights, which the server unmasks. The
-parties' code is in :mod:`methods.he.logreg_parties`; this driver only routes their bytes through
-a :class:`~methods.he.transport.Channel` and charges the phases. See docs/he_logreg.md.
+parties' code is in :mod:`methods.he.logreg_keyholder` and :mod:`methods.he.logreg_server`; this
+driver only routes their bytes through a :class:`~methods.he.transport.Channel` and charges the
+phases. See docs/he_logreg.md.
 """
 
 from __future__ import annotations
@@ -14,8 +15,9 @@ import contextlib
 
 import numpy as np
 
+from methods.he.logreg_keyholder import LRKeyHolder
 from methods.he.logreg_math import SigmoidPoly
-from methods.he.logreg_parties import LRKeyHolder, LRServer
+from methods.he.logreg_server import LRServer
 from methods.he.transport import Channel
 from methods.progress import Progress
 

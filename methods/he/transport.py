@@ -9,7 +9,7 @@ processes or hosts.
 TenSEAL holds the GIL and its objects do not pickle, so parallelism means processes that each
 deserialize their own contexts once and keep their share of the chunks; per call only bytes and
 small numpy arrays cross the pipe. Each worker hosts at most one shard per party (the shard
-classes are :data:`methods.he.kmeans_parties.SHARDS`); shards of different parties share nothing
+classes are :data:`methods.he.kmeans_protocol.SHARDS`); shards of different parties share nothing
 (the protocol routes their bytes through its Channel). ``workers=1`` runs the same shards
 in-process.
 
@@ -194,7 +194,7 @@ def _run_chain(shards: dict, stage: str, steps: list[Step], keep_transcript: boo
 
 
 def _call(shards: dict, party: str, method: str, args: tuple) -> Any:
-    from methods.he.kmeans_parties import SHARDS
+    from methods.he.kmeans_protocol import SHARDS
 
     if party == CHAIN:
         return _run_chain(shards, method, *args)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from methods.he import kmeans_parties
+from methods.he import kmeans_protocol
 from methods.he.transport import Pool
 from methods.lifeline import alive
 
@@ -22,7 +22,7 @@ REPO = Path(__file__).resolve().parents[3]
 SCRIPT = textwrap.dedent("""
     import sys, time
     import methods.lifeline
-    from methods.he import kmeans_parties
+    from methods.he import kmeans_protocol
     from methods.he.transport import Pool
 
     class Busy:
@@ -31,7 +31,7 @@ SCRIPT = textwrap.dedent("""
             while time.monotonic() < end:
                 pass
 
-    kmeans_parties.SHARDS["busy"] = Busy
+    kmeans_protocol.SHARDS["busy"] = Busy
     if sys.argv[1] == "fallback":
         methods.lifeline.set_parent_death_signal = lambda sig: False
     with Pool(2) as pool:
@@ -73,7 +73,7 @@ def test_workers_die_within_seconds_of_a_killed_parent(state):
 
 
 def test_results_come_in_worker_order_not_completion_order(monkeypatch):
-    monkeypatch.setitem(kmeans_parties.SHARDS, "sleeper", Sleeper)
+    monkeypatch.setitem(kmeans_protocol.SHARDS, "sleeper", Sleeper)
     with Pool(2) as pool:
         pool.broadcast("sleeper", "__init__", ())
         pids = [p.pid for p in pool._procs]

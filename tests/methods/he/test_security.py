@@ -7,8 +7,8 @@ from scipy import stats
 from benchmarks.attacks.he import key_holder_spearman
 from methods.he import KMeansProtocol, Pool, resolve_params
 from methods.he.crypto import load_context
-from methods.he.kmeans_parties import ServerShard
 from methods.he.kmeans_protocol import d2_sample
+from methods.he.kmeans_server import ServerShard
 from methods.he.transport import Channel
 
 
@@ -156,3 +156,15 @@ def test_leakage_audit_measures_the_kept_transcript_then_frees_it(ckks_fit, seg_
     assert method_key_holder_spearman(method, seg_X) == pytest.approx(key_holder_spearman(model, seg_X))
     assert copy.channel_.transcript == []
     assert method_key_holder_spearman(method, seg_X) is None  # nothing kept, nothing measured
+
+
+def test_server_modules_can_neither_make_nor_read_a_secret_key():
+    # each party's file shows what it may touch: the servers' modules hold no key-making code
+    import methods.he.kmeans_owner as owner
+    import methods.he.kmeans_server as kmeans_server
+    import methods.he.logreg_server as logreg_server
+
+    for mod in (kmeans_server, logreg_server, owner):
+        held = set(vars(mod))
+        assert not held & {"make_context", "secret_key_encryptor", "KeyHolder", "KeyHolderShard",
+                           "LRKeyHolder"}, mod.__name__

@@ -1,11 +1,10 @@
-"""The logistic regression's parties, each owning its keys and speaking bytes.
+"""The logistic regression's compute server: the public context only, all data as ciphertexts.
 
-* :class:`LRKeyHolder` holds the secret key. It decrypts only values the server has blinded with
-  random additive masks, and answers with fresh encryptions (never a decryption to the server).
-  It also runs the Nesterov update on *masked* weights; the update is linear, so the server can
-  track the masks and remove them from the fresh ciphertexts.
-* :class:`LRServer` holds the public context (public and relinearisation keys; no Galois keys,
-  no secret key) and the encrypted columns. It does every product over the data.
+:class:`LRServer` holds the public context (public and relinearisation keys; no Galois keys, no
+secret key: refused if it has one) and the encrypted columns, and does every product over the
+data. Its masks (below) are drawn from its own generator.
+
+Depth budget of one iteration (levels counted from a fresh ciphertext, ``L0``):
 
 Depth budget of one iteration (levels counted from a fresh ciphertext, ``L0``):
 
@@ -30,14 +29,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import tenseal as ts
 
-from methods.he.crypto import (
-    HEParams,
-    check_security,
-    column_chunks,
-    load_context,
-    make_context,
-    public_bytes,
-)
+from methods.he.crypto import HEParams, check_logreg_params, load_context
 from methods.he.logreg_math import NesterovState, SigmoidPoly, nesterov_step
 
 #: Per-slot mask half-widths. z and u masks have ~2^49 of headroom at their level; gradient
@@ -46,31 +38,6 @@ from methods.he.logreg_math import NesterovState, SigmoidPoly, nesterov_step
 Z_MASK = 2.0**20
 GRAD_MASK = 2.0**10
 GRAD_OFFSET = 2.0**11
-
-
-def check_params(params: HEParams) -> int:
-    """Refuse parameters below 128-bit security or without the depth and headroom one iteration
-    needs, naming the parameter; returns log q."""
-    logq = check_security(params.poly_modulus_degree, params.coeff_mod_bit_sizes, params.allow_insecure)
-    mods = list(params.coeff_mod_bit_sizes)
-    if params.scheme != "ckks":
-        raise ValueError(f"scheme={params.scheme!r}; the logistic regression runs on CKKS")
-    if len(mods) < 5:
-        raise ValueError(
-            f"coeff_mod_bit_sizes={mods}: one iteration needs 4 data primes plus the special prime "
-            "(two rescales after the refresh, and a product at scale^2 on the last two primes)")
-    # the unrescaled gradient product at scale^2 lives on the primes left after two rescales
-    left = sum(mods[:-3])
-    if left - 2 * params.scale_bits < 14:
-        raise ValueError(
-            f"coeff_mod_bit_sizes={mods} with scale_bits={params.scale_bits}: the primes left at the "
-            f"gradient level ({left} bits) leave {left - 2 * params.scale_bits} bits above scale^2; "
-            "need >= 14 for the masked gradient slots")
-    if mods[-1] < max(mods[:-1]):
-        raise ValueError(
-            f"coeff_mod_bit_sizes={mods}: the last (special) prime should be at least as large as "
-            "every other, or key switching adds noise")
-    return logq
 
 
 class _Lazy:
@@ -94,77 +61,6 @@ def _level(vec: ts.CKKSVector) -> int:
 
 def _scale(vec: ts.CKKSVector) -> float:
     return vec.ciphertext()[0].scale
-
-
-class LRKeyHolder:
-    """Holds the secret key; sees only masked values; answers with fresh encryptions.
-
-    ``keep_transcript`` records every vector it decrypts (for the security tests).
-    """
-
-    def __init__(self, params: HEParams, keep_transcript: bool = False):
-        check_params(params)
-        self.params = params
-        self._ctx = make_context(params, relin_keys=True)
-        self.keep_transcript = keep_transcript
-        self.transcript: list[np.ndarray] = []
-        self.decryptions = 0
-        self.encryptions = 0
-
-    # -- keys and data -----------------------------------------------------------------------
-    def public_context(self) -> bytes:
-        """The server's context: public and relinearisation keys, no secret key, no Galois keys."""
-        return public_bytes(self._ctx, relin_keys=True)
-
-    def encrypt(self, values: np.ndarray) -> bytes:
-        self.encryptions += 1
-        return ts.ckks_vector(self._ctx, np.asarray(values, float)).serialize()
-
-    def encrypt_column(self, values: np.ndarray) -> list[bytes]:
-        """One column, chunked column-major into ciphertexts of N/2 slots (last chunk padded)."""
-        return [self.encrypt(chunk) for chunk in column_chunks(np.asarray(values, float), self.params.slots)]
-
-    def _decrypt(self, payload: bytes) -> np.ndarray:
-        self.decryptions += 1
-        out = np.asarray(ts.ckks_vector_from(self._ctx, payload).decrypt())
-        if self.keep_transcript:
-            self.transcript.append(out)
-        return out
-
-    def decrypt_model(self, payload: bytes) -> np.ndarray:
-        """Open the final encrypted model (the owner's right when it is the key holder)."""
-        return self._decrypt(payload)
-
-    # -- protocol ----------------------------------------------------------------------------
-    def refresh(self, payloads: Sequence[bytes]) -> list[bytes]:
-        """Fresh encryptions of masked vectors (the masks stay on; only the server can remove them)."""
-        return [self.encrypt(self._decrypt(p)) for p in payloads]
-
-    def start(self, masked_constant: Sequence[bytes], *, total_weight: float, l2: float,
-              penalised: np.ndarray, eta: np.ndarray, gamma: np.ndarray) -> list[bytes]:
-        """Receive the masked constant gradient term; start from w = v = 0; send Enc(v_0)."""
-        self._b = np.array([self._decrypt(p).sum() for p in masked_constant])
-        self._step = dict(total_weight=total_weight, l2=l2, penalised=penalised, eta=eta, gamma=gamma)
-        d = len(masked_constant)
-        self._state = NesterovState(np.zeros(d), np.zeros(d))
-        return self._broadcast(self._state.v)
-
-    def update(self, masked_gradients: Sequence[bytes]) -> list[bytes]:
-        """One Nesterov step on masked weights from masked per-feature gradient vectors.
-
-        Only slot sums are needed: the server masked each vector with random slot values, so
-        summing them here spares the server its rotations (and the Galois keys).
-        """
-        raw = np.array([self._decrypt(p).sum() for p in masked_gradients]) + self._b
-        self._state = nesterov_step(self._state, raw, **self._step)
-        return self._broadcast(self._state.v)
-
-    def final(self) -> list[bytes]:
-        """Fresh encryptions of the (masked) final weights, one broadcast ciphertext each."""
-        return self._broadcast(self._state.w)
-
-    def _broadcast(self, values: np.ndarray) -> list[bytes]:
-        return [self.encrypt(np.full(self.params.slots, v)) for v in values]
 
 
 @dataclass
@@ -191,7 +87,7 @@ class LRServer:
     """Honest-but-curious compute server: public context only, all data as ciphertexts."""
 
     def __init__(self, public_context: bytes, params: HEParams, seed=None):
-        check_params(params)
+        check_logreg_params(params)
         self.params = params
         self.ctx = load_context(public_context, lazy=False)
         if self.ctx.is_private():
