@@ -1,6 +1,7 @@
 """The server's randomness streams: one id per purpose, and draws of two purposes independent."""
 
 import numpy as np
+import pytest
 from scipy import stats
 
 from methods.he.blinding import FINAL_ROUND, Stream, blinding_rng, cluster_factors, zero_sum_vector
@@ -37,9 +38,6 @@ def test_the_final_round_is_beyond_every_lloyd_iteration():
     from methods.he import HEKMeans
 
     assert FINAL_ROUND > 300  # the default max_iter
-    try:
+    with pytest.raises(ValueError, match="max_iter"):
         HEKMeans(2, max_iter=FINAL_ROUND)._check(np.zeros((4, 1)))
-    except ValueError as e:
-        assert "max_iter" in str(e)
-    else:
-        raise AssertionError("max_iter reaching the final round's index was accepted")
+    HEKMeans(2, max_iter=FINAL_ROUND - 1)._check(np.zeros((4, 1)))
