@@ -38,6 +38,15 @@ def mean_ci(values) -> tuple[float, float, int]:
     return float(v.mean()), half, n
 
 
+def method_name(method: str, row=None) -> str:
+    """The human name of a method's run: an HE run names its scheme (``method.scheme`` of the row,
+    when the table has it), so a BFV run is not labelled with :data:`METHOD_NAMES`' CKKS."""
+    scheme = None if row is None else row.get("method.scheme")
+    if method == "he" and isinstance(scheme, str) and scheme:
+        return f"HE ({scheme.upper()})"
+    return METHOD_NAMES.get(method, method)
+
+
 def method_sort_key(method: str) -> tuple[int, str]:
     return (METHOD_ORDER.index(method) if method in METHOD_ORDER else len(METHOD_ORDER), method)
 
@@ -64,8 +73,10 @@ def add_variants(table: pd.DataFrame, exclude: tuple[str, ...] = ()) -> pd.DataF
         for idx, row in rows.iterrows():
             opts = ", ".join(f"{c.removeprefix('method.')}={_fmt(row[c])}" for c in option_cols)
             variants[idx] = f"{method} ({opts})" if opts else method
-            name = METHOD_NAMES.get(method, method)
-            labels[idx] = f"{name} ({opts})" if opts else name
+            name = method_name(method, row)
+            shown = ", ".join(f"{c.removeprefix('method.')}={_fmt(row[c])}" for c in option_cols
+                              if not (method == "he" and c == "method.scheme"))  # in the name
+            labels[idx] = f"{name} ({shown})" if shown else name
         if "epsilon" not in exclude and eps_varies:
             for idx, row in rows.iterrows():
                 eps = "∞" if row["epsilon"] == math.inf else f"{row['epsilon']:g}"

@@ -15,8 +15,8 @@ Artefacts read when present (the methods' engineers expose them under these name
 - ``client_rows_``: per client, the indices of its rows in the training data passed to ``fit``.
 - ``kmeans_client_counts_`` (rounds, clients, k) and optionally ``kmeans_client_sums_``
   (rounds, clients, k, d_segment): federated K-means per-client statistics.
-- ``key_holder_spearman_``: the HE K-means transcript check (|Spearman ρ| between what the key
-  holder decrypted and the true distances).
+- ``kmeans_`` with its transcript kept (HE, ``audit_transcript``): the key holder's transcript
+  check (|Spearman ρ| between what it decrypted and the true distances, ``benchmarks.attacks.he``).
 - ``privacy_.epsilon`` / ``privacy_.delta``: the claimed DP guarantee.
 """
 
@@ -299,7 +299,7 @@ def _leakage(method, split, seed: int, c) -> dict:
         _section(out, "fl_simulation", lambda: _fl_simulation(train, seed, c))
     he_on = c.he.enabled if c.he.enabled is not None else getattr(method, "name", None) == "he"
     if he_on:
-        _section(out, "he", lambda: _he_checks(method, seed, c))
+        _section(out, "he", lambda: _he_checks(method, train, seed, c))
     _section(out, "dp", lambda: _dp_section(method, results, c, seed))
     return out
 
@@ -416,13 +416,13 @@ def _fl_simulation(train, seed, c) -> dict:
     return {"fl_simulation": [{k: r[k] for k in keep} for r in rows]}
 
 
-def _he_checks(method, seed, c) -> dict:
+def _he_checks(method, train, seed, c) -> dict:
     hc = c.he
     out = _he.ciphertext_leakage(hc.n_ciphertexts, seed=seed, alpha=c.alpha, control=hc.control,
                                  poly_modulus_degree=hc.poly_modulus_degree,
                                  coeff_mod_bit_sizes=tuple(hc.coeff_mod_bit_sizes),
                                  global_scale_bits=hc.global_scale_bits)
-    rho = getattr(method, "key_holder_spearman_", None)
+    rho = _he.method_key_holder_spearman(method, train.X_segment)
     out["he_key_holder_spearman"] = None if rho is None else float(rho)
     return out
 

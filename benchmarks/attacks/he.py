@@ -6,9 +6,10 @@ from the serialized ciphertext bytes (length, byte histogram, the leading bytes)
 it must stay at chance (AUC interval covering 0.5); the same classifier on the serialized
 *plaintext* tensors (what the server would hold without encryption) is the positive control.
 
-The key holder's view is a separate check owned by the HE K-means protocol: the Spearman
-correlation between what it decrypts and the true distances. The leakage hook reads it from
-``method.key_holder_spearman_`` when the method exposes it (see ``benchmarks.attacks.leakage``).
+The key holder's view is a separate check on the HE K-means transcript (:func:`key_holder_spearman`):
+the Spearman correlation between what it decrypts and the true distances. The leakage hook measures
+it (:func:`method_key_holder_spearman`) when the method exposes its K-means model with the
+transcript kept (``method=he`` with ``audit_transcript=true``).
 """
 
 from __future__ import annotations
@@ -39,15 +40,14 @@ def ckks_ciphertexts(bits: Sequence[int], n_slots: int = 16, poly_modulus_degree
                      global_scale_bits: int = 20) -> list[bytes]:
     """Serialized CKKS encryptions (public-key, as a data owner produces them) of vectors whose
     every slot equals the bit. TenSEAL draws encryption randomness from the OS; it is not seeded."""
-    import tenseal as ts
-
-    from methods.he.params import check_security
+    from methods.he.crypto import Codec, HEParams, check_security, load_context, make_context, public_bytes
 
     check_security(poly_modulus_degree, coeff_mod_bit_sizes)
-    ctx = ts.context(ts.SCHEME_TYPE.CKKS, poly_modulus_degree=poly_modulus_degree,
-                     coeff_mod_bit_sizes=list(coeff_mod_bit_sizes))
-    ctx.global_scale = 2.0**global_scale_bits
-    return [ts.ckks_vector(ctx, [float(b)] * n_slots).serialize() for b in bits]
+    params = HEParams(scheme="ckks", poly_modulus_degree=int(poly_modulus_degree),
+                      coeff_mod_bit_sizes=tuple(int(b) for b in coeff_mod_bit_sizes),
+                      scale_bits=int(global_scale_bits))
+    owner = Codec(load_context(public_bytes(make_context(params))), params)  # the public context only
+    return [owner.encrypt_bytes([float(b)] * n_slots) for b in bits]
 
 
 def plaintext_tensors(bits: Sequence[int], n_slots: int = 16) -> list[bytes]:
@@ -95,3 +95,40 @@ def ciphertext_leakage(n: int = 200, seed: int = 0, alpha: float = 0.05, control
         out["he_plaintext_control_auc"] = distinguisher_auc(plaintext_tensors(bits), bits, seed=seed,
                                                             alpha=alpha)["auc"]
     return out
+
+
+def key_holder_spearman(model, X: np.ndarray) -> float:
+    """The key holder's transcript check: the largest |Spearman rho|, over Lloyd assignment rounds and
+    clusters, between the scores it decrypted and the true squared distances of the records to the
+    centroids of that round. Blinding keeps it near 0; ``model`` is an :class:`~methods.he.HEKMeans`
+    fitted with ``keep_transcript``."""
+    from scipy import stats
+
+    if not model.channel_.transcript:
+        raise ValueError("key_holder_spearman needs a model fitted with keep_transcript=True")
+    codec, k, d = model.keyholder_.codec, model.n_clusters, X.shape[1]
+    worst, centers = 0.0, None
+    for _, _, tag, payload in model.channel_.transcript:
+        if tag == "centroids":
+            centers = np.array([codec.decrypt(b)[0] for b in payload]).reshape(k, d)
+        elif tag == "blinded scores" and centers is not None:
+            # the payload is chunk-major: chunk c's k ciphertexts, one per cluster, then chunk c + 1's
+            seen = np.stack([np.concatenate([codec.decrypt(b) for b in payload[j::k]])[: len(X)]
+                             for j in range(k)], axis=1)
+            true = ((X[:, None, :] - centers[None]) ** 2).sum(-1)
+            for j in range(k):
+                rho = stats.spearmanr(true[:, j], seen[:, j]).statistic
+                worst = max(worst, abs(float(rho)))
+    return worst
+
+
+def method_key_holder_spearman(method, X_segment: np.ndarray) -> float | None:
+    """:func:`key_holder_spearman` of ``method.kmeans_`` on the segment features it was fitted on,
+    if it kept its transcript (then the transcript is freed); None otherwise."""
+    model = getattr(method, "kmeans_", None)
+    channel = getattr(model, "channel_", None)
+    if channel is None or not channel.transcript:
+        return None
+    rho = key_holder_spearman(model, np.asarray(X_segment, dtype=float))
+    channel.transcript.clear()
+    return rho

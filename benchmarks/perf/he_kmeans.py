@@ -54,7 +54,7 @@ def _median_s(fn, repeat=9) -> float:
 
 def op_times(params) -> dict[str, float]:
     """Seconds per protocol operation at these parameters (median of repeats)."""
-    from methods.he.schemes import Codec, load_context, make_context, public_bytes
+    from methods.he.crypto import Codec, load_context, make_context, public_bytes
 
     ctx = make_context(params)
     kh = Codec(ctx, params)
@@ -89,8 +89,8 @@ def slot_sum_alternatives(params) -> dict:
     process, same parameters; seconds per ciphertext, and the public context sizes."""
     import tenseal as ts
 
-    from methods.he.parties import zero_sum_vector
-    from methods.he.schemes import Codec, load_context, make_context, public_bytes
+    from methods.he.blinding import zero_sum_vector
+    from methods.he.crypto import Codec, load_context, make_context, public_bytes
 
     if params.scheme != "ckks":
         return {}

@@ -25,8 +25,8 @@ from sklearn.metrics import roc_auc_score
 
 import datasets
 from methods.base import peak_rss_mb, with_segments
-from methods.he._lr_parties import _Lazy
 from methods.he.logreg import HELogisticRegression
+from methods.he.logreg_server import _Lazy
 from methods.plaintext import reference_kmeans
 
 REPO = Path(__file__).resolve().parents[2]

@@ -27,17 +27,20 @@ import tenseal as ts
 from scipy.special import expit
 
 from methods.base import Costs, Privacy
-from methods.he._lr_core import (
+from methods.he.crypto import HEParams, check_logreg_params, column_chunks, load_context, logreg_params
+from methods.he.logreg_keyholder import LRKeyHolder
+from methods.he.logreg_math import (
     NesterovState,
     class_weights,
     fit_sigmoid_poly,
     nesterov_schedule,
     nesterov_step,
 )
-from methods.he._lr_parties import LRKeyHolder, LRParams, LRServer, chunk_column, run_protocol
-from methods.he.channel import Channel
+from methods.he.logreg_protocol import run_protocol
+from methods.he.logreg_server import LRServer
+from methods.he.transport import Channel
 
-__all__ = ["HELogisticRegression", "LRKeyHolder", "LRParams", "encrypt_column_with", "reference_gd"]
+__all__ = ["HELogisticRegression", "LRKeyHolder", "encrypt_column_with", "reference_gd"]
 
 
 def reference_gd(A: np.ndarray, y: np.ndarray, *, n_iter: int, learning_rate: float, l2: float,
@@ -64,16 +67,16 @@ def reference_gd(A: np.ndarray, y: np.ndarray, *, n_iter: int, learning_rate: fl
 
 
 def encrypt_column_with(public_context: bytes, values: np.ndarray,
-                        params: LRParams | None = None) -> list[bytes]:
+                        params: HEParams | None = None) -> list[bytes]:
     """Encrypt one column under a *public* context, chunked like the owner's columns.
 
     This is how another party (e.g. the K-means key holder returning each record's one-hot
     segment) hands the server a column under the logistic regression's key.
     """
-    params = params or LRParams()
-    ctx = ts.context_from(public_context)
-    ctx.global_scale = 2.0**params.scale_bits
-    chunks = chunk_column(np.asarray(values, float), params.slots)
+    params = params or logreg_params()
+    ctx = load_context(public_context, lazy=False)
+    ctx.global_scale = params.delta
+    chunks = column_chunks(np.asarray(values, float), params.slots)
     return [ts.ckks_vector(ctx, chunk).serialize() for chunk in chunks]
 
 
@@ -125,7 +128,7 @@ class HELogisticRegression:
         self.keep_transcript = keep_transcript
 
     # -- validation ------------------------------------------------------------------------------
-    def _check_params(self) -> LRParams:
+    def _check_params(self) -> HEParams:
         if not (isinstance(self.n_iter, (int, np.integer)) and self.n_iter >= 1):
             raise ValueError(f"n_iter={self.n_iter!r}; expected an integer >= 1")
         if not (np.isfinite(self.learning_rate) and self.learning_rate > 0):
@@ -135,10 +138,10 @@ class HELogisticRegression:
         if self.clip is not None and not (np.isfinite(self.clip) and self.clip > 0):
             raise ValueError(f"clip={self.clip!r}; expected a positive number or None")
         self.poly_ = fit_sigmoid_poly(self.interval)
-        params = LRParams(int(self.poly_modulus_degree), tuple(int(b) for b in self.coeff_mod_bit_sizes),
-                          int(self.scale_bits), bool(self.allow_insecure))
+        params = logreg_params(int(self.poly_modulus_degree), tuple(int(b) for b in self.coeff_mod_bit_sizes),
+                               int(self.scale_bits), bool(self.allow_insecure))
         if self.encrypted:
-            params.check()
+            check_logreg_params(params)
         return params
 
     def _transform(self, X: np.ndarray) -> np.ndarray:
@@ -223,7 +226,7 @@ class HELogisticRegression:
     def _fit_ciphertexts(self, key_holder, columns, labels, n_rows, counts, params) -> None:
         if key_holder.params != params:
             raise ValueError(f"the key holder's parameters {key_holder.params} differ from this "
-                             f"estimator's {params}; build both from the same LRParams")
+                             f"estimator's {params}; build both from the same parameters")
         enc0, dec0 = key_holder.encryptions, key_holder.decryptions  # data encrypted before this
         w_neg, w_pos = class_weights(self.class_weight, *counts)
         self.class_weights_ = (w_neg, w_pos)
@@ -236,7 +239,7 @@ class HELogisticRegression:
         with self.costs_.phase("he_load", "server"):
             server = LRServer(public, params, seed=self.random_state)
             intercept = [server.dump(ts.ckks_vector(server.ctx, ch))
-                         for ch in chunk_column(np.ones(n_rows), params.slots)]
+                         for ch in column_chunks(np.ones(n_rows), params.slots)]
             server.receive_data(list(columns) + [intercept], labels, n_rows)
         d = server.d
         penalised = np.r_[np.ones(d - 1), 0.0]

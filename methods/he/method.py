@@ -18,8 +18,9 @@ import numpy as np
 from sklearn.linear_model import LogisticRegression
 
 from methods.base import Costs, PartyCost, Privacy, check_fit_inputs, nearest_center, with_segments
-from methods.he.kmeans import HEKMeans, key_holder_spearman
-from methods.he.logreg import HELogisticRegression, LRKeyHolder, LRParams
+from methods.he.crypto import HEParams, logreg_params
+from methods.he.kmeans import HEKMeans
+from methods.he.logreg import HELogisticRegression, LRKeyHolder
 
 PREDICTORS = ("encrypted", "owner")
 
@@ -51,11 +52,11 @@ class HEMethod:
         The encrypted predictor's ``n_iter``, ``learning_rate``, ``l2``, ``interval``,
         ``class_weight`` (from the label counts the owner knows) and ``clip``.
     audit_transcript : bool
-        Keep the K-means transcript during fit to measure ``key_holder_spearman_`` (the largest
-        |Spearman rho| between what the key holder decrypted and the true distances), then drop it.
+        Keep the K-means transcript (``kmeans_.channel_.transcript``) for the leakage audit's
+        key-holder check (``benchmarks.attacks.he.key_holder_spearman``), which frees it.
     lr_poly_modulus_degree, lr_coeff_mod_bit_sizes, lr_scale_bits :
-        Its CKKS parameters (null: the 128-bit defaults of :class:`LRParams`); ``allow_insecure``
-        applies to both stages.
+        Its CKKS parameters (null: the 128-bit defaults, :data:`methods.he.crypto.LOGREG_DEFAULT`);
+        ``allow_insecure`` applies to both stages.
     """
 
     name: ClassVar[str] = "he"
@@ -104,8 +105,8 @@ class HEMethod:
         return {"clip": True} if self.scheme == "bfv" else {}
 
     # ------------------------------------------------------------------ fit
-    def _lr(self) -> tuple[HELogisticRegression, LRParams]:
-        d = LRParams()
+    def _lr(self) -> tuple[HELogisticRegression, HEParams]:
+        d = logreg_params()
         est = HELogisticRegression(
             n_iter=self.lr_n_iter, learning_rate=self.lr_learning_rate, l2=self.lr_l2,
             interval=self.lr_interval, class_weight=self.lr_class_weight, clip=self.lr_clip,
@@ -147,7 +148,7 @@ class HEMethod:
         self.kmeans_ = self._kmeans(X_segment).fit(X_segment)
         self.costs_ = self.kmeans_.costs_
         self.costs_.phases["segmentation"] = self.kmeans_.wall_s_
-        self._segments_from_kmeans(X_segment)
+        self._segments_from_kmeans()
         with self.costs_.phase("prediction", party="owner"):
             self.model_ = LogisticRegression(C=self.C, class_weight=self.class_weight,
                                              max_iter=self.lr_max_iter)
@@ -159,16 +160,12 @@ class HEMethod:
             extra={"he_params": self.kmeans_.params_.to_dict(), "predictor": "owner (plaintext logistic "
                    "regression on the owner's records and decrypted segments)"},
         )
-        self.fitted_at_ = time.time()
         return self
 
-    def _segments_from_kmeans(self, X_segment) -> None:
+    def _segments_from_kmeans(self) -> None:
         self.cluster_centers_ = self.kmeans_.cluster_centers_
         self.labels_ = self.kmeans_.labels_
         self.n_iter_ = self.kmeans_.n_iter_
-        if self.audit_transcript:  # the key holder's view against the truth, then free the transcript
-            self.key_holder_spearman_ = key_holder_spearman(self.kmeans_, X_segment)
-            self.kmeans_.channel_.transcript.clear()
 
     def _fit_encrypted(self, X, y, X_segment):
         lr, params = self._lr()
@@ -184,7 +181,7 @@ class HEMethod:
 
         self.kmeans_ = self._kmeans(X_segment, assignment_context=public, chunk_size=params.slots)
         self.kmeans_.fit(X_segment)
-        self._segments_from_kmeans(X_segment)
+        self._segments_from_kmeans()
 
         t, c = time.perf_counter(), time.process_time()
         self.mean_ = X.mean(axis=0)
@@ -214,7 +211,6 @@ class HEMethod:
                    "class_weight_source": "label counts the owner knows (n_neg, n_pos), sent to the server "
                                           "as the class weights"},
         )
-        self.fitted_at_ = time.time()
         return self
 
     def _standardise(self, X: np.ndarray) -> np.ndarray:

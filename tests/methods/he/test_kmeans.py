@@ -8,7 +8,7 @@ import tenseal as ts
 from sklearn.metrics import adjusted_rand_score
 
 from methods.he import HEKMeans, quantized_lloyd
-from methods.he.schemes import Codec, load_context
+from methods.he.crypto import Codec, encrypt_onehots_under, load_context, split_chunks
 from methods.plaintext import reference_init, reference_kmeans
 
 
@@ -137,13 +137,14 @@ def test_bad_data_is_refused():
         HEKMeans(2).fit(np.array([[0.0], [np.nan]]))
 
 
-def test_fitted_key_holder_encrypts_assignments_for_another_context(ckks_fit):
+def test_one_hots_encrypt_under_another_context_in_any_chunk_size(ckks_fit):
     model, _ = ckks_fit
     other = ts.context(ts.SCHEME_TYPE.CKKS, 8192, coeff_mod_bit_sizes=[60, 40, 40, 60])
     other.global_scale = 2**40
     pub = other.copy()
     pub.make_context_public()
-    chunks = model.keyholder_.encrypt_assignments(model.labels_, 3, pub.serialize(), chunk_size=1000)
+    by_chunk = encrypt_onehots_under(pub.serialize(), split_chunks(model.labels_, 1000), 3, 1000)
+    chunks = [by_chunk[c] for c in sorted(by_chunk)]
     assert len(chunks) == 2  # 1,600 records in chunks of 1,000
     dec = np.vstack([np.stack([np.asarray(ts.ckks_vector_from(other, b).decrypt()) for b in c], axis=1)
                      for c in chunks])

@@ -13,15 +13,14 @@ from scipy.stats import spearmanr
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 
-from methods.he._lr_core import class_weights, fit_sigmoid_poly, nesterov_schedule
+from methods.he.crypto import InsecureParameters, logreg_params
 from methods.he.logreg import (
     HELogisticRegression,
     LRKeyHolder,
-    LRParams,
     encrypt_column_with,
     reference_gd,
 )
-from methods.he.params import InsecureParameters
+from methods.he.logreg_math import class_weights, fit_sigmoid_poly, nesterov_schedule
 
 SMALL = dict(poly_modulus_degree=8192, coeff_mod_bit_sizes=(50, 36, 36, 36, 60), scale_bits=36,
              allow_insecure=False)
@@ -100,7 +99,7 @@ def test_key_holder_sees_only_masked_scores(fitted, data):
 def test_extra_encrypted_columns_under_public_context(data):
     """The K-means stage's one-hot columns arrive as fresh encryptions under our public context."""
     X, y, _, _ = data
-    params = LRParams(**{k: SMALL[k] for k in ("poly_modulus_degree", "coeff_mod_bit_sizes", "scale_bits",
+    params = logreg_params(**{k: SMALL[k] for k in ("poly_modulus_degree", "coeff_mod_bit_sizes", "scale_bits",
                                                "allow_insecure")})
     kh = LRKeyHolder(params)
     mean, sd = X.mean(0), X.std(0)

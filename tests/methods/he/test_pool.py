@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from methods.he import parties
-from methods.he.pool import Pool
+from methods.he import kmeans_protocol
+from methods.he.transport import Pool
 from methods.lifeline import alive
 
 REPO = Path(__file__).resolve().parents[3]
@@ -22,8 +22,8 @@ REPO = Path(__file__).resolve().parents[3]
 SCRIPT = textwrap.dedent("""
     import sys, time
     import methods.lifeline
-    from methods.he import parties
-    from methods.he.pool import Pool
+    from methods.he import kmeans_protocol
+    from methods.he.transport import Pool
 
     class Busy:
         def spin(self, seconds):
@@ -31,7 +31,7 @@ SCRIPT = textwrap.dedent("""
             while time.monotonic() < end:
                 pass
 
-    parties.SHARDS["busy"] = Busy
+    kmeans_protocol.SHARDS["busy"] = Busy
     if sys.argv[1] == "fallback":
         methods.lifeline.set_parent_death_signal = lambda sig: False
     with Pool(2) as pool:
@@ -73,7 +73,7 @@ def test_workers_die_within_seconds_of_a_killed_parent(state):
 
 
 def test_results_come_in_worker_order_not_completion_order(monkeypatch):
-    monkeypatch.setitem(parties.SHARDS, "sleeper", Sleeper)
+    monkeypatch.setitem(kmeans_protocol.SHARDS, "sleeper", Sleeper)
     with Pool(2) as pool:
         pool.broadcast("sleeper", "__init__", ())
         pids = [p.pid for p in pool._procs]

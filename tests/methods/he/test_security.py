@@ -4,11 +4,12 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from benchmarks.attacks.he import key_holder_spearman
 from methods.he import KMeansProtocol, Pool, resolve_params
-from methods.he.channel import Channel
-from methods.he.kmeans import d2_sample, key_holder_spearman
-from methods.he.parties import ServerShard
-from methods.he.schemes import load_context
+from methods.he.crypto import load_context
+from methods.he.kmeans_protocol import d2_sample
+from methods.he.kmeans_server import ServerShard
+from methods.he.transport import Channel
 
 
 def test_server_holds_no_secret_key_and_cannot_decrypt(ckks_fit):
@@ -96,7 +97,7 @@ def test_key_holder_scores_are_blinded(ckks_fit, seg_X):
         for j in range(model.n_clusters):
             worst = max(worst, abs(stats.spearmanr(true[:, j], seen[:, j]).statistic))
     assert worst <= 0.1, f"Spearman correlation {worst:.3f} between decrypted and true distances"
-    # the measure the harness records (HEMethod(audit_transcript=True).key_holder_spearman_)
+    # the measure the leakage audit records (benchmarks.attacks.he, HEMethod(audit_transcript=True))
     assert key_holder_spearman(model, seg_X) == pytest.approx(worst)
 
 
@@ -141,3 +142,29 @@ def test_d2_sampling_frequencies_match_plaintext_probabilities(seeding_run):
     exp = np.append(expected[big], expected[~big].sum())
     assert stats.chisquare(obs, exp).pvalue > 1e-3
     assert counts[np.argmin(p)] == 0  # the current center itself is never drawn again
+
+
+def test_leakage_audit_measures_the_kept_transcript_then_frees_it(ckks_fit, seg_X):
+    from types import SimpleNamespace
+
+    from benchmarks.attacks.he import method_key_holder_spearman
+
+    model, _ = ckks_fit
+    copy = SimpleNamespace(channel_=SimpleNamespace(transcript=list(model.channel_.transcript)),
+                           keyholder_=model.keyholder_, n_clusters=model.n_clusters)
+    method = SimpleNamespace(kmeans_=copy)
+    assert method_key_holder_spearman(method, seg_X) == pytest.approx(key_holder_spearman(model, seg_X))
+    assert copy.channel_.transcript == []
+    assert method_key_holder_spearman(method, seg_X) is None  # nothing kept, nothing measured
+
+
+def test_server_modules_can_neither_make_nor_read_a_secret_key():
+    # each party's file shows what it may touch: the servers' modules hold no key-making code
+    import methods.he.kmeans_owner as owner
+    import methods.he.kmeans_server as kmeans_server
+    import methods.he.logreg_server as logreg_server
+
+    for mod in (kmeans_server, logreg_server, owner):
+        held = set(vars(mod))
+        assert not held & {"make_context", "secret_key_encryptor", "KeyHolder", "KeyHolderShard",
+                           "LRKeyHolder"}, mod.__name__

@@ -1,11 +1,24 @@
-"""Encryption parameters, contexts and the two encodings (CKKS reals, BFV fixed point).
+"""The crypto core both HE protocols share: parameters, contexts, encoding, chunking.
 
-Every protocol value has a *degree*: the number of encoded factors multiplied into it. Nothing is
-ever rescaled or relinearised (no relinearisation or Galois keys exist in the default public
-context), so a CKKS value of degree ``p`` sits at scale ``Δ^p`` on the full modulus, and the
-largest degree the protocol reaches is 3 (``r ⊙ (x · c)``). Plaintext terms added to a degree-``p``
-value are encrypted at scale ``Δ^p`` by whichever party adds them. In BFV the degree only matters
-for the bound on the integers, which must stay below ``t / 2`` (BFV wraps silently).
+- **Security**: the HomomorphicEncryption.org standard's maximum total coefficient-modulus bit
+  length for classical 128-bit security with a ternary secret (Albrecht et al., "Homomorphic
+  Encryption Security Standard", 2018, Table 1), the same table SEAL enforces
+  (:data:`MAX_LOGQ_128`, :func:`check_security`).
+- **Parameters**: one class, :class:`HEParams`, and its presets: :data:`CKKS_DEFAULT` and
+  :data:`BFV_DEFAULT` (K-means, :func:`resolve_params`), :data:`LOGREG_DEFAULT` (logistic
+  regression, :func:`logreg_params`, :func:`check_logreg_params`).
+- **Contexts**: :func:`make_context` (the key holder's), :func:`public_bytes` (what the others get),
+  :func:`load_context`.
+- **Codec**, **chunking** (column-major: chunk ``c`` holds records ``c*S .. (c+1)*S - 1`` of one
+  column, the last chunk zero-padded) and the **one-hot** vectors of a chunk's labels.
+
+K-means degrees: every K-means protocol value has a *degree*: the number of encoded factors
+multiplied into it. Nothing is ever rescaled or relinearised (no relinearisation or Galois keys
+exist in its public context), so a CKKS value of degree ``p`` sits at scale ``Δ^p`` on the full
+modulus, and the largest degree the protocol reaches is 3 (``r ⊙ (x · c)``). Plaintext terms
+added to a degree-``p`` value are encrypted at scale ``Δ^p`` by whichever party adds them. In BFV
+the degree only matters for the bound on the integers, which must stay below ``t / 2`` (BFV wraps
+silently).
 """
 
 from __future__ import annotations
@@ -15,14 +28,44 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import tenseal as ts
 
-from methods.he.params import InsecureParameters, check_security
+#: poly_modulus_degree N -> max log2(q) for 128-bit classical security
+MAX_LOGQ_128 = {1024: 27, 2048: 54, 4096: 109, 8192: 218, 16384: 438, 32768: 881}
 
-#: CKKS defaults: N = 8192, a 160-bit data modulus (degree-3 values at scale 2^120 keep 39 bits of
+
+class InsecureParameters(ValueError):
+    """The chosen parameters fall short of 128-bit security."""
+
+
+def check_security(poly_modulus_degree: int, coeff_mod_bit_sizes, allow_insecure: bool = False) -> int:
+    """Raise unless (N, moduli) meet 128-bit security; returns the total log q.
+
+    ``allow_insecure`` exists for fast tests only and is recorded wherever it is used.
+    """
+    n = int(poly_modulus_degree)
+    logq = int(sum(coeff_mod_bit_sizes))
+    if n not in MAX_LOGQ_128:
+        raise InsecureParameters(
+            f"poly_modulus_degree={n}; expected a power of two in {sorted(MAX_LOGQ_128)}")
+    if logq > MAX_LOGQ_128[n] and not allow_insecure:
+        raise InsecureParameters(
+            f"poly_modulus_degree={n} with coeff_mod_bit_sizes={list(coeff_mod_bit_sizes)} "
+            f"(log q = {logq}) is below 128-bit security: the HE standard allows log q <= "
+            f"{MAX_LOGQ_128[n]} for N={n}. Use a larger N or fewer/smaller moduli "
+            "(allow_insecure=true is for tests only).")
+    return logq
+
+
+# --------------------------------------------------------------------------- parameters
+
+#: K-means CKKS defaults: N = 8192, a 160-bit data modulus (degree-3 values at scale 2^120 keep 39 bits of
 #: headroom) and a 58-bit special prime; total 218 bits, the 128-bit limit for N = 8192.
 CKKS_DEFAULT = {"poly_modulus_degree": 8192, "coeff_mod_bit_sizes": (60, 50, 50, 58), "scale_bits": 40}
-#: BFV defaults: N = 16384 (noise budget for a ciphertext product followed by a full plaintext
+#: K-means BFV defaults: N = 16384 (noise budget for a ciphertext product followed by a full plaintext
 #: product at t up to 2^50), 360-bit modulus, well inside the 438-bit limit.
 BFV_DEFAULT = {"poly_modulus_degree": 16384, "coeff_mod_bit_sizes": (60,) * 6, "frac_bits": 8}
+#: Logistic-regression CKKS defaults: N = 8192, four data primes (two rescales after a refresh and
+#: an unrescaled product at scale^2 on the last two) and a 60-bit special prime; 218 bits.
+LOGREG_DEFAULT = {"poly_modulus_degree": 8192, "coeff_mod_bit_sizes": (50, 36, 36, 36, 60), "scale_bits": 36}
 
 #: Blinding ranges (server-chosen randomness). Lloyd scores: r ⊙ s + o with r log-uniform in
 #: [1, R] and o uniform in [-O, O]; seeding: a common factor in [1, R]; cluster sums: a
@@ -59,6 +102,12 @@ class HEParams:
         """CKKS: bits left for |value| at degree 3 on the data modulus (special prime excluded)."""
         return sum(self.coeff_mod_bit_sizes[:-1]) - 3 * self.scale_bits - 1
 
+    @classmethod
+    def from_dict(cls, d: dict) -> HEParams:
+        """The inverse of :meth:`to_dict` (how parameters reach worker shards)."""
+        return cls(**{k: (tuple(v) if k == "coeff_mod_bit_sizes" else v) for k, v in d.items()
+                      if k in cls.__dataclass_fields__})
+
     def to_dict(self) -> dict:
         out = asdict(self)
         out["coeff_mod_bit_sizes"] = list(self.coeff_mod_bit_sizes)
@@ -92,6 +141,45 @@ def resolve_params(scheme: str, poly_modulus_degree=None, coeff_mod_bit_sizes=No
     elif not 0 <= params.frac_bits <= 20:
         raise ValueError(f"frac_bits={params.frac_bits}; expected 0..20")
     return params
+
+
+def logreg_params(poly_modulus_degree=None, coeff_mod_bit_sizes=None, scale_bits=None,
+                  allow_insecure=False) -> HEParams:
+    """The logistic regression's CKKS parameters (defaults: :data:`LOGREG_DEFAULT`), unchecked:
+    :func:`check_logreg_params` checks security, depth and headroom."""
+    given = {"poly_modulus_degree": poly_modulus_degree, "coeff_mod_bit_sizes": coeff_mod_bit_sizes,
+             "scale_bits": scale_bits}
+    p = {k: LOGREG_DEFAULT[k] if v is None else v for k, v in given.items()}
+    mods = tuple(int(b) for b in p["coeff_mod_bit_sizes"])
+    return HEParams(scheme="ckks", poly_modulus_degree=int(p["poly_modulus_degree"]),
+                    coeff_mod_bit_sizes=mods, scale_bits=int(p["scale_bits"]),
+                    allow_insecure=bool(allow_insecure), log_q=sum(mods))
+
+
+def check_logreg_params(params: HEParams) -> int:
+    """Refuse logistic-regression parameters below 128-bit security or without the depth and
+    headroom one iteration needs (see :mod:`methods.he.logreg_server`), naming the parameter;
+    returns log q."""
+    logq = check_security(params.poly_modulus_degree, params.coeff_mod_bit_sizes, params.allow_insecure)
+    mods = list(params.coeff_mod_bit_sizes)
+    if params.scheme != "ckks":
+        raise ValueError(f"scheme={params.scheme!r}; the logistic regression runs on CKKS")
+    if len(mods) < 5:
+        raise ValueError(
+            f"coeff_mod_bit_sizes={mods}: one iteration needs 4 data primes plus the special prime "
+            "(two rescales after the refresh, and a product at scale^2 on the last two primes)")
+    # the unrescaled gradient product at scale^2 lives on the primes left after two rescales
+    left = sum(mods[:-3])
+    if left - 2 * params.scale_bits < 14:
+        raise ValueError(
+            f"coeff_mod_bit_sizes={mods} with scale_bits={params.scale_bits}: the primes left at the "
+            f"gradient level ({left} bits) leave {left - 2 * params.scale_bits} bits above scale^2; "
+            "need >= 14 for the masked gradient slots")
+    if mods[-1] < max(mods[:-1]):
+        raise ValueError(
+            f"coeff_mod_bit_sizes={mods}: the last (special) prime should be at least as large as "
+            "every other, or key switching adds noise")
+    return logq
 
 
 # --------------------------------------------------------------------------- BFV plain modulus
@@ -188,8 +276,11 @@ def configure(ctx: ts.Context) -> ts.Context:
     return ctx
 
 
-def make_context(params: HEParams) -> ts.Context:
-    """A fresh secret-key context (the key holder's)."""
+def make_context(params: HEParams, relin_keys: bool = False) -> ts.Context:
+    """A fresh secret-key context (the key holder's). K-means: public key only, never relinearised
+    or rescaled (:func:`configure`). ``relin_keys`` (logistic regression): relinearisation keys
+    too, and TenSEAL's automatic relinearisation and rescaling, which the server switches off
+    around its unrelinearised products."""
     if params.scheme == "ckks":
         ctx = ts.context(ts.SCHEME_TYPE.CKKS, params.poly_modulus_degree,
                          coeff_mod_bit_sizes=list(params.coeff_mod_bit_sizes), n_threads=1)
@@ -199,19 +290,25 @@ def make_context(params: HEParams) -> ts.Context:
             raise ValueError("BFV parameters need a plain modulus; call choose_plain_modulus first")
         ctx = ts.context(ts.SCHEME_TYPE.BFV, params.poly_modulus_degree, plain_modulus=params.plain_modulus,
                          coeff_mod_bit_sizes=list(params.coeff_mod_bit_sizes), n_threads=1)
+    if relin_keys:
+        ctx.generate_relin_keys()
+        return ctx
     return configure(ctx)
 
 
-def public_bytes(ctx: ts.Context) -> bytes:
-    """Serialized public part of ``ctx`` (public key only: no secret, relinearisation or Galois key)."""
+def public_bytes(ctx: ts.Context, relin_keys: bool = False) -> bytes:
+    """Serialized public part of ``ctx``: the public key (and the relinearisation keys if asked);
+    never the secret key, never Galois keys."""
     pub = ctx.copy()
     pub.make_context_public()
     return pub.serialize(save_public_key=True, save_secret_key=False, save_galois_keys=False,
-                         save_relin_keys=False)
+                         save_relin_keys=relin_keys)
 
 
-def load_context(data: bytes) -> ts.Context:
-    return configure(ts.context_from(data, n_threads=1))
+def load_context(data: bytes, lazy: bool = True) -> ts.Context:
+    """A context from bytes; ``lazy`` (K-means) switches off automatic relinearisation and rescaling."""
+    ctx = ts.context_from(data, n_threads=1)
+    return configure(ctx) if lazy else ctx
 
 
 #: ``encryption_type = 1`` (symmetric) as a protobuf field of TenSEAL's serialized context
@@ -230,6 +327,11 @@ def secret_key_encryptor(ctx: ts.Context) -> ts.Context:
         if sym.is_private():
             return sym
     return load_context(public_bytes(ctx))
+
+
+def round_half_up(num, den):
+    """Integer division rounding half up: the BFV centroid update (exact in Python integers)."""
+    return (2 * num + den) // (2 * den)
 
 
 class Codec:
@@ -266,3 +368,54 @@ class Codec:
         """A plaintext operand for ``vec * plain`` / ``vec + plain`` (degree 1 in CKKS)."""
         v = np.asarray(values)
         return v.astype(float).tolist() if self.ckks else v.astype(np.int64).tolist()
+
+
+# --------------------------------------------------------------------------- chunking and one-hots
+
+
+def n_chunks(n: int, slots: int) -> int:
+    """Ciphertexts per column of ``n`` records (at least one)."""
+    return max(1, -(-int(n) // slots))
+
+
+def chunk_rows(n: int, slots: int, c: int) -> slice:
+    """The records of chunk ``c``."""
+    return slice(c * slots, min(n, (c + 1) * slots))
+
+
+def valid_rows(n: int, slots: int, c: int) -> int:
+    """Records in chunk ``c`` (the rest of its slots is padding)."""
+    return chunk_rows(n, slots, c).stop - c * slots
+
+
+def pad(values: np.ndarray, slots: int) -> np.ndarray:
+    """``values`` zero-padded to ``slots`` rows."""
+    v = np.asarray(values)
+    out = np.zeros((slots, *v.shape[1:]), dtype=v.dtype)
+    out[: len(v)] = v
+    return out
+
+
+def split_chunks(values: np.ndarray, slots: int) -> dict[int, np.ndarray]:
+    """``values`` (rows are records) by chunk, unpadded."""
+    n = len(values)
+    return {c: values[chunk_rows(n, slots, c)] for c in range(n_chunks(n, slots))}
+
+
+def column_chunks(values: np.ndarray, slots: int) -> list[np.ndarray]:
+    """One column as zero-padded chunks of ``slots`` values (one ciphertext each)."""
+    return [pad(v, slots) for v in split_chunks(np.asarray(values), slots).values()]
+
+
+def onehot_vectors(labels: np.ndarray, k: int, slots: int, dtype=np.int64) -> list[np.ndarray]:
+    """The first ``k`` indicator vectors ``labels == j`` of one chunk, zero-padded to ``slots``."""
+    return [pad((np.asarray(labels) == j).astype(dtype), slots) for j in range(k)]
+
+
+def encrypt_onehots_under(public_context: bytes, labels: dict[int, np.ndarray], k: int,
+                          slots: int) -> dict[int, list[bytes]]:
+    """Fresh CKKS one-hot ciphertexts of each chunk's labels under another party's public context,
+    at its global scale (e.g. the K-means key holder serving segments to the logistic regression)."""
+    ctx = load_context(public_context, lazy=False)
+    return {c: [ts.ckks_vector(ctx, v.tolist()).serialize() for v in onehot_vectors(lab, k, slots, float)]
+            for c, lab in labels.items()}

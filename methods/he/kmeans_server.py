@@ -1,15 +1,16 @@
-"""The three parties' chunk-level work, as shards that take and return bytes.
+"""The K-means compute server: holds the public context only, and ciphertexts.
+
+:class:`ServerShard` does the heavy arithmetic on its chunks: scores, blinding (the randomness in
+:mod:`methods.he.blinding`), per-cluster sums, extraction, distances. It refuses a context that
+holds a secret key, and nothing here can make or read one.
 
 A shard holds one party's context and its share of the chunks (chunk ``c`` covers records
 ``c*S .. (c+1)*S - 1``, ``S`` slots, the last chunk zero-padded). Shards of different parties never
-share objects: the protocol (:mod:`methods.he.kmeans`) moves their bytes through a
-:class:`~methods.he.channel.Channel`, and :mod:`methods.he.pool` may run them in worker processes.
+share objects: the protocol (:mod:`methods.he.kmeans_protocol`) moves their bytes through a
+:class:`~methods.he.transport.Channel`, and :class:`~methods.he.transport.Pool` may run them in
+worker processes.
 
-- :class:`OwnerShard` (data owner, public context): encrypts its columns, one feature per ciphertext.
-- :class:`ServerShard` (compute server, public context only): scores, blinding, sums, extraction.
-- :class:`KeyHolderShard` (secret key): decrypts blinded values, answers with fresh encryptions.
-
-Degrees (number of encoded factors, see :mod:`methods.he.schemes`): data, one-hots, selections,
+Degrees (number of encoded factors, see :mod:`methods.he.crypto`): data, one-hots, selections,
 ``-2c`` are degree 1; ``x.c``, ``||c||^2``, ``||x||^2`` and weighted one-hots are degree 2; blinded
 scores, blinded D^2 and blinded sums are degree 3.
 
@@ -21,127 +22,25 @@ one masked total per vector whatever the number of workers, never a worker's par
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
-import tenseal as ts
 
-from methods.he.schemes import (
-    BLIND_FACTOR,
-    CKKS_MASK,
-    CKKS_OFFSET,
-    Codec,
-    HEParams,
-    load_context,
+from methods.he.blinding import (
+    Stream,
+    blinding_factors,
+    blinding_offsets,
+    blinding_rng,
+    cluster_factors,
+    random_base,
+    zero_sum_vector,
 )
-
-
-def _params(d: dict) -> HEParams:
-    return HEParams(**{k: (tuple(v) if k == "coeff_mod_bit_sizes" else v) for k, v in d.items()
-                       if k in HEParams.__dataclass_fields__})
-
-
-def chunk_rows(n: int, slots: int, c: int) -> slice:
-    return slice(c * slots, min(n, (c + 1) * slots))
-
-
-def valid_rows(n: int, slots: int, c: int) -> int:
-    """Records in chunk ``c`` (the rest of its slots is padding)."""
-    return chunk_rows(n, slots, c).stop - c * slots
-
-
-def blinding_rng(seed: int, *purpose: int) -> np.random.Generator:
-    """Server randomness for one purpose (iteration, chunk, ...): independent of the worker split."""
-    return np.random.default_rng(np.random.SeedSequence([seed, *purpose]))
-
-
-def blinding_factors(rng: np.random.Generator, size, ckks: bool) -> np.ndarray:
-    """Positive factors: log-uniform reals in [1, R] (CKKS) or integers in [1, R] (BFV)."""
-    if ckks:
-        return np.exp(rng.uniform(0.0, np.log(BLIND_FACTOR), size))
-    return rng.integers(1, int(BLIND_FACTOR) + 1, size)
-
-
-def blinding_offsets(rng: np.random.Generator, size) -> np.ndarray:
-    """CKKS per-point offsets, uniform in [-O, O] (BFV offsets are drawn mod t by the shard)."""
-    return rng.uniform(-CKKS_OFFSET, CKKS_OFFSET, size)
-
-
-def cluster_factors(seed: int, iteration: int, k: int, ckks: bool) -> np.ndarray:
-    """Per-cluster factors rho_j of one iteration (shared by all server shards)."""
-    return blinding_factors(blinding_rng(seed, 1, iteration), k, ckks)
-
-
-def random_base(codec: Codec, rng: np.random.Generator, degree: int):
-    """A server-made ciphertext of a random vector m with nonzero slots, of ``degree - 1`` so that
-    ``base * plaintext`` has ``degree`` (TenSEAL encodes a plaintext operand at the ciphertext's
-    initial scale, so a degree-2 base is a product of two fresh degree-1 encryptions).
-    Returns (m, ciphertext, encryptions made)."""
-    S, p = codec.params.slots, codec.params
-    if not codec.ckks:
-        t = p.plain_modulus
-        m = rng.integers(1, t, S, dtype=np.int64)
-        m = np.where(m > t // 2, m - t, m)
-        return m, codec.encrypt(m), 1
-    m = rng.uniform(1.0, 2.0, S) * rng.choice([-1.0, 1.0], S)
-    ct = codec.encrypt(m)
-    for _ in range(degree - 2):
-        extra = rng.uniform(1.0, 2.0, S)
-        ct = ct * codec.encrypt(extra)
-        m = m * extra
-    return m, ct, max(degree - 1, 1)
-
-
-def zero_sum_vector(params: HEParams, rng: np.random.Generator) -> np.ndarray:
-    """Uniform random slots summing to zero: reals in [-M, M] (CKKS) or residues mod t (BFV)."""
-    S = params.slots
-    if params.scheme == "ckks":
-        v = rng.uniform(-CKKS_MASK, CKKS_MASK, S)
-        v[-1] = -v[:-1].sum()
-        return v
-    t = params.plain_modulus
-    v = rng.integers(0, t, S, dtype=np.int64)
-    v[-1] = (-int(sum(int(a) for a in v[:-1]))) % t
-    return np.where(v > t // 2, v - t, v)
-
-
-def onehots_under(public_context: bytes, labels: dict[int, np.ndarray], k: int, slots: int) -> dict:
-    """Fresh CKKS one-hot ciphertexts (column-major, ``slots`` records each, zero-padded) under a
-    given public context, at its global scale."""
-    ctx = ts.context_from(public_context, n_threads=1)
-    out = {}
-    for c, lab in labels.items():
-        vecs = []
-        for j in range(k):
-            v = np.zeros(slots)
-            v[: len(lab)] = lab == j
-            vecs.append(ts.ckks_vector(ctx, v.tolist()).serialize())
-        out[c] = vecs
-    return out
-
-
-class OwnerShard:
-    """Encrypts the owner's (already encoded) records of some chunks."""
-
-    def __init__(self, params: dict, public_context: bytes):
-        self.params = _params(params)
-        self.codec = Codec(load_context(public_context), self.params)
-
-    def encrypt(self, blocks: dict[int, np.ndarray]) -> dict[int, list[bytes]]:
-        S = self.params.slots
-        out = {}
-        for c, block in blocks.items():
-            padded = np.zeros((S, block.shape[1]), dtype=block.dtype)
-            padded[: len(block)] = block
-            out[c] = [self.codec.encrypt_bytes(padded[:, f]) for f in range(block.shape[1])]
-        return out
+from methods.he.crypto import Codec, HEParams, load_context, valid_rows
 
 
 class ServerShard:
     """Heavy arithmetic on ciphertexts; holds the public context only (no secret key)."""
 
     def __init__(self, params: dict, public_context: bytes, n: int, seed: int):
-        self.params = _params(params)
+        self.params = HEParams.from_dict(params)
         self.ctx = load_context(public_context)
         if self.ctx.is_private() or self.ctx.has_secret_key():
             raise ValueError("the compute server must be given a public context (it holds a secret key)")
@@ -213,7 +112,7 @@ class ServerShard:
         return {w: {i: partials[i].serialize() for i in idx}
                 for w, idx in enumerate(owners) if w != me and partials}
 
-    def reduce(self, incoming: list[dict[int, bytes]], owned: list[int], purpose: int, call: int,
+    def reduce(self, incoming: list[dict[int, bytes]], owned: list[int], stream: Stream, call: int,
                degrees: list[int], scales: list | None) -> list[bytes]:
         """Totals of the vectors this shard owns (its partial plus the other shards'), each masked
         (randomness per vector, independent of the worker split) and scaled by ``scales[i]``."""
@@ -228,7 +127,7 @@ class ServerShard:
                     else:
                         acc = acc + v
                         self.ops["add"] += 1
-            acc = self._mask(acc, degrees[i], blinding_rng(self.seed, purpose, call, i))
+            acc = self._mask(acc, degrees[i], blinding_rng(self.seed, stream, call, i))
             if scales is not None and scales[i] is not None:
                 acc = acc * scales[i]
                 self.ops["sc_mul"] += 1
@@ -244,12 +143,12 @@ class ServerShard:
         cs = [self.codec.load(b) for b in centroids]
         S, out = self.params.slots, {}
         # one random base per call; each chunk's offsets o = m * (o / m), uniform as drawn
-        rng0 = blinding_rng(self.seed, 4, iteration, min(self.x, default=0))
+        rng0 = blinding_rng(self.seed, Stream.OFFSET_BASE, iteration, min(self.x, default=0))
         m, base, n_enc = random_base(self.codec, rng0, 3)
         self.ops["encrypt"] += n_enc
         self.ops["ct_mul"] += n_enc - 1
         for c in sorted(self.x):
-            rng = blinding_rng(self.seed, 0, iteration, c)
+            rng = blinding_rng(self.seed, Stream.SCORES, iteration, c)
             r = blinding_factors(rng, S, self.ckks)
             if self.ckks:
                 u = blinding_offsets(rng, S) / m
@@ -380,101 +279,3 @@ class ServerShard:
 
     def op_counts(self) -> dict[str, int]:
         return dict(self.ops)
-
-
-class KeyHolderShard:
-    """Decrypts blinded values of some chunks and answers with fresh encryptions."""
-
-    def __init__(self, params: dict, secret_context: bytes, n: int):
-        self.params = _params(params)
-        self.codec = Codec(load_context(secret_context), self.params)
-        self.n = int(n)
-        self.ops = {"decrypt": 0, "encrypt_sk": 0}
-
-    def _valid(self, c: int) -> int:
-        return valid_rows(self.n, self.params.slots, c)
-
-    def onehot(self, labels: np.ndarray, k: int, codec: Codec | None = None,
-               slots: int | None = None) -> list[bytes]:
-        codec = codec or self.codec
-        S = slots or self.params.slots
-        out = []
-        for j in range(k):
-            v = np.zeros(S, dtype=np.int64)
-            v[: len(labels)] = labels == j
-            out.append(codec.encrypt_bytes(v))
-        self.ops["encrypt_sk"] += k
-        return out
-
-    def assign(self, scores: dict[int, list[bytes]], k: int,
-               n_onehots: int | None = None) -> tuple[dict, dict]:
-        """Argmin of each point's blinded scores; fresh encrypted one-hots of the argmin position,
-        the first ``n_onehots`` positions (default k; k - 1 suffice for the server's sums)."""
-        onehots, labels = {}, {}
-        for c, cts in scores.items():
-            m = self._valid(c)
-            vals = np.stack([self.codec.decrypt(b)[:m] for b in cts], axis=1)
-            self.ops["decrypt"] += k
-            lab = vals.argmin(axis=1)
-            labels[c] = lab
-            onehots[c] = self.onehot(lab, k if n_onehots is None else n_onehots)  # positions 0, 1, ...
-        return onehots, labels
-
-    def slot_sums(self, blobs: list[bytes]) -> list:
-        """Decrypt masked vectors and sum their slots: exactly rounded (``math.fsum``) in CKKS,
-        exact integers mod t (centred) in BFV."""
-        out = []
-        for b in blobs:
-            v = self.codec.decrypt(b)
-            self.ops["decrypt"] += 1
-            if self.params.scheme == "ckks":
-                out.append(math.fsum(v.tolist()))
-            else:
-                t = self.params.plain_modulus
-                s = int(sum(int(x) for x in v)) % t
-                out.append(s - t if s > t // 2 else s)
-        return out
-
-    def encrypt_replicated(self, values: list) -> list[bytes]:
-        """Each value in every slot (degree 1), fresh encryptions."""
-        S = self.params.slots
-        self.ops["encrypt_sk"] += len(values)
-        return [self.codec.encrypt_bytes(np.full(S, v)) for v in values]
-
-    def decrypt_chunks(self, blobs: dict[int, list[bytes]]) -> dict[int, np.ndarray]:
-        out = {}
-        for c, cts in blobs.items():
-            m = self._valid(c)
-            out[c] = np.stack([self.codec.decrypt(b)[:m] for b in cts], axis=0)
-            self.ops["decrypt"] += len(cts)
-        return out
-
-    def selections(self, picks: list[tuple[int, int]], chunks: list[int]) -> dict[int, list[bytes]]:
-        """For each pick (chunk, slot) a selection vector in every chunk (zero except at the pick)."""
-        S = self.params.slots
-        out = {}
-        for c in chunks:
-            vecs = []
-            for pc, ps in picks:
-                v = np.zeros(S, dtype=np.int64)
-                if pc == c:
-                    v[ps] = 1
-                vecs.append(self.codec.encrypt_bytes(v))
-            out[c] = vecs
-        self.ops["encrypt_sk"] += len(picks) * len(chunks)
-        return out
-
-    def encrypt_assignments(self, labels: dict[int, np.ndarray], k: int, public_context: bytes | None,
-                            slots: int) -> dict[int, list[bytes]]:
-        """Fresh one-hot ciphertexts of final labels (``slots`` records per ciphertext, zero-padded),
-        under this run's context or under another public context (at that context's global scale)."""
-        if public_context is None:
-            return {c: self.onehot(lab, k, slots=slots) for c, lab in labels.items()}
-        self.ops["encrypt_sk"] += k * len(labels)
-        return onehots_under(public_context, labels, k, slots)
-
-    def op_counts(self) -> dict[str, int]:
-        return dict(self.ops)
-
-
-SHARDS = {"owner": OwnerShard, "server": ServerShard, "keyholder": KeyHolderShard}

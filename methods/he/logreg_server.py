@@ -1,11 +1,10 @@
-"""The three roles of encrypted logistic regression, each owning its keys and speaking bytes.
+"""The logistic regression's compute server: the public context only, all data as ciphertexts.
 
-* :class:`LRKeyHolder` holds the secret key. It decrypts only values the server has blinded with
-  random additive masks, and answers with fresh encryptions (never a decryption to the server).
-  It also runs the Nesterov update on *masked* weights; the update is linear, so the server can
-  track the masks and remove them from the fresh ciphertexts.
-* :class:`LRServer` holds the public context (public and relinearisation keys; no Galois keys,
-  no secret key) and the encrypted columns. It does every product over the data.
+:class:`LRServer` holds the public context (public and relinearisation keys; no Galois keys, no
+secret key: refused if it has one) and the encrypted columns, and does every product over the
+data. Its masks (below) are drawn from its own generator.
+
+Depth budget of one iteration (levels counted from a fresh ciphertext, ``L0``):
 
 Depth budget of one iteration (levels counted from a fresh ciphertext, ``L0``):
 
@@ -30,10 +29,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import tenseal as ts
 
-from methods.he._lr_core import NesterovState, SigmoidPoly, nesterov_step
-from methods.he.channel import Channel
-from methods.he.params import check_security
-from methods.progress import Progress
+from methods.he.crypto import HEParams, check_logreg_params, load_context
+from methods.he.logreg_math import NesterovState, SigmoidPoly, nesterov_step
 
 #: Per-slot mask half-widths. z and u masks have ~2^49 of headroom at their level; gradient
 #: slots only 2^13 (the unrescaled product at scale^2 sits on two primes), so their mask is
@@ -41,48 +38,6 @@ from methods.progress import Progress
 Z_MASK = 2.0**20
 GRAD_MASK = 2.0**10
 GRAD_OFFSET = 2.0**11
-
-
-@dataclass(frozen=True)
-class LRParams:
-    """CKKS parameters of encrypted training. The defaults meet 128-bit security."""
-
-    poly_modulus_degree: int = 8192
-    coeff_mod_bit_sizes: tuple[int, ...] = (50, 36, 36, 36, 60)
-    scale_bits: int = 36
-    allow_insecure: bool = False
-
-    @property
-    def slots(self) -> int:
-        return self.poly_modulus_degree // 2
-
-    def check(self) -> int:
-        logq = check_security(self.poly_modulus_degree, self.coeff_mod_bit_sizes, self.allow_insecure)
-        mods = list(self.coeff_mod_bit_sizes)
-        if len(mods) < 5:
-            raise ValueError(
-                f"coeff_mod_bit_sizes={mods}: one iteration needs 4 data primes plus the special prime "
-                "(two rescales after the refresh, and a product at scale^2 on the last two primes)")
-        # the unrescaled gradient product at scale^2 lives on the primes left after two rescales
-        left = sum(mods[:-3])
-        if left - 2 * self.scale_bits < 14:
-            raise ValueError(
-                f"coeff_mod_bit_sizes={mods} with scale_bits={self.scale_bits}: the primes left at the "
-                f"gradient level ({left} bits) leave {left - 2 * self.scale_bits} bits above scale^2; "
-                "need >= 14 for the masked gradient slots")
-        if mods[-1] < max(mods[:-1]):
-            raise ValueError(
-                f"coeff_mod_bit_sizes={mods}: the last (special) prime should be at least as large as "
-                "every other, or key switching adds noise")
-        return logq
-
-
-def chunk_column(values: np.ndarray, slots: int) -> list[np.ndarray]:
-    """Split one column into chunks of ``slots`` values, zero-padding the last."""
-    n_chunks = max(1, math.ceil(len(values) / slots))
-    padded = np.zeros(n_chunks * slots)
-    padded[: len(values)] = values
-    return [padded[i * slots:(i + 1) * slots] for i in range(n_chunks)]
 
 
 class _Lazy:
@@ -108,82 +63,6 @@ def _scale(vec: ts.CKKSVector) -> float:
     return vec.ciphertext()[0].scale
 
 
-class LRKeyHolder:
-    """Holds the secret key; sees only masked values; answers with fresh encryptions.
-
-    ``keep_transcript`` records every vector it decrypts (for the security tests).
-    """
-
-    def __init__(self, params: LRParams, keep_transcript: bool = False):
-        params.check()
-        self.params = params
-        ctx = ts.context(ts.SCHEME_TYPE.CKKS, params.poly_modulus_degree,
-                         coeff_mod_bit_sizes=list(params.coeff_mod_bit_sizes))
-        ctx.global_scale = 2.0**params.scale_bits
-        ctx.generate_relin_keys()
-        self._ctx = ctx
-        self.keep_transcript = keep_transcript
-        self.transcript: list[np.ndarray] = []
-        self.decryptions = 0
-        self.encryptions = 0
-
-    # -- keys and data -----------------------------------------------------------------------
-    def public_context(self) -> bytes:
-        """The server's context: public and relinearisation keys, no secret key, no Galois keys."""
-        return self._ctx.serialize(save_public_key=True, save_secret_key=False,
-                                   save_galois_keys=False, save_relin_keys=True)
-
-    def encrypt(self, values: np.ndarray) -> bytes:
-        self.encryptions += 1
-        return ts.ckks_vector(self._ctx, np.asarray(values, float)).serialize()
-
-    def encrypt_column(self, values: np.ndarray) -> list[bytes]:
-        """One column, chunked column-major into ciphertexts of N/2 slots (last chunk padded)."""
-        return [self.encrypt(chunk) for chunk in chunk_column(np.asarray(values, float), self.params.slots)]
-
-    def _decrypt(self, payload: bytes) -> np.ndarray:
-        self.decryptions += 1
-        out = np.asarray(ts.ckks_vector_from(self._ctx, payload).decrypt())
-        if self.keep_transcript:
-            self.transcript.append(out)
-        return out
-
-    def decrypt_model(self, payload: bytes) -> np.ndarray:
-        """Open the final encrypted model (the owner's right when it is the key holder)."""
-        return self._decrypt(payload)
-
-    # -- protocol ----------------------------------------------------------------------------
-    def refresh(self, payloads: Sequence[bytes]) -> list[bytes]:
-        """Fresh encryptions of masked vectors (the masks stay on; only the server can remove them)."""
-        return [self.encrypt(self._decrypt(p)) for p in payloads]
-
-    def start(self, masked_constant: Sequence[bytes], *, total_weight: float, l2: float,
-              penalised: np.ndarray, eta: np.ndarray, gamma: np.ndarray) -> list[bytes]:
-        """Receive the masked constant gradient term; start from w = v = 0; send Enc(v_0)."""
-        self._b = np.array([self._decrypt(p).sum() for p in masked_constant])
-        self._step = dict(total_weight=total_weight, l2=l2, penalised=penalised, eta=eta, gamma=gamma)
-        d = len(masked_constant)
-        self._state = NesterovState(np.zeros(d), np.zeros(d))
-        return self._broadcast(self._state.v)
-
-    def update(self, masked_gradients: Sequence[bytes]) -> list[bytes]:
-        """One Nesterov step on masked weights from masked per-feature gradient vectors.
-
-        Only slot sums are needed: the server masked each vector with random slot values, so
-        summing them here spares the server its rotations (and the Galois keys).
-        """
-        raw = np.array([self._decrypt(p).sum() for p in masked_gradients]) + self._b
-        self._state = nesterov_step(self._state, raw, **self._step)
-        return self._broadcast(self._state.v)
-
-    def final(self) -> list[bytes]:
-        """Fresh encryptions of the (masked) final weights, one broadcast ciphertext each."""
-        return self._broadcast(self._state.w)
-
-    def _broadcast(self, values: np.ndarray) -> list[bytes]:
-        return [self.encrypt(np.full(self.params.slots, v)) for v in values]
-
-
 @dataclass
 class OpCounts:
     """Homomorphic operations the server performed, by kind."""
@@ -207,10 +86,10 @@ class OpCounts:
 class LRServer:
     """Honest-but-curious compute server: public context only, all data as ciphertexts."""
 
-    def __init__(self, public_context: bytes, params: LRParams, seed=None):
-        params.check()
+    def __init__(self, public_context: bytes, params: HEParams, seed=None):
+        check_logreg_params(params)
         self.params = params
-        self.ctx = ts.context_from(public_context)
+        self.ctx = load_context(public_context, lazy=False)
         if self.ctx.is_private():
             raise ValueError("the server's context must not hold a secret key")
         self.ctx.global_scale = 2.0**params.scale_bits
@@ -392,60 +271,3 @@ class LRServer:
             self.ops.tensor += self.d
             out.append(self.dump(z))
         return out
-
-
-def run_protocol(server: LRServer, key_holder: LRKeyHolder, channel: Channel, *, poly: SigmoidPoly,
-                 w_neg: float, w_pos: float, total_weight: float, l2: float, penalised: np.ndarray,
-                 eta: np.ndarray, gamma: np.ndarray, kh: str = "owner", costs=None,
-                 callback=None) -> list[bytes]:
-    """Train on the server's loaded ciphertexts; returns the encrypted final weights (bytes).
-
-    ``kh`` names the key holder's party in the channel (by default the owner plays that role).
-    ``callback(t)`` runs after each iteration (diagnostics only).
-    """
-    import contextlib
-
-    def phase(name, party):
-        return costs.phase(name, party) if costs is not None else contextlib.nullcontext()
-
-    step = dict(total_weight=total_weight, l2=l2, penalised=penalised, eta=eta, gamma=gamma)
-    channel.stage = "setup"
-    with phase("he_setup", "server"):
-        u_masked, const_masked = server.prepare(poly, w_neg, w_pos)
-    channel.request("server", kh, u_masked, tag="u_masked")
-    channel.send("server", kh, const_masked, tag="constant_gradient_masked")
-    with phase("he_setup_keyholder", kh):
-        u_fresh = key_holder.refresh(u_masked)
-        v0 = key_holder.start(const_masked, **step)
-    channel.send(kh, "server", u_fresh, tag="u_fresh")
-    channel.send(kh, "server", v0, tag="v_fresh")
-    with phase("he_setup", "server"):
-        server.receive_weights_u(u_fresh)
-        server.start(v0, step)
-    channel.stage = "training"
-    bar = Progress("HE logistic regression: iteration", total=len(eta), unit="iter")
-    for t in range(len(eta)):
-        with phase("he_scores", "server"):
-            z_masked = server.scores()
-        channel.request("server", kh, z_masked, tag="z_masked")
-        with phase("he_refresh", kh):
-            z_fresh = key_holder.refresh(z_masked)
-        channel.send(kh, "server", z_fresh, tag="z_fresh")
-        with phase("he_gradient", "server"):
-            g_masked = server.gradients(z_fresh)
-        channel.request("server", kh, g_masked, tag="gradient_masked")
-        with phase("he_update", kh):
-            v_fresh = key_holder.update(g_masked)
-        channel.send(kh, "server", v_fresh, tag="v_fresh")
-        with phase("he_gradient", "server"):
-            server.receive_update(v_fresh)
-        if callback is not None:
-            callback(t)
-        bar.step()
-    bar.close()
-    channel.request("server", kh, [b"final"], tag="finish")
-    with phase("he_finish", kh):
-        w_masked = key_holder.final()
-    channel.send(kh, "server", w_masked, tag="w_fresh")
-    with phase("he_finish", "server"):
-        return server.finish(w_masked)

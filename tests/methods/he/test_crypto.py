@@ -1,10 +1,10 @@
 import numpy as np
 import pytest
 
-from methods.he.params import InsecureParameters
-from methods.he.schemes import (
+from methods.he.crypto import (
     BFVBounds,
     Codec,
+    InsecureParameters,
     batching_prime,
     bfv_bounds,
     choose_plain_modulus,

@@ -1,0 +1,22 @@
+"""Variant labels name what ran: an HE run's label carries its scheme."""
+
+import pandas as pd
+
+from benchmarks import _analysis as A
+
+
+def test_he_label_names_its_scheme():
+    rows = pd.DataFrame({"method": ["he", "he", "plaintext"], "method.scheme": ["bfv", "bfv", None]})
+    labels = A.add_variants(rows)["variant_label"].tolist()
+    assert labels == ["HE (BFV)", "HE (BFV)", "Plaintext"]
+
+
+def test_he_schemes_side_by_side_are_not_said_twice():
+    rows = pd.DataFrame({"method": ["he", "he"], "method.scheme": ["ckks", "bfv"]})
+    out = A.add_variants(rows)
+    assert out["variant_label"].tolist() == ["HE (CKKS)", "HE (BFV)"]
+    assert out["variant"].nunique() == 2
+
+
+def test_without_a_scheme_column_the_default_name_stays():
+    assert A.add_variants(pd.DataFrame({"method": ["he"]}))["variant_label"].tolist() == ["HE (CKKS)"]
