@@ -21,6 +21,7 @@ from pathlib import Path
 import pandas as pd
 
 from benchmarks._store import iter_records, warn_skipped
+from methods._util import atomic_path
 
 ID = ["method", "dataset", "k", "seed", "split_seed"]
 METRICS = ["precision", "recall", "f1", "auc", "pr_auc", "accuracy", "weighted_precision",
@@ -149,7 +150,6 @@ def write_table(table: pd.DataFrame, out: Path) -> tuple[Path, Path]:
     out.parent.mkdir(parents=True, exist_ok=True)
     paths = out.with_suffix(".parquet"), out.with_suffix(".csv")
     for path in paths:
-        tmp = path.with_name(f".{path.name}.tmp")
         # object columns mixing types (a method option that is a number for one method and a
         # string for another) are stored as strings so that parquet accepts them
         frame = table.copy()
@@ -157,11 +157,11 @@ def write_table(table: pd.DataFrame, out: Path) -> tuple[Path, Path]:
             kinds = {type(v) for v in frame[col].dropna()}
             if len(kinds) > 1:
                 frame[col] = frame[col].map(lambda v: v if v is None or v != v else str(v))
-        if path.suffix == ".parquet":
-            frame.to_parquet(tmp, index=False)
-        else:
-            frame.to_csv(tmp, index=False)
-        tmp.replace(path)
+        with atomic_path(path) as tmp:
+            if path.suffix == ".parquet":
+                frame.to_parquet(tmp, index=False)
+            else:
+                frame.to_csv(tmp, index=False)
     return paths
 
 

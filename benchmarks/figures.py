@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -36,6 +35,7 @@ from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter  # noqa: 
 
 from benchmarks import _analysis as A  # noqa: E402
 from benchmarks.collect import table_command  # noqa: E402
+from methods._util import atomic_path, write_atomic  # noqa: E402
 
 COLUMN_W, TEXT_W = 3.5, 7.16  # inches: one column / full width of a two-column paper
 RC = {
@@ -61,9 +61,8 @@ def _save(fig, out_dir: Path, name: str) -> tuple[str, str]:
     paths = []
     for ext in ("pdf", "png"):
         path = out_dir / f"{name}.{ext}"
-        tmp = out_dir / f".{name}.tmp.{ext}"
-        fig.savefig(tmp, dpi=300, format=ext)
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=300, format=ext)
         paths.append(str(path))
     plt.close(fig)
     return paths[0], paths[1]
@@ -375,9 +374,7 @@ def make_all(table: pd.DataFrame, out_dir: Path | str) -> list[Figure]:
             made += comparison(big, setting, slug, out_dir)
             made += costs(big, setting, slug, out_dir)
             made += leakage(big[big["k"] == A.main_k(big)], setting, slug, out_dir)
-    tmp = out_dir / ".index.json.tmp"
-    tmp.write_text(json.dumps([asdict(f) for f in made], indent=2))
-    tmp.replace(out_dir / "index.json")
+    write_atomic(out_dir / "index.json", json.dumps([asdict(f) for f in made], indent=2))
     return made
 
 

@@ -25,6 +25,7 @@ from benchmarks import _analysis as A
 from benchmarks import figures as F
 from benchmarks import metrics as metrics_module
 from benchmarks.collect import table_command
+from methods._util import write_atomic
 
 #: K. Zhang, ICDSNS 2025: the encrypted pipeline vs plaintext, best at k = 4
 PAPER = {"he": {"precision": 0.92, "recall": 0.90, "auc": 0.94},
@@ -431,9 +432,7 @@ def build(table: pd.DataFrame, out_dir: Path, source: str = "") -> dict[str, Pat
              "paper_table": out_dir / "paper_table.tex", "comparison": out_dir / "comparison.tex"}
     contents = {"html": doc.html(title), "md": doc.markdown(out_dir), **latex}
     for key, path in paths.items():
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(contents[key], encoding="utf-8")
-        tmp.replace(path)
+        write_atomic(path, contents[key])
     return paths
 
 

@@ -38,6 +38,7 @@ from benchmarks.record import (
     write_record,
 )
 from datasets.errors import quote, shorten
+from methods._util import cpu_seconds
 from methods.base import peak_rss_mb
 
 log = logging.getLogger("privmark")
@@ -128,11 +129,6 @@ def apply_per_choice(cfg: DictConfig) -> DictConfig:
     return cfg
 
 
-def _cpu_s() -> float:
-    t = os.times()
-    return t.user + t.system + t.children_user + t.children_system
-
-
 def execute(cfg: DictConfig, out_dir: Path) -> dict:
     """Run the job described by ``cfg``; returns the ``ok`` record (raises on failure)."""
     from methods import build
@@ -156,9 +152,9 @@ def execute(cfg: DictConfig, out_dir: Path) -> dict:
     if "eval_set" in fit_params:
         fit_extra["eval_set"] = (test.X, test.y, test.X_segment)
     log.info("fitting %s (k=%d, seed=%d) on %d training rows", cfg.method.name, cfg.k, cfg.seed, len(train))
-    wall, cpu = time.perf_counter(), _cpu_s()
+    wall, cpu = time.perf_counter(), cpu_seconds()
     method.fit(train.X, train.y, train.X_segment, **fit_extra)
-    wall, cpu = time.perf_counter() - wall, _cpu_s() - cpu
+    wall, cpu = time.perf_counter() - wall, cpu_seconds() - cpu
     log.info("fit done in %.2f s wall; scoring on %d test rows", wall, len(test))
 
     proba = method.predict_proba(test.X, test.X_segment)

@@ -11,11 +11,11 @@ import argparse
 import json
 import sys
 import time
-from pathlib import Path
 
 from threadpoolctl import threadpool_limits
 
-REPO = Path(__file__).resolve().parents[2]
+from methods._util import CONF, jsonable
+
 ATTACKS = ("mia", "lira", "centroid_mia", "rf_mia", "rf_lira", "small_mia", "small_lira",
            "small_centroid_mia")
 
@@ -45,7 +45,7 @@ def main(argv: list[str]) -> dict:
     from methods.plaintext import PlaintextMethod
 
     a = _args(argv)
-    dcfg = OmegaConf.load(REPO / "conf" / "dataset" / f"{a.dataset}.yaml")
+    dcfg = OmegaConf.load(CONF / "dataset" / f"{a.dataset}.yaml")
     dcfg.subsample = a.subsample
     split = datasets.load(dcfg, split_seed=a.split_seed)
     t = time.perf_counter()
@@ -109,7 +109,6 @@ def main(argv: list[str]) -> dict:
 
 
 if __name__ == "__main__":
-    from benchmarks.record import _jsonable
 
     out = main(sys.argv[1:])
-    print(json.dumps(_jsonable(out)))
+    print(json.dumps(jsonable(out)))

@@ -34,6 +34,7 @@ from flwr.serverapp.strategy import DifferentialPrivacyClientSideFixedClipping, 
 from flwr.serverapp.strategy.strategy_utils import sample_nodes
 from flwr.supercore.inflatable.inflatable_object import get_all_nested_objects
 
+from methods._util import write_atomic
 from methods.federated.client_app import features
 from methods.federated.strategy import GaussianRdpAccountant, KMeansStrategy, by_client
 from methods.progress import Progress
@@ -287,6 +288,4 @@ def main(grid: Grid, context: Context) -> None:
         run_fedavg(rec, spec, run_dir, centers, out)
     out.update(exchanges=rec.exchanges, server_cpu_s=time.thread_time() - cpu0,
                server_wall_s=time.perf_counter() - wall0)
-    with open(run_dir / "result.pkl.tmp", "wb") as f:
-        pickle.dump(out, f)
-    os.replace(run_dir / "result.pkl.tmp", run_dir / "result.pkl")
+    write_atomic(run_dir / "result.pkl", pickle.dumps(out))
