@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 from sklearn import metrics as skm
 
-from methods.base import nearest_center
+from methods.kmeans_core import nearest_center
 
 
 def classification(y: np.ndarray, proba: np.ndarray, threshold: float = 0.5) -> dict[str, float]:

@@ -132,7 +132,7 @@ def apply_per_choice(cfg: DictConfig) -> DictConfig:
 def execute(cfg: DictConfig, out_dir: Path) -> dict:
     """Run the job described by ``cfg``; returns the ``ok`` record (raises on failure)."""
     from methods import build
-    from methods.plaintext import reference_kmeans
+    from methods.kmeans_core import reference_kmeans
 
     method = build(cfg.method, n_clusters=cfg.k, random_state=cfg.seed)
     dataset_cfg = OmegaConf.merge(cfg.dataset, dict(method.dataset_overrides))

@@ -16,6 +16,9 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 
+# methods/he imports nearest_center from here; it lives in kmeans_core with the other K-means helpers
+from methods.kmeans_core import nearest_center  # noqa: F401
+
 
 @dataclass
 class PartyCost:
@@ -99,12 +102,6 @@ class Method(Protocol):
     def segment(self, X_segment: np.ndarray) -> np.ndarray: ...
 
     def predict_proba(self, X: np.ndarray, X_segment: np.ndarray) -> np.ndarray: ...
-
-
-def nearest_center(X: np.ndarray, centers: np.ndarray) -> np.ndarray:
-    """Index of the nearest center for each row (squared Euclidean)."""
-    d = (centers**2).sum(1)[None, :] - 2.0 * X @ centers.T
-    return d.argmin(axis=1)
 
 
 def with_segments(X: np.ndarray, labels: np.ndarray, n_clusters: int) -> np.ndarray:

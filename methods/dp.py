@@ -35,7 +35,8 @@ from diffprivlib.models import LogisticRegression as _DiffprivlibLR
 from scipy.special import expit
 from sklearn.cluster import KMeans as _SkKMeans
 
-from methods.base import Costs, Privacy, check_fit_inputs, nearest_center, with_segments
+from methods.base import Costs, Privacy, check_fit_inputs, with_segments
+from methods.kmeans_core import cluster_sums, m_step, nearest_center
 
 #: Su et al.'s coordinate normalisation factor rho (their empirical constant, data in [-1, 1]^d).
 SU_RHO = 0.225
@@ -96,10 +97,8 @@ def noisy_cluster_stats(X, labels, n_clusters, eps_count, eps_sum, count_sensiti
     ``X`` must already lie in a box centred on 0 whose width in dimension j is ``sum_sensitivity[j]``.
     Returns ``(counts, sums, noisy_counts, noisy_sums)``; only the noisy ones may leave the data owner.
     """
-    n_dims = X.shape[1]
-    counts = np.bincount(labels, minlength=n_clusters).astype(float)
-    sums = np.zeros((n_clusters, n_dims))
-    np.add.at(sums, labels, X)
+    sums, counts = cluster_sums(X, labels, n_clusters)
+    counts = counts.astype(float)
     if math.isinf(eps_count):
         return counts, sums, counts.copy(), sums.copy()
     noisy_counts = laplace_noise(counts, eps_count, count_sensitivity, rng)
@@ -260,9 +259,8 @@ class DPKMeans:
                 self.count_sensitivity_, self.sum_sensitivity_, rng)
             # post-processing of the released noisy statistics only: a cluster whose noisy count is
             # below one row keeps its centre; centres stay inside the public box
-            keep = noisy_counts < 1.0
-            updated = noisy_sums / np.where(keep, 1.0, noisy_counts)[:, None]
-            centers = np.clip(np.where(keep[:, None], centers, updated), -self.width_ / 2, self.width_ / 2)
+            centers = np.clip(m_step(centers, noisy_sums, noisy_counts, min_count=1.0),
+                              -self.width_ / 2, self.width_ / 2)
         accountant.spend(epsilon, 0)
         self.n_iter_ = n_iter
         self.cluster_centers_ = centers + self.mid_

@@ -15,9 +15,10 @@ import numpy as np
 from scipy.special import expit
 
 from methods import ConfigError
-from methods.base import Costs, Privacy, check_fit_inputs, nearest_center, with_segments
+from methods.base import Costs, Privacy, check_fit_inputs, with_segments
 from methods.federated.partition import PARTITIONS, make_partition, onehot_groups
 from methods.federated.simulation import private_run_dir, run_federation
+from methods.kmeans_core import nearest_center, reference_init
 
 INITS = ("k-fed", "reference")
 DP_KEYS = {"noise_multiplier", "clipping_norm", "delta"}
@@ -45,7 +46,7 @@ class FederatedMethod:
     init : {"k-fed", "reference"} or array (n_clusters, n_segment_features)
         Initial centers. ``"k-fed"``: clients propose weighted local k-means candidates and the
         server runs weighted k-means++ on them (no raw rows leave a client). ``"reference"``: the
-        plaintext reference's k-means++ centers (:func:`methods.plaintext.reference_init`), computed
+        plaintext reference's k-means++ centers (:func:`methods.kmeans_core.reference_init`), computed
         centrally from all rows -- a comparison mode, not a private one. An array: those centers.
     seed_candidates : int or None
         Local centers each client proposes for k-FED (``None``: ``n_clusters``).
@@ -175,8 +176,6 @@ class FederatedMethod:
         if isinstance(self.init, str):
             if self.init == "k-fed":
                 return None
-            from methods.plaintext import reference_init
-
             return reference_init(X_segment, self.n_clusters, self.random_state)
         init = np.asarray(self.init, dtype=float)
         if init.shape != (self.n_clusters, X_segment.shape[1]):
