@@ -405,6 +405,7 @@ class DPMethod:
     """
 
     name: ClassVar[str] = "dp"
+    fit_inputs: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, n_clusters=4, random_state=0, epsilon=1.0, epsilon_split=0.3, prior_share=0.02,
                  class_prior="dp", feature_bounds=(0.0, 1.0), categorical=None, kmeans_iter="auto",

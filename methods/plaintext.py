@@ -39,6 +39,7 @@ class PlaintextMethod:
 
     name: ClassVar[str] = "plaintext"
     dataset_overrides: ClassVar[dict] = {}
+    fit_inputs: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, n_clusters=4, random_state=0, init="k-means++", max_iter=300, tol=1e-4,
                  C=1.0, class_weight=None, lr_max_iter=1000):

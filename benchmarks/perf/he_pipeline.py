@@ -14,9 +14,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import tempfile
 import time
-from pathlib import Path
 
 import numpy as np
 from hydra import compose, initialize_config_dir
@@ -74,8 +72,7 @@ def _run(cfg) -> tuple[dict, object, object]:
 
     methods.build, datasets.load = keep_build, keep_load
     try:
-        with tempfile.TemporaryDirectory() as out:
-            record = execute(cfg, Path(out))
+        record = execute(cfg)
     finally:
         methods.build, datasets.load = build, load
     return record, built[-1], loaded[-1]

@@ -81,6 +81,7 @@ class FederatedMethod:
 
     name: ClassVar[str] = "federated"
     dataset_overrides: ClassVar[dict] = {}
+    fit_inputs: ClassVar[tuple[str, ...]] = ("feature_names", "eval_set")
     _tasks: ClassVar[tuple[str, ...]] = ("kmeans", "logreg")
 
     def __init__(self, n_clusters=4, random_state=0, num_clients=10, partition="iid", alpha=0.5,
@@ -159,7 +160,7 @@ class FederatedMethod:
         return {k: float(dp[k]) for k in DP_KEYS}
 
     # -- fitting -------------------------------------------------------------------------------
-    def fit(self, X, y, X_segment, feature_names: Sequence[str] | None = None, eval_set=None):
+    def fit(self, X, y, X_segment, *, feature_names: Sequence[str] | None = None, eval_set=None):
         """Fit on the training rows. ``feature_names`` (the columns of ``X``) are needed for
         ``partition="natural"``; ``eval_set=(X, y, X_segment)`` is the server's held-out set,
         scored after every FedAvg round (``history_["fedavg"]``)."""
@@ -367,6 +368,7 @@ class FederatedKMeans(FederatedMethod):
     With ``partition="natural"``, ``groups`` (one label per row) says which client holds each row."""
 
     _tasks = ("kmeans",)
+    fit_inputs = ()  # an estimator on any array, not run by the runner
 
     def fit(self, X, y=None, groups=None):
         X = np.asarray(X, dtype=float)
@@ -384,6 +386,7 @@ class FedAvgLogisticRegression(FederatedMethod):
     label per row) says which client holds each row."""
 
     _tasks = ("logreg",)
+    fit_inputs = ()  # an estimator on any array, not run by the runner
 
     def fit(self, X, y, groups=None, eval_set=None):
         X = np.asarray(X, dtype=float)

@@ -398,6 +398,7 @@ def test_hook_attacks_exposed_federated_updates():
                               "b": -0.1 * err[None], "kind": "delta"}
     method.client_rows_ = rows
     method.kmeans_client_counts_ = np.ones((25, 3), int)
+    method.kmeans_client_sums_ = None  # a server view declares every statistic, None when not exposed
     out = A.leakage(method, split, seed=0)
     assert out["fl_recon_cosine_min"] == pytest.approx(1.0) and out["fl_recon_label_accuracy"] == 1.0
     assert out["fl_kmeans_singletons"] == 75
