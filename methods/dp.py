@@ -23,7 +23,6 @@ diffprivlib's Laplace mechanism (see docs/dp.md).
 from __future__ import annotations
 
 import math
-import time
 import warnings
 from numbers import Integral, Real
 from typing import ClassVar
@@ -540,7 +539,6 @@ class DPMethod:
             },
         )
         self.costs_.extra = {"kmeans_iter": self.kmeans_.n_iter_ if self.kmeans_ else 0, "lr_C": C}
-        self.fitted_at_ = time.time()
         return self
 
     def _streams(self, n: int) -> list:

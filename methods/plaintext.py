@@ -7,7 +7,6 @@ same split, ``k`` and seed give the same initial centers to any method that want
 
 from __future__ import annotations
 
-import time
 from typing import ClassVar
 
 import numpy as np
@@ -70,7 +69,6 @@ class PlaintextMethod:
             threat_model="none: one trusted party holds all data in the clear",
             revealed={"owner": "all records, labels, centroids and model in the clear"},
         )
-        self.fitted_at_ = time.time()
         return self
 
     def segment(self, X_segment):

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import math
 import numbers
-import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
@@ -276,7 +275,6 @@ class FederatedMethod:
         if "coef" in result:
             self.coef_, self.intercept_ = result["coef"], result["intercept"]
         self.privacy_ = self._privacy({**dp, **result["dp"]} if dp and "dp" in result else None)
-        self.fitted_at_ = time.time()
 
     def _privacy(self, dp: dict | None) -> Privacy:
         revealed = {
