@@ -311,18 +311,8 @@ def segment_profiles(rows: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
 
 
 def definitions() -> list[tuple[str, str]]:
-    """The metric definitions of :mod:`benchmarks.metrics` (its docstring), then the report's own."""
-    items, current = [], None
-    for line in (metrics_module.__doc__ or "").splitlines():
-        if line.startswith("- "):
-            name, _, text = line[2:].partition(":")
-            current = [name.strip(), text.strip()]
-            items.append(current)
-        elif current is not None and line.startswith("  "):
-            current[1] += " " + line.strip()
-        else:
-            current = None
-    return [(n, t) for n, t in items] + EXTRA_DEFINITIONS
+    """The metric definitions of :mod:`benchmarks.metrics`, then the report's own."""
+    return list(metrics_module.DEFINITIONS) + EXTRA_DEFINITIONS
 
 
 def build(table: pd.DataFrame, out_dir: Path, source: str = "") -> dict[str, Path]:
