@@ -6,7 +6,8 @@ Every ``record.json`` below the given directories is read (resume pointers ``ski
 the record they stand for). Columns: run parameters (method, dataset, k, seed, split_seed and each
 scalar ``dataset.*`` / ``method.*`` option), metrics, segmentation quality, costs (phases and
 parties flattened), privacy (epsilon, delta, leakage.*), provenance and where the record lives.
-Per-segment lists (sizes, conversion rates, lift, profiles) are JSON strings. Several records of
+Per-segment lists (sizes, conversion rates, lift, profiles) and the leakage ROC curves
+(``leakage.roc``, for the figures) are JSON strings. Several records of
 one configuration (same ``config_hash``) are reduced to the newest ``ok`` one unless ``--all``.
 """
 
@@ -28,6 +29,8 @@ METRICS = ["precision", "recall", "f1", "auc", "pr_auc", "accuracy", "weighted_p
            "weighted_recall", "threshold"]
 SEGMENTATION = ["inertia", "inertia_test", "silhouette", "ari_vs_plaintext"]
 SEGMENT_LISTS = ["sizes", "conversion_rates", "lift", "profile"]
+#: the membership-inference ROC curves, ``{attack: {"fpr": [...], "tpr": [...]}}``, as JSON
+ROC = "leakage.roc"
 COSTS = ["wall_s", "cpu_s", "peak_rss_mb", "bytes_total", "rounds"]
 #: dataset options worth a column (the bounds and category lists are fixed by the variant's file)
 DATASET_PARAMS = ["include_duration", "subsample", "test_size", "scaling", "clip"]
@@ -101,7 +104,10 @@ def flatten(path: Path, record: dict) -> dict:
     row["threat_model"] = privacy.get("threat_model")
     row["epsilon"] = epsilon_of(record)
     row["delta"] = privacy.get("delta")
-    for key, value in (privacy.get("leakage") or {}).items():
+    leak = privacy.get("leakage") or {}
+    roc = leak.get("roc") if isinstance(leak, dict) else None
+    row[ROC] = json.dumps(roc) if isinstance(roc, dict) and roc else None
+    for key, value in leak.items():
         if _scalar(value):
             row[f"leakage.{key}"] = value
         elif isinstance(value, dict):
