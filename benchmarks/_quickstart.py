@@ -17,14 +17,15 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from methods._util import CONF
+
 BUDGET_S = 300  # the stated budget on a 2-core laptop
 
 
 def available_methods() -> tuple[list[str], list[str]]:
     from methods import METHODS
 
-    have = [m for m in METHODS if (REPO / "conf" / "method" / f"{m}.yaml").is_file()]
+    have = [m for m in METHODS if (CONF / "method" / f"{m}.yaml").is_file()]
     return have, [m for m in METHODS if m not in have]
 
 
@@ -96,7 +97,7 @@ def prepare_data(overrides: list[str]) -> str | None:
 
     import datasets
 
-    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         cfg = compose("config", overrides=["+experiment=quickstart",
                                            *[o for o in overrides if o.startswith("dataset")]])
     try:

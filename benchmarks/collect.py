@@ -6,7 +6,8 @@ Every ``record.json`` below the given directories is read (resume pointers ``ski
 the record they stand for). Columns: run parameters (method, dataset, k, seed, split_seed and each
 scalar ``dataset.*`` / ``method.*`` option), metrics, segmentation quality, costs (phases and
 parties flattened), privacy (epsilon, delta, leakage.*), provenance and where the record lives.
-Per-segment lists (sizes, conversion rates, lift, profiles) are JSON strings. Several records of
+Per-segment lists (sizes, conversion rates, lift, profiles) and the leakage ROC curves
+(``leakage.roc``, for the figures) are JSON strings. Several records of
 one configuration (same ``config_hash``) are reduced to the newest ``ok`` one unless ``--all``.
 """
 
@@ -21,12 +22,15 @@ from pathlib import Path
 import pandas as pd
 
 from benchmarks._store import iter_records, warn_skipped
+from methods._util import atomic_path
 
 ID = ["method", "dataset", "k", "seed", "split_seed"]
 METRICS = ["precision", "recall", "f1", "auc", "pr_auc", "accuracy", "weighted_precision",
            "weighted_recall", "threshold"]
 SEGMENTATION = ["inertia", "inertia_test", "silhouette", "ari_vs_plaintext"]
 SEGMENT_LISTS = ["sizes", "conversion_rates", "lift", "profile"]
+#: the membership-inference ROC curves, ``{attack: {"fpr": [...], "tpr": [...]}}``, as JSON
+ROC = "leakage.roc"
 COSTS = ["wall_s", "cpu_s", "peak_rss_mb", "bytes_total", "rounds"]
 #: dataset options worth a column (the bounds and category lists are fixed by the variant's file)
 DATASET_PARAMS = ["include_duration", "subsample", "test_size", "scaling", "clip"]
@@ -100,7 +104,10 @@ def flatten(path: Path, record: dict) -> dict:
     row["threat_model"] = privacy.get("threat_model")
     row["epsilon"] = epsilon_of(record)
     row["delta"] = privacy.get("delta")
-    for key, value in (privacy.get("leakage") or {}).items():
+    leak = privacy.get("leakage") or {}
+    roc = leak.get("roc") if isinstance(leak, dict) else None
+    row[ROC] = json.dumps(roc) if isinstance(roc, dict) and roc else None
+    for key, value in leak.items():
         if _scalar(value):
             row[f"leakage.{key}"] = value
         elif isinstance(value, dict):
@@ -149,7 +156,6 @@ def write_table(table: pd.DataFrame, out: Path) -> tuple[Path, Path]:
     out.parent.mkdir(parents=True, exist_ok=True)
     paths = out.with_suffix(".parquet"), out.with_suffix(".csv")
     for path in paths:
-        tmp = path.with_name(f".{path.name}.tmp")
         # object columns mixing types (a method option that is a number for one method and a
         # string for another) are stored as strings so that parquet accepts them
         frame = table.copy()
@@ -157,11 +163,11 @@ def write_table(table: pd.DataFrame, out: Path) -> tuple[Path, Path]:
             kinds = {type(v) for v in frame[col].dropna()}
             if len(kinds) > 1:
                 frame[col] = frame[col].map(lambda v: v if v is None or v != v else str(v))
-        if path.suffix == ".parquet":
-            frame.to_parquet(tmp, index=False)
-        else:
-            frame.to_csv(tmp, index=False)
-        tmp.replace(path)
+        with atomic_path(path) as tmp:
+            if path.suffix == ".parquet":
+                frame.to_parquet(tmp, index=False)
+            else:
+                frame.to_csv(tmp, index=False)
     return paths
 
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -35,7 +34,8 @@ import pandas as pd  # noqa: E402
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter  # noqa: E402
 
 from benchmarks import _analysis as A  # noqa: E402
-from benchmarks.collect import table_command  # noqa: E402
+from benchmarks.collect import ROC, table_command  # noqa: E402
+from methods._util import atomic_path, write_atomic  # noqa: E402
 
 COLUMN_W, TEXT_W = 3.5, 7.16  # inches: one column / full width of a two-column paper
 RC = {
@@ -61,9 +61,8 @@ def _save(fig, out_dir: Path, name: str) -> tuple[str, str]:
     paths = []
     for ext in ("pdf", "png"):
         path = out_dir / f"{name}.{ext}"
-        tmp = out_dir / f".{name}.tmp.{ext}"
-        fig.savefig(tmp, dpi=300, format=ext)
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=300, format=ext)
         paths.append(str(path))
     plt.close(fig)
     return paths[0], paths[1]
@@ -317,25 +316,35 @@ def costs(rows: pd.DataFrame, setting: str, slug: str, out_dir: Path) -> list[Fi
     return [Figure(name, "costs", setting, caption, *_save(fig, out_dir, name))]
 
 
-def _roc_of(record: dict):
-    """The record's membership ROC if it has a usable one (a junk record has none)."""
-    privacy = record.get("privacy")
-    leak = privacy.get("leakage") if isinstance(privacy, dict) else None
-    roc = leak.get("roc") if isinstance(leak, dict) else None
-    return roc if isinstance(roc, dict) and roc else None
+def _roc_record(row: pd.Series) -> dict | None:
+    """What :func:`~benchmarks.attacks.figures.roc_figure` reads of a run, from its table row: its
+    stored curves (``leakage.roc``, JSON), their AUCs and the claimed epsilon; None without curves."""
+    blob = row.get(ROC)
+    if not isinstance(blob, str):
+        return None
+    try:
+        roc = json.loads(blob)
+    except ValueError:
+        return None
+    if not isinstance(roc, dict) or not roc:
+        return None
+    eps = row.get("epsilon")
+    leak = {"roc": roc, **{f"{a}_auc": row.get(f"leakage.{a}_auc") for a in roc}}
+    return {"method": row["method"], "privacy": {"epsilon": None if eps is None or eps != eps else eps,
+                                                 "leakage": leak}}
 
 
 def leakage(rows: pd.DataFrame, setting: str, slug: str, out_dir: Path) -> list[Figure]:
-    """Membership-inference ROC (loss attack, log-log), one curve per method, from the stored
-    records (the curves are kept in each record's privacy.leakage.roc, not in the table)."""
-    from benchmarks._store import load_json
+    """Membership-inference ROC (loss attack, log-log), one curve per method: each method's
+    lowest-seed run with stored curves (the table's ``leakage.roc`` column)."""
     from benchmarks.attacks.figures import roc_figure
 
+    if ROC not in rows:
+        return []
     records = []
     for method in sorted(rows["method"].unique(), key=A.method_sort_key):
-        paths = rows[rows["method"] == method].sort_values("seed").get("record", pd.Series(dtype=str))
-        found = (load_json(Path(p)) for p in paths.dropna())
-        record = next((r for r in found if r is not None and _roc_of(r) is not None), None)
+        runs = (_roc_record(r) for _, r in rows[rows["method"] == method].sort_values("seed").iterrows())
+        record = next((r for r in runs if r is not None), None)
         if record is not None:
             records.append(record)
     if not records:
@@ -375,9 +384,7 @@ def make_all(table: pd.DataFrame, out_dir: Path | str) -> list[Figure]:
             made += comparison(big, setting, slug, out_dir)
             made += costs(big, setting, slug, out_dir)
             made += leakage(big[big["k"] == A.main_k(big)], setting, slug, out_dir)
-    tmp = out_dir / ".index.json.tmp"
-    tmp.write_text(json.dumps([asdict(f) for f in made], indent=2))
-    tmp.replace(out_dir / "index.json")
+    write_atomic(out_dir / "index.json", json.dumps([asdict(f) for f in made], indent=2))
     return made
 
 

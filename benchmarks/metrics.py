@@ -1,25 +1,32 @@
 """Scores of a fitted method on the test split: classification and segmentation quality.
 
-Definitions (all on ``split.test`` unless noted):
-
-- precision, recall, f1: positive class (y = yes) at ``threshold`` on P(y = 1).
-- weighted_precision, weighted_recall: scikit-learn's support-weighted averages over both classes
-  (``average="weighted"``), the likely definition behind the paper's figures.
-- auc: ROC-AUC of P(y = 1); pr_auc: average precision; accuracy at ``threshold``.
-- inertia: the K-means objective on the training split (sum of squared distances of each row to
-  its nearest released centroid); inertia_test: the same on the test split.
-- silhouette: on a fixed random sample of test rows (seeded by the split seed).
-- sizes, conversion_rates, lift: per segment on the test split; lift = segment rate / overall rate.
-- ari_vs_plaintext: adjusted Rand index between this method's and the plaintext reference's
-  segment labels of the test rows.
+Definitions (all on ``split.test`` unless noted; :data:`DEFINITIONS`, which the report prints):
 """
 
 from __future__ import annotations
 
+import textwrap
+
 import numpy as np
 from sklearn import metrics as skm
 
-from methods.base import nearest_center
+from methods.kmeans_core import nearest_center
+
+#: (metric, definition): this module's docstring and the report's definitions table
+DEFINITIONS = [
+    ("precision, recall, f1", "positive class (y = yes) at ``threshold`` on P(y = 1)."),
+    ("weighted_precision, weighted_recall", "scikit-learn's support-weighted averages over both classes "
+     "(``average=\"weighted\"``), the likely definition behind the paper's figures."),
+    ("auc", "ROC-AUC of P(y = 1); pr_auc: average precision; accuracy at ``threshold``."),
+    ("inertia", "the K-means objective on the training split (sum of squared distances of each row to "
+     "its nearest released centroid); inertia_test: the same on the test split."),
+    ("silhouette", "on a fixed random sample of test rows (seeded by the split seed)."),
+    ("sizes, conversion_rates, lift", "per segment on the test split; lift = segment rate / overall rate."),
+    ("ari_vs_plaintext", "adjusted Rand index between this method's and the plaintext reference's "
+     "segment labels of the test rows."),
+]
+__doc__ = (__doc__ or "") + "".join(textwrap.fill(f"- {name}: {text}", 100, subsequent_indent="  ") + "\n"
+                                    for name, text in DEFINITIONS)
 
 
 def classification(y: np.ndarray, proba: np.ndarray, threshold: float = 0.5) -> dict[str, float]:

@@ -4,21 +4,20 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
 import platform
 import secrets
 import stat
 import subprocess
 import sys
-import tempfile
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from omegaconf import OmegaConf
+
+from methods._util import FILE_MODE, REPO, jsonable, write_atomic
 
 SCHEMA = 1
 RECORD = "record.json"
@@ -27,7 +26,6 @@ KEY = "record.key"
 #: records are tens of kilobytes; a larger file is refused when written and when read
 MAX_RECORD_BYTES = 16 << 20
 MAX_KEY_BYTES = 4096
-REPO = Path(__file__).resolve().parents[1]
 PACKAGES = ("numpy", "scipy", "scikit-learn", "pandas", "tenseal", "flwr", "diffprivlib",
             "hydra-core", "omegaconf", "ray")
 #: config keys that say where or how a job runs, not what it computes: left out of the hash.
@@ -44,26 +42,10 @@ OmegaConf.register_new_resolver("privmark.token", lambda: secrets.token_hex(3), 
                                 replace=True)
 
 
-def _jsonable(obj: Any) -> Any:
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return _jsonable(obj.tolist())
-    if isinstance(obj, np.generic):
-        return _jsonable(obj.item())
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None if math.isnan(obj) else ("inf" if obj > 0 else "-inf")
-    if isinstance(obj, Path):
-        return str(obj)
-    return obj
-
-
 def config_hash(config: dict, data_sha256: str | None = None) -> str:
     """A stable hash of what a job computes: its resolved config minus run-location keys, and the
     sha256 of the data file it read (two files behind one config are two different jobs)."""
-    cfg = json.loads(json.dumps(_jsonable(config)))
+    cfg = json.loads(json.dumps(jsonable(config)))
     for key in NOT_HASHED:
         *parents, leaf = key.split(".")
         node = cfg
@@ -115,15 +97,6 @@ class RecordTooLarge(ValueError):
     """A record over :data:`MAX_RECORD_BYTES`."""
 
 
-def _file_mode() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return 0o666 & ~mask
-
-
-_MODE = _file_mode()  # what open() would give: colleagues sharing a results store can read records
-
-
 def write_json_atomic(path: Path, obj: Any, *, exclusive: bool = False, limit: int | None = None) -> Path:
     """Write JSON to ``path`` so that a reader sees the old file or the new one, never a part.
 
@@ -131,25 +104,10 @@ def write_json_atomic(path: Path, obj: Any, *, exclusive: bool = False, limit: i
     concurrent writer. ``limit``: refuse (:class:`RecordTooLarge`) output over that many bytes.
     """
     path = Path(path)
-    blob = json.dumps(_jsonable(obj), indent=2, allow_nan=False).encode()
+    blob = json.dumps(jsonable(obj), indent=2, allow_nan=False).encode()
     if limit is not None and len(blob) > limit:
         raise RecordTooLarge(f"{path}: {len(blob):,} bytes, over the {limit:,}-byte limit")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            os.fchmod(f.fileno(), _MODE)
-            f.write(blob)
-            f.flush()
-            os.fsync(f.fileno())
-        if exclusive:
-            _link_exclusive(Path(tmp), path)
-        else:
-            os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return write_atomic(path, blob, commit=_link_exclusive if exclusive else None)
 
 
 def _link_exclusive(tmp: Path, path: Path) -> None:
@@ -160,7 +118,7 @@ def _link_exclusive(tmp: Path, path: Path) -> None:
         except FileExistsError:
             raise
         except OSError:  # a filesystem without hard links: claim the name, then fill it atomically
-            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, _MODE))
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE))
             os.replace(tmp, path)
             return
     except FileExistsError:

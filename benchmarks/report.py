@@ -10,11 +10,8 @@ base64 PNG, no external files), ``report.md`` (links ``figures/*.png``), ``paper
 
 from __future__ import annotations
 
-import base64
-import html
 import json
 import math
-import os
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,7 +21,9 @@ import pandas as pd
 from benchmarks import _analysis as A
 from benchmarks import figures as F
 from benchmarks import metrics as metrics_module
+from benchmarks._doc import Doc, fmt_ci, fmt_num, tex_table
 from benchmarks.collect import table_command
+from methods._util import write_atomic
 
 #: K. Zhang, ICDSNS 2025: the encrypted pipeline vs plaintext, best at k = 4
 PAPER = {"he": {"precision": 0.92, "recall": 0.90, "auc": 0.94},
@@ -56,121 +55,7 @@ EXTRA_DEFINITIONS = [
 ]
 
 
-# -- formatting ---------------------------------------------------------------------------------
-def fmt_ci(mean: float, half: float, digits: int = 3, scale: float = 1.0) -> str:
-    if mean != mean:
-        return "—"
-    mean, half = mean * scale, half * scale
-    if half != half:
-        return f"{mean:.{digits}f}" if abs(mean) < 1e4 else f"{mean:.3g}"
-    return f"{mean:.{digits}f} ± {half:.{digits}f}" if abs(mean) < 1e4 else f"{mean:.3g} ± {half:.2g}"
-
-
-def fmt_num(v, digits: int = 3) -> str:
-    if v is None or (isinstance(v, float) and v != v):
-        return "—"
-    if isinstance(v, float):
-        return f"{v:,.{digits}f}" if abs(v) < 1e5 else f"{v:.3g}"
-    if isinstance(v, int):
-        return f"{v:,}"
-    return str(v)
-
-
-def md_table(frame: pd.DataFrame) -> str:
-    cols = [str(c) for c in frame.columns]
-    esc = lambda s: str(s).replace("|", "\\|").replace("\n", " ")  # noqa: E731
-    lines = ["| " + " | ".join(esc(c) for c in cols) + " |", "|" + "---|" * len(cols)]
-    lines += ["| " + " | ".join(esc(v) for v in row) + " |" for row in frame.itertuples(index=False)]
-    return "\n".join(lines)
-
-
-def html_table(frame: pd.DataFrame) -> str:
-    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in row) + "</tr>"
-                   for row in frame.itertuples(index=False))
-    return f'<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
-
-
-def tex_escape(s: str) -> str:
-    s = str(s)
-    for a, b in (("\\", r"\textbackslash{}"), ("_", r"\_"), ("%", r"\%"), ("&", r"\&"), ("#", r"\#"),
-                 ("ε", r"$\varepsilon$"), ("∞", r"$\infty$"), ("±", r"$\pm$"), ("—", "--"),
-                 ("Δ", r"$\Delta$")):
-        s = s.replace(a, b)
-    return s
-
-
-def tex_table(frame: pd.DataFrame, caption: str, label: str) -> str:
-    cols = list(frame.columns)
-    lines = [r"\begin{table}[t]", r"\centering", r"\small", rf"\caption{{{tex_escape(caption)}}}",
-             rf"\label{{{label}}}", r"\begin{tabular}{l" + "c" * (len(cols) - 1) + "}", r"\toprule",
-             " & ".join(tex_escape(c) for c in cols) + r" \\", r"\midrule"]
-    for row in frame.itertuples(index=False):
-        lines.append(" & ".join(tex_escape(v) for v in row) + r" \\")
-    lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}", ""]
-    return "\n".join(lines)
-
-
 # -- content ------------------------------------------------------------------------------------
-class Doc:
-    """Blocks rendered twice: HTML (figures inline) and Markdown (figures linked)."""
-
-    def __init__(self):
-        self.blocks: list[tuple[str, object]] = []
-
-    def h(self, level: int, text: str):
-        self.blocks.append(("h", (level, text)))
-
-    def p(self, text: str):
-        self.blocks.append(("p", text))
-
-    def table(self, frame: pd.DataFrame):
-        self.blocks.append(("table", frame))
-
-    def figure(self, fig: F.Figure):
-        self.blocks.append(("figure", fig))
-
-    def html(self, title: str) -> str:
-        parts = []
-        for kind, obj in self.blocks:
-            if kind == "h":
-                level, text = obj
-                parts.append(f"<h{level}>{html.escape(text)}</h{level}>")
-            elif kind == "p":
-                parts.append(f"<p>{html.escape(obj)}</p>")
-            elif kind == "table":
-                parts.append(html_table(obj))
-            else:
-                data = base64.b64encode(Path(obj.png).read_bytes()).decode()
-                parts.append(f'<figure id="{obj.name}"><img alt="{html.escape(obj.name)}" '
-                             f'src="data:image/png;base64,{data}"><figcaption><b>{html.escape(obj.name)}'
-                             f"</b>. {html.escape(obj.caption)}</figcaption></figure>")
-        css = ("body{font:15px/1.45 system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;"
-               "color:#222}table{border-collapse:collapse;margin:.6em 0 1.2em;font-size:13px}"
-               "th,td{border-bottom:1px solid #ddd;padding:3px 8px;text-align:right}"
-               "th:first-child,td:first-child{text-align:left}th{background:#f4f4f4}"
-               "figure{margin:1.2em 0}img{max-width:100%}figcaption{font-size:13px;color:#444}"
-               "h2{border-bottom:2px solid #eee;margin-top:1.6em}")
-        return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-                f"<title>{html.escape(title)}</title><style>{css}</style></head><body>\n"
-                + "\n".join(parts) + "\n</body></html>\n")
-
-    def markdown(self, base: Path) -> str:
-        parts = []
-        for kind, obj in self.blocks:
-            if kind == "h":
-                level, text = obj
-                parts.append("#" * level + " " + text)
-            elif kind == "p":
-                parts.append(obj)
-            elif kind == "table":
-                parts.append(md_table(obj))
-            else:
-                rel = os.path.relpath(obj.png, base)
-                parts.append(f"![{obj.name}]({rel})\n\n*{obj.name}.* {obj.caption}")
-        return "\n\n".join(parts) + "\n"
-
-
 def _ci_cell(rows: pd.DataFrame, col: str, digits: int = 3, scale: float = 1.0) -> str:
     if col not in rows:
         return "—"
@@ -310,30 +195,15 @@ def segment_profiles(rows: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
 
 
 def definitions() -> list[tuple[str, str]]:
-    """The metric definitions of :mod:`benchmarks.metrics` (its docstring), then the report's own."""
-    items, current = [], None
-    for line in (metrics_module.__doc__ or "").splitlines():
-        if line.startswith("- "):
-            name, _, text = line[2:].partition(":")
-            current = [name.strip(), text.strip()]
-            items.append(current)
-        elif current is not None and line.startswith("  "):
-            current[1] += " " + line.strip()
-        else:
-            current = None
-    return [(n, t) for n, t in items] + EXTRA_DEFINITIONS
+    """The metric definitions of :mod:`benchmarks.metrics`, then the report's own."""
+    return list(metrics_module.DEFINITIONS) + EXTRA_DEFINITIONS
 
 
-def build(table: pd.DataFrame, out_dir: Path, source: str = "") -> dict[str, Path]:
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    figs = F.make_all(table, out_dir / "figures")
-    ok = A.ok_rows(table)
-    if not ok.empty and "parallel" not in ok:
-        ok["parallel"] = False
-    doc = Doc()
-    title = "privmark: privacy-preserving customer analytics — method comparison"
-    doc.h(1, title)
+TITLE = "privmark: privacy-preserving customer analytics — method comparison"
+
+
+def _header(doc: Doc, table: pd.DataFrame, source: str) -> None:
+    doc.h(1, TITLE)
     counts = (table.groupby(["method", "status"]).size().rename("runs").reset_index()
               if not table.empty else pd.DataFrame(columns=["method", "status", "runs"]))
     doc.p(f"Generated {datetime.now(UTC).isoformat(timespec='seconds')} from {source or 'a results table'}: "
@@ -344,63 +214,77 @@ def build(table: pd.DataFrame, out_dir: Path, source: str = "") -> dict[str, Pat
           "Methods not present in the table are simply absent.")
     if not counts.empty:
         doc.table(counts.rename(columns={"method": "Method", "status": "Status", "runs": "Runs"}))
-    latex: dict[str, str] = {"paper_table": "", "comparison": ""}
 
-    for setting, slug, rows in (A.settings(ok, with_subsample=False) if not ok.empty else []):
-        rows = A.largest_n(rows)
-        k = A.main_k(rows)
-        rows = A.add_variants(rows[rows["k"] == k])
-        n_train = rows["n_train"].dropna()
-        doc.h(2, f"{setting}, k = {k}")
-        if len(n_train):
-            doc.p(f"{int(n_train.iloc[0]):,} training rows, {int(rows['n_test'].dropna().iloc[0]):,} test "
-                  "rows. Mean ± 95% CI over seeds."
-                  + (" † = includes timings of concurrently run jobs." if rows["parallel"].any() else ""))
-        doc.h(3, "Method comparison")
-        comp = comparison_table(rows)
-        doc.table(comp)
-        rel = relative_table(rows)
-        if not rel.empty:
-            doc.h(3, "Relative to plaintext")
-            doc.p("Paired differences (method − plaintext, same seed and split) with 95% CIs; "
-                  "fit time as a ratio to plaintext's.")
-            doc.table(rel)
-        doc.h(3, f"Against the paper ({PAPER_CITE})")
-        paper = paper_rows(rows)
-        doc.p("The paper's reported figures beside ours. Precision/recall are ours for the positive class "
-              "(y = yes) at the threshold; W. = support-weighted over both classes (the likely definition "
-              "behind the paper's numbers). Definitions below.")
-        doc.table(paper)
-        latex["paper_table"] += tex_table(
-            paper, f"Ours vs {PAPER_CITE}: {setting}, k = {k}; mean ± 95% CI over seeds.",
-            f"tab:paper-{slug}") + "\n"
-        latex["comparison"] += tex_table(
-            comp[["Method", "Seeds", "AUC", "Precision", "Recall", "F1", "Silhouette", "Fit time (s)",
-                  "Bytes (MiB)"]],
-            f"Method comparison: {setting}, k = {k}; mean ± 95% CI over seeds.", f"tab:cmp-{slug}") + "\n"
-        leak = leakage_table(rows)
-        if len(leak.columns) > 2:
-            doc.h(3, "Measured privacy leakage")
-            doc.p("Attacks on what each method releases or shows its server, one protocol for all "
-                  "(docs/attacks.md): membership inference on the predictor (AUC 0.5 = chance), the "
-                  "leaky references (random forest, small training sets) that show the attacks work, "
-                  "reconstruction from federated updates, and the HE checks. Mean ± 95% CI over seeds.")
-            doc.table(leak)
-        doc.h(3, "Segment profiles")
-        doc.p("For the marketing reader: each segment's size on the test split, the mean of the "
-              "segmentation features in raw units (pdays: days since the last contact, among customers "
-              "contacted before), its subscription (conversion) rate and lift = segment rate / overall "
-              "rate. Highest lift first; one run per method.")
-        for label, frame in segment_profiles(rows):
-            doc.h(4, label)
-            doc.table(frame)
 
+def _setting(doc: Doc, setting: str, slug: str, rows: pd.DataFrame, latex: dict[str, str]) -> None:
+    """One data setting at its main k: comparison, relative, paper, leakage and segment sections."""
+    rows = A.largest_n(rows)
+    k = A.main_k(rows)
+    rows = A.add_variants(rows[rows["k"] == k])
+    n_train = rows["n_train"].dropna()
+    doc.h(2, f"{setting}, k = {k}")
+    if len(n_train):
+        doc.p(f"{int(n_train.iloc[0]):,} training rows, {int(rows['n_test'].dropna().iloc[0]):,} test "
+              "rows. Mean ± 95% CI over seeds."
+              + (" † = includes timings of concurrently run jobs." if rows["parallel"].any() else ""))
+    doc.h(3, "Method comparison")
+    comp = comparison_table(rows)
+    doc.table(comp)
+    rel = relative_table(rows)
+    if not rel.empty:
+        doc.h(3, "Relative to plaintext")
+        doc.p("Paired differences (method − plaintext, same seed and split) with 95% CIs; "
+              "fit time as a ratio to plaintext's.")
+        doc.table(rel)
+    doc.h(3, f"Against the paper ({PAPER_CITE})")
+    paper = paper_rows(rows)
+    doc.p("The paper's reported figures beside ours. Precision/recall are ours for the positive class "
+          "(y = yes) at the threshold; W. = support-weighted over both classes (the likely definition "
+          "behind the paper's numbers). Definitions below.")
+    doc.table(paper)
+    latex["paper_table"] += tex_table(
+        paper, f"Ours vs {PAPER_CITE}: {setting}, k = {k}; mean ± 95% CI over seeds.",
+        f"tab:paper-{slug}") + "\n"
+    latex["comparison"] += tex_table(
+        comp[["Method", "Seeds", "AUC", "Precision", "Recall", "F1", "Silhouette", "Fit time (s)",
+              "Bytes (MiB)"]],
+        f"Method comparison: {setting}, k = {k}; mean ± 95% CI over seeds.", f"tab:cmp-{slug}") + "\n"
+    _leakage(doc, rows)
+    _profiles(doc, rows)
+
+
+def _leakage(doc: Doc, rows: pd.DataFrame) -> None:
+    leak = leakage_table(rows)
+    if len(leak.columns) > 2:
+        doc.h(3, "Measured privacy leakage")
+        doc.p("Attacks on what each method releases or shows its server, one protocol for all "
+              "(docs/attacks.md): membership inference on the predictor (AUC 0.5 = chance), the "
+              "leaky references (random forest, small training sets) that show the attacks work, "
+              "reconstruction from federated updates, and the HE checks. Mean ± 95% CI over seeds.")
+        doc.table(leak)
+
+
+def _profiles(doc: Doc, rows: pd.DataFrame) -> None:
+    doc.h(3, "Segment profiles")
+    doc.p("For the marketing reader: each segment's size on the test split, the mean of the "
+          "segmentation features in raw units (pdays: days since the last contact, among customers "
+          "contacted before), its subscription (conversion) rate and lift = segment rate / overall "
+          "rate. Highest lift first; one run per method.")
+    for label, frame in segment_profiles(rows):
+        doc.h(4, label)
+        doc.table(frame)
+
+
+def _figures(doc: Doc, figs: list[F.Figure]) -> None:
     doc.h(2, "Figures")
     if not figs:
         doc.p("No figures: the table has no ok runs.")
     for fig in figs:
         doc.figure(fig)
 
+
+def _problems(doc: Doc, table: pd.DataFrame) -> None:
+    """Failed runs, and files named like records that could not be read."""
     failed = table[table["status"] != "ok"] if not table.empty else table
     if not failed.empty:
         doc.h(2, "Failed runs")
@@ -412,9 +296,8 @@ def build(table: pd.DataFrame, out_dir: Path, source: str = "") -> dict[str, Pat
               "they could not be read or are not shaped like a run record.")
         doc.table(pd.DataFrame(unreadable).rename(columns={"record": "File", "problem": "Problem"}))
 
-    doc.h(2, "Metric definitions")
-    doc.table(pd.DataFrame(definitions(), columns=["Metric", "Definition"]))
 
+def _provenance(doc: Doc, table: pd.DataFrame, source: str) -> None:
     doc.h(2, "Provenance")
     if not table.empty:
         prov = (table.groupby(["git_commit", "git_dirty", "python", "platform"], dropna=False).size()
@@ -427,13 +310,31 @@ def build(table: pd.DataFrame, out_dir: Path, source: str = "") -> dict[str, Pat
           "rerun one with `uv run python -m benchmarks.run <overrides>`, or rebuild this report with "
           f"`uv run python -m benchmarks.report {source or '<table>'}`.")
 
+
+def build(table: pd.DataFrame, out_dir: Path, source: str = "") -> dict[str, Path]:
+    """The report of ``table`` in ``out_dir``: HTML, Markdown, the two LaTeX tables and the figures."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    figs = F.make_all(table, out_dir / "figures")
+    ok = A.ok_rows(table)
+    if not ok.empty and "parallel" not in ok:
+        ok["parallel"] = False
+    doc = Doc()
+    _header(doc, table, source)
+    latex: dict[str, str] = {"paper_table": "", "comparison": ""}
+    for setting, slug, rows in (A.settings(ok, with_subsample=False) if not ok.empty else []):
+        _setting(doc, setting, slug, rows, latex)
+    _figures(doc, figs)
+    _problems(doc, table)
+    doc.h(2, "Metric definitions")
+    doc.table(pd.DataFrame(definitions(), columns=["Metric", "Definition"]))
+    _provenance(doc, table, source)
+
     paths = {"html": out_dir / "report.html", "md": out_dir / "report.md",
              "paper_table": out_dir / "paper_table.tex", "comparison": out_dir / "comparison.tex"}
-    contents = {"html": doc.html(title), "md": doc.markdown(out_dir), **latex}
+    contents = {"html": doc.html(TITLE), "md": doc.markdown(out_dir), **latex}
     for key, path in paths.items():
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(contents[key], encoding="utf-8")
-        tmp.replace(path)
+        write_atomic(path, contents[key])
     return paths
 
 

@@ -11,7 +11,6 @@ anywhere under ``results_dir`` (the results store, default ``results/``) is skip
 
 from __future__ import annotations
 
-import inspect
 import logging
 import os
 import sys
@@ -38,7 +37,8 @@ from benchmarks.record import (
     write_record,
 )
 from datasets.errors import quote, shorten
-from methods.base import peak_rss_mb
+from methods._util import cpu_seconds
+from methods.base import FitInputs, peak_rss_mb
 
 log = logging.getLogger("privmark")
 
@@ -128,15 +128,10 @@ def apply_per_choice(cfg: DictConfig) -> DictConfig:
     return cfg
 
 
-def _cpu_s() -> float:
-    t = os.times()
-    return t.user + t.system + t.children_user + t.children_system
-
-
-def execute(cfg: DictConfig, out_dir: Path) -> dict:
+def execute(cfg: DictConfig) -> dict:
     """Run the job described by ``cfg``; returns the ``ok`` record (raises on failure)."""
     from methods import build
-    from methods.plaintext import reference_kmeans
+    from methods.kmeans_core import reference_kmeans
 
     method = build(cfg.method, n_clusters=cfg.k, random_state=cfg.seed)
     dataset_cfg = OmegaConf.merge(cfg.dataset, dict(method.dataset_overrides))
@@ -147,18 +142,11 @@ def execute(cfg: DictConfig, out_dir: Path) -> dict:
         raise ConfigError(f"k={cfg.k} is larger than the training set ({len(split.train)} rows)")
     train, test = split.train, split.test
 
-    # Optional fit parameters a method may declare: the feature names (e.g. to split clients by a
-    # categorical column) and a held-out set scored during training (per-round curves).
-    fit_params = inspect.signature(method.fit).parameters
-    fit_extra = {}
-    if "feature_names" in fit_params:
-        fit_extra["feature_names"] = list(split.feature_names)
-    if "eval_set" in fit_params:
-        fit_extra["eval_set"] = (test.X, test.y, test.X_segment)
+    inputs = FitInputs(feature_names=list(split.feature_names), eval_set=(test.X, test.y, test.X_segment))
     log.info("fitting %s (k=%d, seed=%d) on %d training rows", cfg.method.name, cfg.k, cfg.seed, len(train))
-    wall, cpu = time.perf_counter(), _cpu_s()
-    method.fit(train.X, train.y, train.X_segment, **fit_extra)
-    wall, cpu = time.perf_counter() - wall, _cpu_s() - cpu
+    wall, cpu = time.perf_counter(), cpu_seconds()
+    method.fit(train.X, train.y, train.X_segment, **inputs.for_method(method))
+    wall, cpu = time.perf_counter() - wall, cpu_seconds() - cpu
     log.info("fit done in %.2f s wall; scoring on %d test rows", wall, len(test))
 
     proba = method.predict_proba(test.X, test.X_segment)
@@ -262,7 +250,7 @@ def run_job(cfg: DictConfig, out_dir: Path, execution: dict | None = None,
         skipped = resume and skip_if_done(cfg, out_dir, record["config_hash"])
         if skipped:
             return None
-        result = execute(cfg, out_dir)
+        result = execute(cfg)
         result["data"] = {**record["data"], **result["data"]}
         record.update(result)
         record["costs"]["parallel"] = record["execution"]["parallel"]

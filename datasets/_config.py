@@ -13,8 +13,9 @@ from omegaconf import OmegaConf
 
 from datasets._source import source_of
 from datasets.errors import DataError, quote
+from methods._util import CONF
 
-CONF_DIR = Path(__file__).resolve().parents[1] / "conf" / "dataset"
+CONF_DIR = CONF / "dataset"
 NAME = re.compile(r"[A-Za-z0-9_]+")
 
 

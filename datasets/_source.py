@@ -13,7 +13,6 @@ import io
 import lzma
 import os
 import stat
-import tempfile
 import urllib.error
 import urllib.request
 import zipfile
@@ -24,6 +23,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from datasets.errors import DataError, quote, shorten
+from methods._util import atomic_path
 
 OUTER_ARCHIVE = "bank+marketing.zip"
 SHIPPED_DIR = Path(__file__).resolve().parent / "data"
@@ -293,23 +293,17 @@ def download(url: str, target: Path, timeout: float = 60.0, max_bytes: int | Non
     More than ``max_bytes`` (default :data:`MAX_DOWNLOAD_BYTES`) is refused, announced or not.
     """
     cap = MAX_DOWNLOAD_BYTES if max_bytes is None else max_bytes
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=target.name, suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as resp:
-            total = int(resp.headers.get("Content-Length") or 0) or None
-            if total is not None and total > cap:
-                raise _too_large(url, "the download (Content-Length)", total, cap)
-            got = 0
-            with tqdm(total=total, unit="B", unit_scale=True, desc=f"download {target.name}") as bar:
-                while chunk := resp.read(1 << 16):
-                    got += len(chunk)
-                    if got > cap:
-                        raise _too_large(url, "the download", got, cap)
-                    out.write(chunk)
-                    bar.update(len(chunk))
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(target, prefix=target.name, suffix=".part") as tmp, open(tmp, "wb") as out, \
+            urllib.request.urlopen(url, timeout=timeout) as resp:
+        total = int(resp.headers.get("Content-Length") or 0) or None
+        if total is not None and total > cap:
+            raise _too_large(url, "the download (Content-Length)", total, cap)
+        got = 0
+        with tqdm(total=total, unit="B", unit_scale=True, desc=f"download {target.name}") as bar:
+            while chunk := resp.read(1 << 16):
+                got += len(chunk)
+                if got > cap:
+                    raise _too_large(url, "the download", got, cap)
+                out.write(chunk)
+                bar.update(len(chunk))
     return target

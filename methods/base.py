@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import resource
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
+
+# methods/he imports nearest_center from here; it lives in kmeans_core with the other K-means helpers
+from methods.kmeans_core import nearest_center  # noqa: F401
 
 
 @dataclass
@@ -80,31 +83,103 @@ class Privacy:
         return out
 
 
+@dataclass(frozen=True)
+class FitInputs:
+    """What the runner can hand ``fit`` beyond the training arrays. A method names the fields it
+    takes in its ``fit_inputs`` and receives them as keyword arguments of ``fit``; the others are
+    not passed. (A method's scratch directory is its own parameter, e.g. federated ``work_dir``.)"""
+
+    #: the columns of ``X``, e.g. to split clients by a categorical column
+    feature_names: Sequence[str] | None = None
+    #: a held-out ``(X, y, X_segment)`` scored during training (per-round curves); never the
+    #: training rows
+    eval_set: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+
+    def for_method(self, method: Method) -> dict[str, Any]:
+        """The keyword arguments of ``method.fit``: the fields it declares in ``fit_inputs``."""
+        # methods/he declares none yet (it takes none): no declaration means none
+        wanted = tuple(getattr(method, "fit_inputs", ()))
+        unknown = sorted(set(wanted) - {f.name for f in fields(self)})
+        if unknown:
+            raise TypeError(f"{type(method).__name__}.fit_inputs names {unknown[0]!r}; expected some of "
+                            f"{[f.name for f in fields(self)]}")
+        return {name: getattr(self, name) for name in wanted}
+
+
 @runtime_checkable
-class Method(Protocol):
+class Segmenter(Protocol):
+    """A released segmentation: ``n_clusters`` segments, a segment for any row."""
+
+    n_clusters: int
+
+    def segment(self, X_segment: np.ndarray) -> np.ndarray: ...
+
+
+@runtime_checkable
+class Method(Segmenter, Protocol):
     """Segmentation (K-means, ``n_clusters`` segments) plus a subscription predictor P(y = 1)."""
 
     name: ClassVar[str]
     #: Dataset-config overrides the method needs (e.g. public scaling and clipping for DP); a class
     #: attribute, or a property when they depend on the method's parameters.
     dataset_overrides: Mapping[str, Any]
-    n_clusters: int
+    #: the :class:`FitInputs` fields ``fit`` takes as keyword arguments (``()``: none)
+    fit_inputs: ClassVar[tuple[str, ...]]
     random_state: int | None
     cluster_centers_: np.ndarray
     costs_: Costs
     privacy_: Privacy
 
-    def fit(self, X: np.ndarray, y: np.ndarray, X_segment: np.ndarray) -> Method: ...
-
-    def segment(self, X_segment: np.ndarray) -> np.ndarray: ...
+    def fit(self, X: np.ndarray, y: np.ndarray, X_segment: np.ndarray) -> Method:
+        """Learn from the training rows; the :class:`FitInputs` named in ``fit_inputs`` come as
+        keyword-only arguments (``fit(X, y, X_segment, feature_names=...)``)."""
 
     def predict_proba(self, X: np.ndarray, X_segment: np.ndarray) -> np.ndarray: ...
 
 
-def nearest_center(X: np.ndarray, centers: np.ndarray) -> np.ndarray:
-    """Index of the nearest center for each row (squared Euclidean)."""
-    d = (centers**2).sum(1)[None, :] - 2.0 * X @ centers.T
-    return d.argmin(axis=1)
+# -- artefacts the leakage attacks read (benchmarks/attacks) -------------------------------------
+# Optional: a fitted method that has one is attacked on it; one that has not gets the attack
+# skipped, with the reason in the record.
+
+@runtime_checkable
+class Centroids(Protocol):
+    """Released cluster centers, ``(k, d_segment)`` (attacked by the centroid membership attack)."""
+
+    cluster_centers_: np.ndarray
+
+
+@runtime_checkable
+class FederatedServerView(Protocol):
+    """What a federated server received from its clients."""
+
+    #: every FedAvg client update as received, or None without FedAvg rounds:
+    #: ``{"w": (rounds, clients, d), "b": (rounds, clients), "kind": "delta" | "gradient" | "params"
+    #: (default "delta"), "l2": float, "lr": float, "global_w": (rounds, d), "global_b": (rounds,)}``
+    #: (``params``: the client's model, turned into deltas with the global model)
+    client_updates_: Mapping[str, Any] | None
+    #: per client, the indices of its rows in the training data passed to ``fit`` (ground truth)
+    client_rows_: Sequence[np.ndarray] | None
+    #: federated K-means per-client counts (rounds, clients, k), or None without K-means rounds
+    kmeans_client_counts_: np.ndarray | None
+    #: and sums (rounds, clients, k, d_segment), or None
+    kmeans_client_sums_: np.ndarray | None
+
+
+@runtime_checkable
+class HomomorphicServer(Protocol):
+    """A method whose server computes on homomorphic ciphertexts: the ciphertext checks apply."""
+
+    #: the HE scheme the server computes in ("ckks" or "bfv")
+    scheme: str
+
+
+@runtime_checkable
+class KeyHolderAudit(Protocol):
+    """An HE method whose K-means estimator can keep the key holder's transcript
+    (``audit_transcript``), measured against the true distances by :mod:`benchmarks.attacks.he`."""
+
+    #: the fitted HE K-means estimator; its ``channel_.transcript`` holds what the key holder saw
+    kmeans_: Any
 
 
 def with_segments(X: np.ndarray, labels: np.ndarray, n_clusters: int) -> np.ndarray:

@@ -23,71 +23,31 @@ diffprivlib's Laplace mechanism (see docs/dp.md).
 from __future__ import annotations
 
 import math
-import time
-import warnings
 from numbers import Integral, Real
 from typing import ClassVar
 
 import numpy as np
 from diffprivlib.accountant import BudgetAccountant
-from diffprivlib.mechanisms import Laplace
-from diffprivlib.models import LogisticRegression as _DiffprivlibLR
 from scipy.special import expit
 from sklearn.cluster import KMeans as _SkKMeans
 
-from methods.base import Costs, Privacy, check_fit_inputs, nearest_center, with_segments
-
-#: Su et al.'s coordinate normalisation factor rho (their empirical constant, data in [-1, 1]^d).
-SU_RHO = 0.225
-#: Largest grid of the histogram seeding (cells are noised one by one, empty or not).
-MAX_INIT_CELLS = 100_000
-#: Replace-one moves one row between two cells of a histogram: L1 sensitivity 2.
-HISTOGRAM_SENSITIVITY = 2.0
-#: Curvature bound of the logistic loss (|l''| <= 1/4), the ``c`` of Chaudhuri et al.
-LOGISTIC_CURVATURE = 0.25
-
-
-def check_epsilon(epsilon, name: str = "epsilon") -> float:
-    """A privacy budget in (0, inf]; anything else is refused naming the parameter."""
-    if isinstance(epsilon, bool) or not isinstance(epsilon, Real) or math.isnan(epsilon):
-        raise ValueError(f"{name}={epsilon!r}; expected a number in (0, inf]")
-    if epsilon <= 0:
-        raise ValueError(f"{name}={epsilon!r}; expected epsilon > 0 (epsilon <= 0 is no budget at all)")
-    return float(epsilon)
-
-
-def check_bounds(bounds, n_features: int, name: str = "bounds") -> tuple[np.ndarray, np.ndarray]:
-    """``(lower, upper)`` public bounds, scalars or one per feature, as two float arrays."""
-    if bounds is None:
-        raise ValueError(f"{name} is missing: give the public (lower, upper) bounds of every feature; "
-                         "they are never read from the data")
-    try:
-        lower, upper = (np.broadcast_to(np.asarray(b, dtype=float), (n_features,)).copy() for b in bounds)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"{name}={bounds!r}; expected (lower, upper), each a number or "
-                         f"{n_features} numbers") from exc
-    if not (np.isfinite(lower).all() and np.isfinite(upper).all() and (lower < upper).all()):
-        raise ValueError(f"{name}={bounds!r}; expected finite lower < upper for every feature")
-    return lower, upper
-
+from methods._dp_mechanisms import (
+    HISTOGRAM_SENSITIVITY,
+    MAX_INIT_CELLS,
+    SU_RHO,
+    DPLogisticRegression,
+    check_bounds,
+    check_epsilon,
+    jacobian_epsilon,
+    laplace_noise,
+    lloyd_iterations,
+    lr_C_for,
+    su_split,
+)
+from methods.base import Costs, Privacy, check_fit_inputs, with_segments
+from methods.kmeans_core import cluster_sums, m_step, nearest_center
 
 # -- K-means -------------------------------------------------------------------------------------
-
-def su_split(epsilon_iter: float, n_dims: int, rho: float = SU_RHO) -> tuple[float, float]:
-    """Su et al.'s split of one iteration's budget: ``(eps_count, eps_sum)`` with
-    ``eps_count : eps_sum = cbrt(4 d rho^2) : 1`` and ``eps_count + d * eps_sum = epsilon_iter``
-    (``eps_sum`` is spent once per dimension)."""
-    c = np.cbrt(4 * n_dims * rho**2)
-    unit = epsilon_iter / (n_dims + c)
-    return c * unit, unit
-
-
-def su_iterations(epsilon: float, n_clusters: int, n_samples: int, n_dims: int, rho: float = SU_RHO) -> int:
-    """Su et al.'s iteration count heuristic (as in diffprivlib): between 2 and 7, more with more
-    budget, fewer with more clusters or dimensions. Uses only public quantities (n, k, d, ε)."""
-    eps_m = math.sqrt(500 * n_clusters**3 / n_samples**2 * (n_dims + np.cbrt(4 * n_dims * rho**2)) ** 3)
-    return int(max(min(epsilon / eps_m, 7), 2))
-
 
 def noisy_cluster_stats(X, labels, n_clusters, eps_count, eps_sum, count_sensitivity, sum_sensitivity,
                         rng) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -96,32 +56,14 @@ def noisy_cluster_stats(X, labels, n_clusters, eps_count, eps_sum, count_sensiti
     ``X`` must already lie in a box centred on 0 whose width in dimension j is ``sum_sensitivity[j]``.
     Returns ``(counts, sums, noisy_counts, noisy_sums)``; only the noisy ones may leave the data owner.
     """
-    n_dims = X.shape[1]
-    counts = np.bincount(labels, minlength=n_clusters).astype(float)
-    sums = np.zeros((n_clusters, n_dims))
-    np.add.at(sums, labels, X)
+    sums, counts = cluster_sums(X, labels, n_clusters)
+    counts = counts.astype(float)
     if math.isinf(eps_count):
         return counts, sums, counts.copy(), sums.copy()
     noisy_counts = laplace_noise(counts, eps_count, count_sensitivity, rng)
     noisy_sums = np.column_stack([laplace_noise(sums[:, j], eps_sum, float(s), rng)
                                   for j, s in enumerate(sum_sensitivity)])
     return counts, sums, noisy_counts, noisy_sums
-
-
-def laplace_noise(values, epsilon: float, sensitivity: float, rng) -> np.ndarray:
-    """``values`` plus diffprivlib's Laplace noise of scale ``sensitivity / epsilon``, elementwise.
-
-    The mechanism object validates the parameters and owns the generator; with a numpy generator the
-    draws go through its sampler on whole arrays (same formula as ``Laplace.randomise``, one call
-    instead of one per value), with ``SystemRandom`` (``rng=None``) value by value.
-    """
-    values = np.asarray(values, dtype=float)
-    mech = Laplace(epsilon=epsilon, sensitivity=sensitivity, random_state=rng)
-    if not isinstance(mech._rng, np.random.RandomState | np.random.Generator):
-        return np.reshape([mech.randomise(v) for v in values.ravel()], values.shape)
-    scale = mech.sensitivity / (mech.epsilon - np.log(1 - mech.delta))
-    u = [mech._rng.random(values.shape) for _ in range(4)]
-    return values - scale * mech._laplace_sampler(*u)
 
 
 def noisy_histogram(counts: np.ndarray, epsilon: float, rng) -> np.ndarray:
@@ -231,12 +173,7 @@ class DPKMeans:
             raise ValueError(f"init_bins={self.init_bins!r}; expected an integer >= 2")
         self.epsilon_init_ = epsilon * share
         lloyd_eps = epsilon if math.isinf(epsilon) else epsilon - self.epsilon_init_
-        if isinstance(self.n_iter, str) and self.n_iter == "auto":
-            n_iter = su_iterations(lloyd_eps, self.n_clusters, n, d, self.rho)
-        elif isinstance(self.n_iter, Integral) and not isinstance(self.n_iter, bool) and self.n_iter >= 1:
-            n_iter = int(self.n_iter)
-        else:
-            raise ValueError(f"n_iter={self.n_iter!r}; expected a positive integer or 'auto'")
+        n_iter = lloyd_iterations(self.n_iter, lloyd_eps, self.n_clusters, n, d, self.rho)
         accountant = BudgetAccountant.load_default(self.accountant)
         accountant.check(epsilon, 0)
         rng = np.random.RandomState(self.random_state) if isinstance(self.random_state, Integral) \
@@ -260,9 +197,8 @@ class DPKMeans:
                 self.count_sensitivity_, self.sum_sensitivity_, rng)
             # post-processing of the released noisy statistics only: a cluster whose noisy count is
             # below one row keeps its centre; centres stay inside the public box
-            keep = noisy_counts < 1.0
-            updated = noisy_sums / np.where(keep, 1.0, noisy_counts)[:, None]
-            centers = np.clip(np.where(keep[:, None], centers, updated), -self.width_ / 2, self.width_ / 2)
+            centers = np.clip(m_step(centers, noisy_sums, noisy_counts, min_count=1.0),
+                              -self.width_ / 2, self.width_ / 2)
         accountant.spend(epsilon, 0)
         self.n_iter_ = n_iter
         self.cluster_centers_ = centers + self.mid_
@@ -276,94 +212,6 @@ class DPKMeans:
         """The budget the fit's mechanisms spent, from their parameters (equals ``epsilon``)."""
         d = len(self.width_)
         return self.epsilon_init_ + self.n_iter_ * (self.epsilon_count_ + d * self.epsilon_sum_)
-
-
-# -- logistic regression -------------------------------------------------------------------------
-
-def jacobian_epsilon(C: float, curvature: float = LOGISTIC_CURVATURE, row_norm: float = 1.0) -> float:
-    """The part of the budget objective perturbation loses to the Jacobian of the minimiser map,
-    ``2 log(1 + c R^2 C)`` (Chaudhuri et al. 2011, Alg. 2, with Lambda = 1 / (C n))."""
-    return 2 * math.log1p(curvature * row_norm**2 * C)
-
-
-def lr_C_for(epsilon: float, share: float, C_max: float) -> float:
-    """A regularisation strength that leaves the Jacobian term ``share`` of the LR budget:
-    ``2 log(1 + C / 4) = share * epsilon``, capped at ``C_max`` (reached as epsilon grows)."""
-    if math.isinf(epsilon):
-        return C_max
-    return min(C_max, 4 * math.expm1(share * epsilon / 2))
-
-
-class DPLogisticRegression:
-    """ε-DP logistic regression: diffprivlib's objective perturbation (Chaudhuri et al. 2011) on rows
-    mapped into the unit ball, with the intercept as a regularised constant column.
-
-    Rows are clipped to L2 norm ``data_norm`` (a public bound), a constant 1 is appended and the
-    result divided by ``sqrt(data_norm^2 + 1)``. In the unit ball diffprivlib's Jacobian term
-    ``2 log(1 + c R C)`` equals Chaudhuri et al.'s ``2 log(1 + c R^2 C)``, and a regularised intercept
-    keeps the objective strongly convex in every direction, as their proof needs (diffprivlib's own
-    intercept is not penalised).
-
-    Parameters
-    ----------
-    epsilon : float in (0, inf]
-    data_norm : float
-        Public bound on the L2 norm of a row of ``X``. Required; rows beyond it are clipped.
-    C : float
-        Inverse regularisation strength (scikit-learn's meaning, on the unit-ball rows).
-    max_iter, tol : L-BFGS limits.
-    random_state : int, RandomState or None (None: diffprivlib's ``SystemRandom``).
-    accountant : diffprivlib BudgetAccountant, optional
-    """
-
-    def __init__(self, *, epsilon=1.0, data_norm=None, C=1.0, max_iter=1000, tol=1e-8, random_state=None,
-                 accountant=None):
-        self.epsilon = epsilon
-        self.data_norm = data_norm
-        self.C = C
-        self.max_iter = max_iter
-        self.tol = tol
-        self.random_state = random_state
-        self.accountant = accountant
-
-    def _unit_rows(self, X) -> np.ndarray:
-        X = np.asarray(X, dtype=float)
-        norms = np.linalg.norm(X, axis=1, keepdims=True)
-        X = X * np.minimum(1.0, self.data_norm / np.where(norms > 0, norms, 1.0))
-        return np.hstack([X, np.ones((len(X), 1))]) / math.sqrt(self.data_norm**2 + 1)
-
-    def fit(self, X, y):
-        epsilon = check_epsilon(self.epsilon)
-        if self.data_norm is None:
-            raise ValueError("data_norm is missing: give a public bound on the L2 norm of a row of X; "
-                             "it is never read from the data")
-        if not (isinstance(self.data_norm, Real) and 0 < self.data_norm < math.inf):
-            raise ValueError(f"data_norm={self.data_norm!r}; expected a positive finite number")
-        if not (isinstance(self.C, Real) and 0 < self.C < math.inf):
-            raise ValueError(f"C={self.C!r}; expected a positive finite number")
-        self.model_ = _DiffprivlibLR(epsilon=epsilon, data_norm=1.0, C=float(self.C), fit_intercept=False,
-                                     max_iter=self.max_iter, tol=self.tol, random_state=self.random_state,
-                                     accountant=BudgetAccountant.load_default(self.accountant))
-        with warnings.catch_warnings():
-            # diffprivlib 0.6.6 passes an option scipy 1.17 deprecates; not ours to fix
-            warnings.filterwarnings("ignore", message=".*L-BFGS-B solver are deprecated",
-                                    category=DeprecationWarning)
-            self.model_.fit(self._unit_rows(X), np.asarray(y))
-        w = self.model_.coef_[0] / math.sqrt(self.data_norm**2 + 1)
-        self.coef_, self.intercept_ = w[None, :-1], w[-1:]
-        return self
-
-    def decision_function(self, X):
-        return self.model_.decision_function(self._unit_rows(X))
-
-    def predict_proba(self, X):
-        p = expit(self.decision_function(X))
-        return np.column_stack([1 - p, p])
-
-    def noise_epsilon(self) -> float:
-        """ε' of the noise vector b (density ∝ exp(-ε'‖b‖/2)) implied by diffprivlib's calibration."""
-        eps, jac = float(self.epsilon), jacobian_epsilon(self.C)
-        return eps - jac if eps - jac > 0 else eps / 2
 
 
 # -- the method ----------------------------------------------------------------------------------
@@ -407,6 +255,7 @@ class DPMethod:
     """
 
     name: ClassVar[str] = "dp"
+    fit_inputs: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, n_clusters=4, random_state=0, epsilon=1.0, epsilon_split=0.3, prior_share=0.02,
                  class_prior="dp", feature_bounds=(0.0, 1.0), categorical=None, kmeans_iter="auto",
@@ -492,7 +341,6 @@ class DPMethod:
         # noise of the others as it was (common random numbers across settings)
         rng_seg, rng_prior, rng_lr = self._streams(3)
         self.costs_ = Costs()
-        n = len(y)
 
         with self.costs_.phase("segmentation", party="owner"):
             if budget["segmentation"] > 0:
@@ -506,7 +354,7 @@ class DPMethod:
             else:
                 self.kmeans_ = None
                 self.cluster_centers_ = np.full((self.n_clusters, X_segment.shape[1]), np.nan)
-                self.labels_ = np.zeros(n, dtype=np.int64)
+                self.labels_ = np.zeros(len(y), dtype=np.int64)
 
         with self.costs_.phase("prior", party="owner"):
             self.prior_ = self._prior(y, budget["prior"], rng_prior)
@@ -519,9 +367,14 @@ class DPMethod:
                 max_iter=self.lr_max_iter, random_state=rng_lr, accountant=self.accountant_,
             ).fit(self._lr_features(X, self.labels_), y)
 
-        spent = self.accountant_.total()
         self.budget_ = budget
-        self.privacy_ = Privacy(
+        self.privacy_ = self._privacy(budget)
+        self.costs_.extra = {"kmeans_iter": self.kmeans_.n_iter_ if self.kmeans_ else 0, "lr_C": C}
+        return self
+
+    def _privacy(self, budget: dict[str, float]) -> Privacy:
+        spent = self.accountant_.total()
+        return Privacy(
             threat_model=("central DP: a trusted curator (the data owner) fits both models; every other "
                           "party sees only the released centroids, model and class prior"),
             epsilon=float(spent[0]),
@@ -540,9 +393,6 @@ class DPMethod:
                 "mechanisms": self._mechanisms(),
             },
         )
-        self.costs_.extra = {"kmeans_iter": self.kmeans_.n_iter_ if self.kmeans_ else 0, "lr_C": C}
-        self.fitted_at_ = time.time()
-        return self
 
     def _streams(self, n: int) -> list:
         if self.random_state is None:  # diffprivlib's SystemRandom for every mechanism

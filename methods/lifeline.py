@@ -25,6 +25,8 @@ import threading
 import time
 from pathlib import Path
 
+from methods._util import REPO
+
 PR_SET_PDEATHSIG = 1
 POLL_S = 0.2
 
@@ -168,7 +170,7 @@ class Watchdog:
             cmd += ["--remove", str(remove)]
         env = {k: v for k, v in os.environ.items() if k != env_name}
         self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, env=env, close_fds=True,
-                                      cwd=Path(__file__).resolve().parents[1])
+                                      cwd=REPO)
 
     @property
     def pid(self) -> int:

@@ -1,32 +1,21 @@
 """Plaintext reference: scikit-learn K-means (k-means++) and logistic regression, all in the clear.
 
 Every other method's ``ari_vs_plaintext`` and AUC gap is measured against this one, so its seeding
-is exposed on its own (:func:`reference_init`): the same split, ``k`` and seed give the same
-initial centers to any method that wants an exact comparison.
+is exposed on its own (:func:`methods.kmeans_core.reference_init`, importable from here too): the
+same split, ``k`` and seed give the same initial centers to any method that wants an exact comparison.
 """
 
 from __future__ import annotations
 
-import time
 from typing import ClassVar
 
 import numpy as np
-from sklearn.cluster import KMeans, kmeans_plusplus
 from sklearn.linear_model import LogisticRegression
 
 from methods.base import Costs, Privacy, check_fit_inputs, with_segments
+from methods.kmeans_core import reference_init, reference_kmeans
 
-
-def reference_init(X_segment: np.ndarray, n_clusters: int, seed: int) -> np.ndarray:
-    """The plaintext method's k-means++ initial centers for ``(X_segment, n_clusters, seed)``."""
-    centers, _ = kmeans_plusplus(np.asarray(X_segment, dtype=float), n_clusters, random_state=seed)
-    return centers
-
-
-def reference_kmeans(X_segment: np.ndarray, n_clusters: int, seed: int, init=None, **kw) -> KMeans:
-    """Lloyd's K-means from :func:`reference_init` (or from ``init``), as the plaintext method runs it."""
-    centers = reference_init(X_segment, n_clusters, seed) if init is None else np.asarray(init, float)
-    return KMeans(n_clusters=n_clusters, init=centers, n_init=1, random_state=seed, **kw).fit(X_segment)
+__all__ = ["PlaintextMethod", "reference_init", "reference_kmeans"]
 
 
 class PlaintextMethod:
@@ -49,6 +38,7 @@ class PlaintextMethod:
 
     name: ClassVar[str] = "plaintext"
     dataset_overrides: ClassVar[dict] = {}
+    fit_inputs: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, n_clusters=4, random_state=0, init="k-means++", max_iter=300, tol=1e-4,
                  C=1.0, class_weight=None, lr_max_iter=1000):
@@ -79,7 +69,6 @@ class PlaintextMethod:
             threat_model="none: one trusted party holds all data in the clear",
             revealed={"owner": "all records, labels, centroids and model in the clear"},
         )
-        self.fitted_at_ = time.time()
         return self
 
     def segment(self, X_segment):

@@ -11,11 +11,11 @@ import argparse
 import json
 import sys
 import time
-from pathlib import Path
 
 from threadpoolctl import threadpool_limits
 
-REPO = Path(__file__).resolve().parents[2]
+from methods._util import CONF, jsonable
+
 ATTACKS = ("mia", "lira", "centroid_mia", "rf_mia", "rf_lira", "small_mia", "small_lira",
            "small_centroid_mia")
 
@@ -37,31 +37,7 @@ def _args(argv):
     return p.parse_args(argv)
 
 
-def main(argv: list[str]) -> dict:
-    from omegaconf import OmegaConf
-
-    import datasets
-    from benchmarks.attacks import ciphertext_leakage, leakage, reconstruction_sweep
-    from methods.plaintext import PlaintextMethod
-
-    a = _args(argv)
-    dcfg = OmegaConf.load(REPO / "conf" / "dataset" / f"{a.dataset}.yaml")
-    dcfg.subsample = a.subsample
-    split = datasets.load(dcfg, split_seed=a.split_seed)
-    t = time.perf_counter()
-    method = PlaintextMethod(n_clusters=a.k, random_state=a.seed).fit(
-        split.train.X, split.train.y, split.train.X_segment)
-    fit_s = time.perf_counter() - t
-    cfg = {"reference": {"enabled": "reference" not in a.skip, "n_estimators": a.n_estimators},
-           "small_train": {"enabled": "small_train" not in a.skip, "size": a.small_size,
-                           "repeats": a.small_repeats}}
-    t = time.perf_counter()
-    leak = leakage(method, split, a.split_seed, cfg)
-    leak_s = time.perf_counter() - t
-    result = {"dataset": a.dataset, "n_train": len(split.train), "n_test": len(split.test),
-              "k": a.k, "seed": a.seed, "split_seed": a.split_seed, "fit_s": fit_s, "leakage_s": leak_s,
-              "leakage": {k: v for k, v in leak.items() if k != "roc"}}
-
+def _print_membership(a, split, leak: dict) -> None:
     print(f"membership inference on {a.dataset} (train {len(split.train)}, test {len(split.test)}); "
           f"targets {leak['protocol']['members']} + {leak['protocol']['nonmembers']}")
     print(f"{'attack':<20}{'auc':>7}{'auc 95% CI':>18}{'tpr@0.1%':>10}{'tpr@1%':>9}{'adv':>7}"
@@ -78,23 +54,58 @@ def main(argv: list[str]) -> dict:
     if leak["errors"]:
         print("errors:", leak["errors"])
 
+
+def _fl_sweep(a, split) -> dict:
+    """The FedAvg reconstruction sweep, printed; its rows and seconds."""
+    from benchmarks.attacks import reconstruction_sweep
+
+    t = time.perf_counter()
+    with threadpool_limits(limits=1, user_api="blas"):
+        rows = reconstruction_sweep(split.train.X, split.train.y, n_clients=a.fl_clients,
+                                    rounds=a.fl_rounds, seed=a.seed)
+    seconds = time.perf_counter() - t
+    print("\nFedAvg LR reconstruction x = dw/db (numpy simulation, "
+          f"{a.fl_clients} clients, {a.fl_rounds} rounds, lr 0.1; truth = record if 1 row, else mean)")
+    print(f"{'records':>8}{'batch':>6}{'epochs':>7}{'cos mean':>10}{'cos min':>9}{'cos>=.99':>9}"
+          f"{'label acc':>10}  cos by round")
+    for r in rows:
+        acc = "-" if r["label_accuracy"] is None else f"{r['label_accuracy']:.3f}"
+        by = " ".join(f"{c:.3f}" for c in r["cosine_by_round"])
+        print(f"{r['records_per_client']:>8}{r['batch_size']:>6}{r['local_epochs']:>7}"
+              f"{r['cosine_mean']:>10.4f}{r['cosine_min']:>9.4f}{r['frac_cosine_ge_0_99']:>9.3f}"
+              f"{acc:>10}  {by}")
+    return {"fl_reconstruction": rows, "fl_s": seconds}
+
+
+def main(argv: list[str]) -> dict:
+    from omegaconf import OmegaConf
+
+    import datasets
+    from benchmarks.attacks import ciphertext_leakage, leakage
+    from methods.plaintext import PlaintextMethod
+
+    a = _args(argv)
+    dcfg = OmegaConf.load(CONF / "dataset" / f"{a.dataset}.yaml")
+    dcfg.subsample = a.subsample
+    split = datasets.load(dcfg, split_seed=a.split_seed)
+    t = time.perf_counter()
+    method = PlaintextMethod(n_clusters=a.k, random_state=a.seed).fit(
+        split.train.X, split.train.y, split.train.X_segment)
+    fit_s = time.perf_counter() - t
+    cfg = {"reference": {"enabled": "reference" not in a.skip, "n_estimators": a.n_estimators},
+           "small_train": {"enabled": "small_train" not in a.skip, "size": a.small_size,
+                           "repeats": a.small_repeats}}
+    t = time.perf_counter()
+    leak = leakage(method, split, a.split_seed, cfg)
+    leak_s = time.perf_counter() - t
+    result = {"dataset": a.dataset, "n_train": len(split.train), "n_test": len(split.test),
+              "k": a.k, "seed": a.seed, "split_seed": a.split_seed, "fit_s": fit_s, "leakage_s": leak_s,
+              "leakage": {k: v for k, v in leak.items() if k != "roc"}}
+
+    _print_membership(a, split, leak)
+
     if "fl" not in a.skip:
-        t = time.perf_counter()
-        with threadpool_limits(limits=1, user_api="blas"):
-            rows = reconstruction_sweep(split.train.X, split.train.y, n_clients=a.fl_clients,
-                                        rounds=a.fl_rounds, seed=a.seed)
-        result["fl_reconstruction"] = rows
-        result["fl_s"] = time.perf_counter() - t
-        print("\nFedAvg LR reconstruction x = dw/db (numpy simulation, "
-              f"{a.fl_clients} clients, {a.fl_rounds} rounds, lr 0.1; truth = record if 1 row, else mean)")
-        print(f"{'records':>8}{'batch':>6}{'epochs':>7}{'cos mean':>10}{'cos min':>9}{'cos>=.99':>9}"
-              f"{'label acc':>10}  cos by round")
-        for r in rows:
-            acc = "-" if r["label_accuracy"] is None else f"{r['label_accuracy']:.3f}"
-            by = " ".join(f"{c:.3f}" for c in r["cosine_by_round"])
-            print(f"{r['records_per_client']:>8}{r['batch_size']:>6}{r['local_epochs']:>7}"
-                  f"{r['cosine_mean']:>10.4f}{r['cosine_min']:>9.4f}{r['frac_cosine_ge_0_99']:>9.3f}"
-                  f"{acc:>10}  {by}")
+        result.update(_fl_sweep(a, split))
 
     if "he" not in a.skip:
         t = time.perf_counter()
@@ -109,7 +120,5 @@ def main(argv: list[str]) -> dict:
 
 
 if __name__ == "__main__":
-    from benchmarks.record import _jsonable
-
     out = main(sys.argv[1:])
-    print(json.dumps(_jsonable(out)))
+    print(json.dumps(jsonable(out)))

@@ -6,18 +6,12 @@ whatever else it exposes to its server (federated client updates, the HE key hol
 measure); an artefact a method does not expose is skipped with the reason in ``skipped``, and an
 attack that fails is reported in ``errors`` rather than failing the job.
 
-Artefacts read when present (the methods' engineers expose them under these names):
-
-- ``client_updates_``: mapping ``{"w": (rounds, clients, d), "b": (rounds, clients),
-  "kind": "delta" | "gradient" | "params" (default "delta"), "l2": float, "lr": float,
-  "global_w": (rounds, d), "global_b": (rounds,)}`` -- every FedAvg client update as the server
-  received it (``params``: the client's model, turned into deltas with the global model).
-- ``client_rows_``: per client, the indices of its rows in the training data passed to ``fit``.
-- ``kmeans_client_counts_`` (rounds, clients, k) and optionally ``kmeans_client_sums_``
-  (rounds, clients, k, d_segment): federated K-means per-client statistics.
-- ``kmeans_`` with its transcript kept (HE, ``audit_transcript``): the key holder's transcript
-  check (|Spearman ρ| between what it decrypted and the true distances, ``benchmarks.attacks.he``).
-- ``privacy_.epsilon`` / ``privacy_.delta``: the claimed DP guarantee.
+Artefacts read when the method has them, each declared as a Protocol in :mod:`methods.base`:
+:class:`~methods.base.Segmenter` (the released segments, for the predictor's features),
+:class:`~methods.base.Centroids`, :class:`~methods.base.FederatedServerView` (client updates and
+K-means statistics), :class:`~methods.base.HomomorphicServer` (the ciphertext checks run for it) and
+:class:`~methods.base.KeyHolderAudit`; ``privacy_.epsilon`` / ``privacy_.delta`` are the claimed DP
+guarantee.
 """
 
 from __future__ import annotations
@@ -39,7 +33,14 @@ from benchmarks.attacks import federated as _fl
 from benchmarks.attacks import he as _he
 from benchmarks.attacks import membership as _mi
 from benchmarks.attacks._metrics import AttackScores, epsilon_lower_bound, summarize
-from methods.base import with_segments
+from methods.base import (
+    Centroids,
+    FederatedServerView,
+    HomomorphicServer,
+    KeyHolderAudit,
+    Segmenter,
+    with_segments,
+)
 
 log = logging.getLogger("privmark")
 
@@ -167,10 +168,9 @@ def clone_method(method):
 
 def _model_features(method) -> Callable | None:
     """The released predictor's input features (model features + released-segment one-hot)."""
-    k = getattr(method, "n_clusters", None)
-    if k is None or not callable(getattr(method, "segment", None)):
+    if not isinstance(method, Segmenter):
         return None
-    return lambda X, Xs: with_segments(X, np.asarray(method.segment(Xs)), k)
+    return lambda X, Xs: with_segments(X, np.asarray(method.segment(Xs)), method.n_clusters)
 
 
 class _Audit:
@@ -297,7 +297,7 @@ def _leakage(method, split, seed: int, c) -> dict:
         _section(out, "federated", lambda: _federated(method, train))
     if c.federated.simulation:
         _section(out, "fl_simulation", lambda: _fl_simulation(train, seed, c))
-    he_on = c.he.enabled if c.he.enabled is not None else getattr(method, "name", None) == "he"
+    he_on = c.he.enabled if c.he.enabled is not None else isinstance(method, HomomorphicServer)
     if he_on:
         _section(out, "he", lambda: _he_checks(method, train, seed, c))
     _section(out, "dp", lambda: _dp_section(method, results, c, seed))
@@ -305,7 +305,7 @@ def _leakage(method, split, seed: int, c) -> dict:
 
 
 def _centroids(method, audit: _Audit, c) -> dict:
-    centers = getattr(method, "cluster_centers_", None)
+    centers = method.cluster_centers_ if isinstance(method, Centroids) else None
     if centers is None:
         raise Skip("method exposes no cluster_centers_")
     out = audit.centroids(centers, "centroid_mia")
@@ -358,7 +358,7 @@ def _small_train(method, split, seed, c, out, results) -> dict:
         a = _Audit(train, test, members, nonmembers, c, seed, scratch, sub)
         a.predictor(clone.predict_proba, _model_features(clone), np.setdiff1d(np.arange(len(train)), rows),
                     len(rows), "small_mia")
-        if c.centroids.enabled and getattr(clone, "cluster_centers_", None) is not None:
+        if c.centroids.enabled and isinstance(clone, Centroids) and clone.cluster_centers_ is not None:
             a.centroids(clone.cluster_centers_, "small_centroid_mia")
             sizes_small.append(np.bincount(np.asarray(clone.segment(train.X_segment[rows])),
                                            minlength=len(clone.cluster_centers_)))
@@ -375,17 +375,18 @@ def _small_train(method, split, seed, c, out, results) -> dict:
 
 def _federated(method, train) -> dict:
     out: dict = {}
-    updates = getattr(method, "client_updates_", None)
-    rows = getattr(method, "client_rows_", None)
-    counts = getattr(method, "kmeans_client_counts_", None)
+    view = isinstance(method, FederatedServerView)
+    updates = method.client_updates_ if view else None
+    counts = method.kmeans_client_counts_ if view else None
     if updates is None and counts is None:
         raise Skip("method exposes no client_updates_ or kmeans_client_counts_ (not federated)")
+    rows = method.client_rows_
     if updates is not None:
         if rows is None:
             raise Skip("client_updates_ without client_rows_: no ground truth to compare with")
         w, b = np.asarray(updates["w"], float), np.asarray(updates["b"], float)
         d, n_features = w.shape[-1], train.X.shape[1]
-        k = getattr(method, "n_clusters", 0)
+        k = method.n_clusters
         if d == n_features:
             truth = [train.X[np.asarray(r)] for r in rows]
         elif d == n_features + k:
@@ -401,7 +402,7 @@ def _federated(method, train) -> dict:
         rep = _fl.reconstruction_report(x_hat, y_hat, truth, [train.y[np.asarray(r)] for r in rows])
         out.update({f"fl_recon_{key}": v for key, v in rep.items()})
     if counts is not None:
-        sums = getattr(method, "kmeans_client_sums_", None)
+        sums = method.kmeans_client_sums_
         seg_truth = None if rows is None else [train.X_segment[np.asarray(r)] for r in rows]
         out.update(_fl.kmeans_singletons(counts, sums, seg_truth))
     return out
@@ -422,17 +423,17 @@ def _he_checks(method, train, seed, c) -> dict:
                                  poly_modulus_degree=hc.poly_modulus_degree,
                                  coeff_mod_bit_sizes=tuple(hc.coeff_mod_bit_sizes),
                                  global_scale_bits=hc.global_scale_bits)
-    rho = _he.method_key_holder_spearman(method, train.X_segment)
+    audited = isinstance(method, KeyHolderAudit)
+    rho = _he.method_key_holder_spearman(method, train.X_segment) if audited else None
     out["he_key_holder_spearman"] = None if rho is None else float(rho)
     return out
 
 
 def _dp_section(method, results: dict[str, AttackScores], c, seed) -> dict:
-    privacy = getattr(method, "privacy_", None)
-    eps = getattr(privacy, "epsilon", None)
+    eps = method.privacy_.epsilon
     if eps is None or not (isinstance(eps, (int, float)) and math.isfinite(eps) and eps > 0):
         raise Skip("method claims no finite epsilon")
-    delta = float(getattr(privacy, "delta", None) or 0.0)
+    delta = float(method.privacy_.delta or 0.0)
     # attacks on this mechanism: its release and its small-training-set copies (DP holds at any
     # size), not the random-forest reference
     own = {k: v for k, v in results.items() if not k.startswith("rf_")}

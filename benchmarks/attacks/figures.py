@@ -1,36 +1,15 @@
-"""The leakage table and ROC plot, rebuilt from stored records (never from a re-run).
+"""The membership-inference ROC plot, rebuilt from stored results (never from a re-run).
 
-``leakage_table(records)`` gives one row per record: the run's parameters, then every scalar of
-``privacy.leakage`` as a column (intervals split into ``_lo`` / ``_hi``). ``roc_figure(records)``
-draws the log-log ROC curves kept in ``privacy.leakage.roc``.
+``roc_figure(records)`` draws the log-log ROC curves kept in ``privacy.leakage.roc``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-
-import pandas as pd
-
-RUN_COLUMNS = ("method", "dataset", "k", "seed", "split_seed", "status")
+from collections.abc import Sequence
 
 
 def _leakage(record: dict) -> dict:
     return (record.get("privacy") or {}).get("leakage") or {}
-
-
-def leakage_table(records: Iterable[dict]) -> pd.DataFrame:
-    """One row per record: run parameters, the claimed ε, and every scalar leakage metric."""
-    rows = []
-    for rec in records:
-        row = {c: rec.get(c) for c in RUN_COLUMNS}
-        row["epsilon"] = (rec.get("privacy") or {}).get("epsilon")
-        for key, value in _leakage(rec).items():
-            if isinstance(value, (list, tuple)) and len(value) == 2 and key.endswith("_ci"):
-                row[f"{key}_lo"], row[f"{key}_hi"] = value
-            elif value is None or isinstance(value, (bool, int, float, str)):
-                row[key] = value
-        rows.append(row)
-    return pd.DataFrame(rows)
 
 
 def _label(rec: dict) -> str:

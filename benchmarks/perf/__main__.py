@@ -3,7 +3,7 @@ import json
 import sys
 
 from benchmarks.perf import BENCHMARKS
-from benchmarks.record import _jsonable
+from methods._util import jsonable
 
 
 def main(argv: list[str]) -> int:
@@ -12,7 +12,7 @@ def main(argv: list[str]) -> int:
         print(f"usage: python -m benchmarks.perf <{known}> [options]   (<name> --help for options)")
         return 0 if argv and argv[0] in ("-h", "--help") else 2
     result = importlib.import_module(BENCHMARKS[argv[0]]).main(argv[1:])
-    print(json.dumps(_jsonable(result), sort_keys=False))
+    print(json.dumps(jsonable(result), sort_keys=False))
     return 0
 
 

@@ -30,13 +30,12 @@ import numpy as np
 from omegaconf import OmegaConf
 
 from benchmarks.metrics import inertia
+from methods._util import CONF
 from methods.base import with_segments
-
-REPO_CONF = "conf"
 
 
 def _dataset_cfg(name: str, subsample, **overrides):
-    cfg = OmegaConf.load(f"{REPO_CONF}/dataset/{name}.yaml")
+    cfg = OmegaConf.load(CONF / "dataset" / f"{name}.yaml")
     cfg.subsample = subsample
     for key, value in overrides.items():
         OmegaConf.update(cfg, key, value)

@@ -11,9 +11,10 @@ import argparse
 import os
 import statistics
 import time
-from pathlib import Path
 
 import numpy as np
+
+from methods._util import CONF
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
@@ -43,7 +44,7 @@ def main(argv: list[str]) -> dict:
     import datasets
     from methods.federated import FederatedMethod
 
-    cfg = OmegaConf.load(Path(__file__).resolve().parents[2] / "conf" / "dataset" / f"{args.dataset}.yaml")
+    cfg = OmegaConf.load(CONF / "dataset" / f"{args.dataset}.yaml")
     cfg.subsample = args.subsample
     split = datasets.load(cfg, split_seed=0)
     tr, te = split.train, split.test

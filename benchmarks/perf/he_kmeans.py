@@ -21,7 +21,6 @@ integer centroids with :func:`methods.he.quantized_lloyd` on the same quantised 
 from __future__ import annotations
 
 import argparse
-import os
 import time
 
 import numpy as np
@@ -29,16 +28,14 @@ from omegaconf import OmegaConf
 from sklearn.cluster import KMeans
 from sklearn.metrics import adjusted_rand_score
 
+from methods._util import CONF, cpu_seconds
 from methods.base import peak_rss_mb
 
 
 def _data(subsample, split_seed=0):
-    from pathlib import Path
-
     import datasets
-    from benchmarks.run import __file__ as run_file
 
-    cfg = OmegaConf.load(Path(run_file).resolve().parents[1] / "conf" / "dataset" / "bank_full.yaml")
+    cfg = OmegaConf.load(CONF / "dataset" / "bank_full.yaml")
     cfg.subsample = subsample
     return datasets.load(cfg, split_seed=split_seed).train.X_segment
 
@@ -119,19 +116,14 @@ def lower_bound(ops: dict[str, int], times: dict[str, float], workers: int) -> f
     return total / workers
 
 
-def _cpu_s() -> float:
-    t = os.times()
-    return t.user + t.system + t.children_user + t.children_system
-
-
 def run_he(X, k, workers, scheme, init, seed):
     """Returns the fitted model, its wall seconds and its CPU seconds (this process and its worker
     processes: a load-independent figure on a shared machine)."""
     from methods.he import HEKMeans
 
-    t, cpu = time.perf_counter(), _cpu_s()
+    t, cpu = time.perf_counter(), cpu_seconds()
     model = HEKMeans(n_clusters=k, init=init, scheme=scheme, workers=workers, random_state=seed).fit(X)
-    return model, time.perf_counter() - t, _cpu_s() - cpu
+    return model, time.perf_counter() - t, cpu_seconds() - cpu
 
 
 def accuracy(X, ks, scheme, workers, seed, max_iter) -> dict:

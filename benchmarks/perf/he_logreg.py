@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import os
 import time
-from pathlib import Path
 
 import numpy as np
 import tenseal as ts
@@ -24,12 +23,12 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 
 import datasets
+from methods._util import CONF
 from methods.base import peak_rss_mb, with_segments
 from methods.he.logreg import HELogisticRegression
 from methods.he.logreg_server import _Lazy
 from methods.plaintext import reference_kmeans
 
-REPO = Path(__file__).resolve().parents[2]
 TRAIN_PHASES = ("he_load", "he_setup", "he_setup_keyholder", "he_scores", "he_refresh", "he_gradient",
                 "he_update", "he_finish")
 ITER_PHASES = ("he_scores", "he_refresh", "he_gradient", "he_update")
@@ -48,7 +47,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _features(args):
-    cfg = OmegaConf.load(REPO / "conf" / "dataset" / "bank_full.yaml")
+    cfg = OmegaConf.load(CONF / "dataset" / "bank_full.yaml")
     if os.environ.get("PRIVMARK_DATA_DIR"):
         cfg.data_dir = os.environ["PRIVMARK_DATA_DIR"]
     cfg.include_duration = bool(args.include_duration)

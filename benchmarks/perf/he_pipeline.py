@@ -14,9 +14,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import tempfile
 import time
-from pathlib import Path
 
 import numpy as np
 from hydra import compose, initialize_config_dir
@@ -24,11 +22,10 @@ from sklearn.metrics import roc_auc_score
 
 import methods
 from benchmarks.run import execute
+from methods._util import CONF
 from methods.base import peak_rss_mb
 from methods.he.logreg import reference_gd
 from methods.he.method import STAGES
-
-REPO = Path(__file__).resolve().parents[2]
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -54,7 +51,7 @@ def _config(args, method: str):
         overrides.append(f"dataset.data_dir={os.environ['PRIVMARK_DATA_DIR']}")
     if method == "he":
         overrides += [f"method.workers={args.workers}", *args.overrides]
-    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         return compose("config", overrides=overrides)
 
 
@@ -75,8 +72,7 @@ def _run(cfg) -> tuple[dict, object, object]:
 
     methods.build, datasets.load = keep_build, keep_load
     try:
-        with tempfile.TemporaryDirectory() as out:
-            record = execute(cfg, Path(out))
+        record = execute(cfg)
     finally:
         methods.build, datasets.load = build, load
     return record, built[-1], loaded[-1]

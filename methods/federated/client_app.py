@@ -23,8 +23,9 @@ from flwr.clientapp import ClientApp
 from flwr.clientapp.mod import fixedclipping_mod
 from flwr.supercore.differential_privacy import KEY_CLIPPING_NORM
 
-from methods.base import nearest_center, with_segments
-from methods.federated.strategy import aggregate_kmeans, local_sums, weighted_kmeans_pp
+from methods.base import with_segments
+from methods.federated.strategy import aggregate_kmeans, local_sums
+from methods.kmeans_core import nearest_center, weighted_kmeans_pp
 
 RUN_DIR_ENV = "PRIVMARK_FL_RUN_DIR"
 

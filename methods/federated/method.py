@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import math
 import numbers
-import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
@@ -15,9 +14,10 @@ import numpy as np
 from scipy.special import expit
 
 from methods import ConfigError
-from methods.base import Costs, Privacy, check_fit_inputs, nearest_center, with_segments
+from methods.base import Costs, Privacy, check_fit_inputs, with_segments
 from methods.federated.partition import PARTITIONS, make_partition, onehot_groups
 from methods.federated.simulation import private_run_dir, run_federation
+from methods.kmeans_core import nearest_center, reference_init
 
 INITS = ("k-fed", "reference")
 DP_KEYS = {"noise_multiplier", "clipping_norm", "delta"}
@@ -45,7 +45,7 @@ class FederatedMethod:
     init : {"k-fed", "reference"} or array (n_clusters, n_segment_features)
         Initial centers. ``"k-fed"``: clients propose weighted local k-means candidates and the
         server runs weighted k-means++ on them (no raw rows leave a client). ``"reference"``: the
-        plaintext reference's k-means++ centers (:func:`methods.plaintext.reference_init`), computed
+        plaintext reference's k-means++ centers (:func:`methods.kmeans_core.reference_init`), computed
         centrally from all rows -- a comparison mode, not a private one. An array: those centers.
     seed_candidates : int or None
         Local centers each client proposes for k-FED (``None``: ``n_clusters``).
@@ -80,6 +80,7 @@ class FederatedMethod:
 
     name: ClassVar[str] = "federated"
     dataset_overrides: ClassVar[dict] = {}
+    fit_inputs: ClassVar[tuple[str, ...]] = ("feature_names", "eval_set")
     _tasks: ClassVar[tuple[str, ...]] = ("kmeans", "logreg")
 
     def __init__(self, n_clusters=4, random_state=0, num_clients=10, partition="iid", alpha=0.5,
@@ -158,7 +159,7 @@ class FederatedMethod:
         return {k: float(dp[k]) for k in DP_KEYS}
 
     # -- fitting -------------------------------------------------------------------------------
-    def fit(self, X, y, X_segment, feature_names: Sequence[str] | None = None, eval_set=None):
+    def fit(self, X, y, X_segment, *, feature_names: Sequence[str] | None = None, eval_set=None):
         """Fit on the training rows. ``feature_names`` (the columns of ``X``) are needed for
         ``partition="natural"``; ``eval_set=(X, y, X_segment)`` is the server's held-out set,
         scored after every FedAvg round (``history_["fedavg"]``)."""
@@ -175,8 +176,6 @@ class FederatedMethod:
         if isinstance(self.init, str):
             if self.init == "k-fed":
                 return None
-            from methods.plaintext import reference_init
-
             return reference_init(X_segment, self.n_clusters, self.random_state)
         init = np.asarray(self.init, dtype=float)
         if init.shape != (self.n_clusters, X_segment.shape[1]):
@@ -276,7 +275,6 @@ class FederatedMethod:
         if "coef" in result:
             self.coef_, self.intercept_ = result["coef"], result["intercept"]
         self.privacy_ = self._privacy({**dp, **result["dp"]} if dp and "dp" in result else None)
-        self.fitted_at_ = time.time()
 
     def _privacy(self, dp: dict | None) -> Privacy:
         revealed = {
@@ -368,6 +366,7 @@ class FederatedKMeans(FederatedMethod):
     With ``partition="natural"``, ``groups`` (one label per row) says which client holds each row."""
 
     _tasks = ("kmeans",)
+    fit_inputs = ()  # an estimator on any array, not run by the runner
 
     def fit(self, X, y=None, groups=None):
         X = np.asarray(X, dtype=float)
@@ -385,6 +384,7 @@ class FedAvgLogisticRegression(FederatedMethod):
     label per row) says which client holds each row."""
 
     _tasks = ("logreg",)
+    fit_inputs = ()  # an estimator on any array, not run by the runner
 
     def fit(self, X, y, groups=None, eval_set=None):
         X = np.asarray(X, dtype=float)

@@ -30,10 +30,11 @@ from flwr.app import (
 from flwr.app.message.message import make_message
 from flwr.common.constant import SUPERLINK_NODE_ID
 from flwr.serverapp import Grid, NeighboringRelation, PrivacyConfig, SamplingMethod, ServerApp
-from flwr.serverapp.strategy import DifferentialPrivacyClientSideFixedClipping, FedAvg
+from flwr.serverapp.strategy import DifferentialPrivacyClientSideFixedClipping, FedAvg, Strategy
 from flwr.serverapp.strategy.strategy_utils import sample_nodes
 from flwr.supercore.inflatable.inflatable_object import get_all_nested_objects
 
+from methods._util import write_atomic
 from methods.federated.client_app import features
 from methods.federated.strategy import GaussianRdpAccountant, KMeansStrategy, by_client
 from methods.progress import Progress
@@ -209,6 +210,23 @@ def run_kmeans(grid: RecordingGrid, spec: dict, run_dir: Path, out: dict) -> np.
     return out["centers"]
 
 
+def fedavg_strategy(n_clients: int, dp: dict) -> tuple[Strategy, GaussianRdpAccountant | None]:
+    """FedAvg over every client, wrapped in Flower's client-side-clipping DP when ``dp`` sets a
+    noise multiplier; with the wrapper's accountant (None without DP)."""
+    strategy = FedAvg(fraction_train=1.0, fraction_evaluate=0.0, min_train_nodes=n_clients,
+                      min_available_nodes=n_clients)
+    if dp.get("noise_multiplier") is None:
+        return strategy, None
+    accountant = GaussianRdpAccountant(PrivacyConfig(
+        target_delta=float(dp["delta"]), population_size=n_clients,
+        neighboring_relation=NeighboringRelation.ADD_OR_REMOVE_ONE,
+        sampling_method=SamplingMethod.NO_AMPLIFICATION))
+    strategy = DifferentialPrivacyClientSideFixedClipping(
+        strategy, float(dp["noise_multiplier"]), float(dp["clipping_norm"]), n_clients,
+        accountant=accountant)
+    return strategy, accountant
+
+
 def run_fedavg(grid: RecordingGrid, spec: dict, run_dir: Path, centers: np.ndarray | None,
                out: dict) -> None:
     n_clients = spec["num_clients"]
@@ -221,17 +239,7 @@ def run_fedavg(grid: RecordingGrid, spec: dict, run_dir: Path, centers: np.ndarr
         "learning-rate": spec["learning_rate"], "l2": spec["l2"], "n-clusters": k,
         "centers": [] if centers is None else centers.ravel().tolist(), "uniform-weights": private,
     })
-    strategy = FedAvg(fraction_train=1.0, fraction_evaluate=0.0, min_train_nodes=n_clients,
-                      min_available_nodes=n_clients)
-    accountant = None
-    if private:
-        accountant = GaussianRdpAccountant(PrivacyConfig(
-            target_delta=float(dp["delta"]), population_size=n_clients,
-            neighboring_relation=NeighboringRelation.ADD_OR_REMOVE_ONE,
-            sampling_method=SamplingMethod.NO_AMPLIFICATION))
-        strategy = DifferentialPrivacyClientSideFixedClipping(
-            strategy, float(dp["noise_multiplier"]), float(dp["clipping_norm"]), n_clients,
-            accountant=accountant)
+    strategy, accountant = fedavg_strategy(n_clients, dp)
 
     eval_path = run_dir / "eval.npz"
     evaluate_fn = None
@@ -287,6 +295,4 @@ def main(grid: Grid, context: Context) -> None:
         run_fedavg(rec, spec, run_dir, centers, out)
     out.update(exchanges=rec.exchanges, server_cpu_s=time.thread_time() - cpu0,
                server_wall_s=time.perf_counter() - wall0)
-    with open(run_dir / "result.pkl.tmp", "wb") as f:
-        pickle.dump(out, f)
-    os.replace(run_dir / "result.pkl.tmp", run_dir / "result.pkl")
+    write_atomic(run_dir / "result.pkl", pickle.dumps(out))

@@ -24,6 +24,8 @@ from flwr.supercore.privacy_accounting import (
     SamplingMethod,
 )
 
+from methods.kmeans_core import cluster_sums, m_step, squared_distances, weighted_kmeans_pp, weighted_lloyd
+
 SEED = "train.seed"  # message types: clients register a handler per action
 KMEANS = "train.kmeans"
 
@@ -31,12 +33,9 @@ KMEANS = "train.kmeans"
 # -- K-means arithmetic ---------------------------------------------------------------------------
 def local_sums(X: np.ndarray, centers: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
     """A client's reply to one Lloyd round: per-cluster sums, counts and its inertia."""
-    d = (X**2).sum(1)[:, None] - 2.0 * X @ centers.T + (centers**2).sum(1)[None, :]
+    d = squared_distances(X, centers)
     labels = d.argmin(1)
-    k = len(centers)
-    sums = np.zeros_like(centers, dtype=float)
-    np.add.at(sums, labels, X)
-    counts = np.bincount(labels, minlength=k).astype(np.int64)
+    sums, counts = cluster_sums(X, labels, len(centers))
     inertia = float(np.maximum(d[np.arange(len(X)), labels], 0.0).sum())
     return sums, counts, inertia
 
@@ -45,31 +44,8 @@ def aggregate_kmeans(centers: np.ndarray, sums: Sequence[np.ndarray], counts: Se
                      ) -> tuple[np.ndarray, np.ndarray]:
     """New centers from every client's per-cluster sums and counts: exactly one Lloyd M-step over the
     union of the clients' rows. A cluster no client assigned keeps its previous center."""
-    total = np.sum(np.stack(sums), axis=0)
     n = np.sum(np.stack(counts), axis=0)
-    new = np.array(centers, dtype=float, copy=True)
-    full = n > 0
-    new[full] = total[full] / n[full, None]
-    return new, n
-
-
-def weighted_kmeans_pp(points: np.ndarray, weights: np.ndarray, k: int, rng: np.random.Generator
-                       ) -> np.ndarray:
-    """k-means++ on weighted points: each pick is drawn with probability ∝ weight × D²."""
-    points = np.asarray(points, float)
-    w = np.asarray(weights, float)
-    if len(points) < k:
-        raise ValueError(f"{len(points)} seeding candidates for {k} clusters; the clients proposed too "
-                         f"few (raise method.seed_candidates)")
-    first = rng.choice(len(points), p=w / w.sum())
-    chosen = [first]
-    d2 = ((points - points[first]) ** 2).sum(1)
-    for _ in range(1, k):
-        p = w * d2
-        idx = rng.choice(len(points), p=p / p.sum()) if p.sum() > 0 else rng.choice(len(points))
-        chosen.append(idx)
-        d2 = np.minimum(d2, ((points - points[idx]) ** 2).sum(1))
-    return points[chosen].copy()
+    return m_step(centers, np.sum(np.stack(sums), axis=0), n), n
 
 
 def kfed_init(candidates: np.ndarray, weights: np.ndarray, k: int, seed: int, lloyd_iter: int = 100
@@ -80,19 +56,11 @@ def kfed_init(candidates: np.ndarray, weights: np.ndarray, k: int, seed: int, ll
     candidates, weights = np.asarray(candidates, float), np.asarray(weights, float)
     keep = weights > 0
     candidates, weights = candidates[keep], weights[keep]
+    if len(candidates) < k:
+        raise ValueError(f"{len(candidates)} seeding candidates for {k} clusters; the clients proposed too "
+                         f"few (raise method.seed_candidates)")
     centers = weighted_kmeans_pp(candidates, weights, k, rng)
-    for _ in range(lloyd_iter):
-        d = ((candidates[:, None, :] - centers[None]) ** 2).sum(-1)
-        lab = d.argmin(1)
-        new = centers.copy()
-        for c in range(k):
-            m = lab == c
-            if m.any():
-                new[c] = np.average(candidates[m], axis=0, weights=weights[m])
-        if np.allclose(new, centers, rtol=0, atol=1e-12):
-            break
-        centers = new
-    return centers
+    return weighted_lloyd(candidates, weights, centers, lloyd_iter)
 
 
 # -- the Flower strategy --------------------------------------------------------------------------

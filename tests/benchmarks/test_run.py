@@ -115,7 +115,7 @@ def test_cli_failure_exits_nonzero_with_failed_record(tmp_path):
 def test_a_long_error_is_clipped_in_the_record(tmp_path, monkeypatch):
     import benchmarks.run as R
 
-    def boom(cfg, out_dir):
+    def boom(cfg):
         raise RuntimeError("x" * 5_000_000)
 
     monkeypatch.setattr(R, "execute", boom)
