@@ -23,6 +23,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from benchmarks.config import ConfigError
 from datasets.errors import DataError, quote, shorten
 
 OUTER_ARCHIVE = "bank+marketing.zip"
@@ -114,7 +115,7 @@ def _shipped(spec) -> Found | None:
 def source_of(spec) -> str:
     source = spec.get("source", "auto")
     if source not in SOURCES:
-        raise DataError(f"dataset.source={quote(source)}; expected one of {', '.join(SOURCES)}")
+        raise ConfigError(f"dataset.source={quote(source)}; expected one of {', '.join(SOURCES)}")
     return source
 
 
