@@ -452,11 +452,12 @@ class CheckBeforeRunDir(Callback):
         overrides = OverridesParser.create(config_loader=loader).parse_overrides(params)
         for batch in BasicSweeper.split_arguments(overrides, None):
             for job in batch:
-                job_cfg = loader.load_sweep_config(config, list(job))
-                try:
+                try:  # a job that does not compose is refused here too, before the sweep dir
+                    job_cfg = loader.load_sweep_config(config, list(job))
                     check(job_cfg, job_cfg.hydra.runtime.choices)
                 except Exception as exc:
-                    _refuse(ConfigError(f"sweep job {_job_label(job)}: {exc}"))
+                    cause = f": {exc.__cause__}" if exc.__cause__ is not None else ""
+                    _refuse(ConfigError(f"sweep job {_job_label(job)}: {exc}{cause}"))
 
 
 __all__ = ["SEED_MAX", "Config", "ConfigError", "DatasetConfig", "LeakageConfig", "METHOD_SCHEMAS",

@@ -89,6 +89,15 @@ def test_a_sweep_with_one_bad_job_is_refused_before_the_sweep_dir(tmp_path, laun
     assert not list(tmp_path.rglob("*"))  # no sweep dir, no job dir, no record
 
 
+def test_a_sweep_job_of_the_wrong_type_is_refused_before_the_sweep_dir(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "benchmarks.run", "-m", "k=2,two", "dataset.subsample=600"],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "PYTHONPATH": str(REPO), "HYDRA_FULL_ERROR": "0"})
+    assert out.returncode == 1, out.stdout + out.stderr
+    assert "config refused: sweep job k=two" in out.stderr and "full_key: k" in out.stderr
+    assert not list(tmp_path.rglob("*"))
+
+
 def test_every_experiment_passes_the_config_check():
     from benchmarks.config import CheckBeforeRunDir
 
