@@ -94,15 +94,18 @@ def prepare_data(overrides: list[str]) -> str | None:
     """Locate, verify and parse the quickstart's data once, before any job starts (a download, if
     one is needed, happens here once, not in every job). Returns the problem, or None."""
     from hydra import compose, initialize_config_dir
+    from hydra.errors import HydraException
 
-    import datasets
+    import datasets  # (registers the config schemas)
 
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        cfg = compose("config", overrides=["+experiment=quickstart",
-                                           *[o for o in overrides if o.startswith("dataset")]])
     try:
+        with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+            cfg = compose("config", overrides=["+experiment=quickstart",
+                                               *[o for o in overrides if o.startswith("dataset")]])
         datasets.prepare(cfg.dataset)
-    except datasets.DataError as exc:
+    except HydraException as exc:  # a dataset override of the wrong key or type
+        return f"{exc}: {exc.__cause__}" if exc.__cause__ else str(exc)
+    except (datasets.DataError, datasets.ConfigError) as exc:
         return str(exc)
     return None
 

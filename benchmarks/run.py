@@ -22,11 +22,12 @@ import hydra
 import numpy as np
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, OmegaConf
 
 import datasets
 from benchmarks import metrics
 from benchmarks._store import SKIPPED, find_ok_record
+from benchmarks.config import ConfigError, check
 from benchmarks.record import (
     RECORD,
     RecordExists,
@@ -36,96 +37,20 @@ from benchmarks.record import (
     write_json_atomic,
     write_record,
 )
-from datasets.errors import quote, shorten
+from datasets.errors import shorten
 from methods._util import cpu_seconds
 from methods.base import FitInputs, peak_rss_mb
 
 log = logging.getLogger("privmark")
 
-TOP_LEVEL = {"dataset", "method", "k", "seed", "split_seed", "threshold", "silhouette_sample",
-             "resume", "results_dir", "per_method", "per_dataset", "leakage"}
-
-
-class ConfigError(ValueError):
-    """Invalid configuration, refused before any work starts."""
-
-
-SEED_MAX = 2**32 - 1  # numpy and scikit-learn take seeds in [0, 2**32)
 ERROR_CHARS = 1000  # of an error message kept in a record, the job log and the summary line
 TRACEBACK_CHARS = 20_000  # the end of the traceback, where the cause is
 
 
-def _integer(cfg: DictConfig, key: str, low: int, high: int | None = None, expected: str = "") -> None:
-    value = cfg[key]
-    bound = f"an integer >= {low}" if high is None else f"an integer between {low} and {high:,}"
-    if (not isinstance(value, int) or isinstance(value, bool) or value < low
-            or (high is not None and value > high)):
-        raise ConfigError(f"{key}={quote(value)}; expected {expected or bound}")
-
-
-def validate(cfg: DictConfig) -> None:
-    """Refuse bad configuration early, naming the key and what was expected."""
-    unknown = sorted(set(cfg) - TOP_LEVEL - {"hydra"})
-    if unknown:
-        raise ConfigError(f"unknown config key {unknown[0]!r}; expected one of {sorted(TOP_LEVEL)}")
-    _integer(cfg, "k", 2, expected="k >= 2 segments (an integer)")
-    _integer(cfg, "seed", 0, SEED_MAX)
-    _integer(cfg, "split_seed", 0, SEED_MAX)
-    threshold = cfg.threshold
-    if (not isinstance(threshold, int | float) or isinstance(threshold, bool)
-            or not 0 < float(threshold) < 1):
-        raise ConfigError(f"threshold={quote(threshold)}; expected a probability in (0, 1)")
-    if cfg.silhouette_sample is not None:
-        _integer(cfg, "silhouette_sample", 2,
-                 expected="an integer >= 2 (test rows sampled for the silhouette) or null")
-    from benchmarks.attacks import leakage_config
-    from methods import method_class
-
-    datasets.check_config(cfg.dataset)  # the dataset keys that need no data (name, subsample, ...)
-    method_class(cfg.method.get("name"))
-    leakage_config(cfg.get("leakage"))
-
-
-def check_choice_names(cfg: DictConfig, choices) -> None:
-    """``dataset.name`` and ``method.name`` label the record and the run dir: they must be the names
-    of the config files chosen (``dataset=bank_full`` -> ``bank_full``), not free text."""
-    for group in ("dataset", "method"):
-        chosen, name = choices.get(group), cfg[group].get("name")
-        if chosen is not None and name != chosen:
-            raise ConfigError(f"{group}.name={quote(name)} does not match the chosen {group} config "
-                              f"{chosen!r}; pick another with {group}=<name>, do not rename it")
-
-
-def apply_per_choice(cfg: DictConfig) -> DictConfig:
-    """Merge an experiment's ``per_method.<method>`` into ``method`` and ``per_dataset.<dataset>`` into
-    ``dataset``, then drop both tables: the job's config (and its hash) is what it really ran.
-
-    This is how one sweep over all methods sets options only some methods have (small HE
-    parameters in ``smoke``), which a ``method.x`` override cannot do for a method without ``x``.
-    """
-    from methods import METHODS
-
-    conf = Path(__file__).resolve().parents[1] / "conf"
-    datasets_known = {p.stem for p in (conf / "dataset").glob("*.yaml")}
-    cfg = cfg.copy()
-    with open_dict(cfg):
-        for table, group, known in (("per_method", "method", set(METHODS)),
-                                    ("per_dataset", "dataset", datasets_known)):
-            entries = cfg.pop(table, None)
-            entries = OmegaConf.create({}) if entries is None else entries
-            if not isinstance(entries, DictConfig):
-                raise ConfigError(f"{table} must map a {group} name to its overrides; got {entries!r}")
-            for name, values in entries.items():
-                if name not in known:
-                    raise ConfigError(f"{table}.{name}: unknown {group}; expected one of {sorted(known)}")
-                if values is not None and not isinstance(values, DictConfig):
-                    raise ConfigError(f"{table}.{name} must be a mapping of {group} options; got {values!r}")
-            mine = entries.get(cfg[group].get("name"))
-            if mine:
-                base = cfg[group].copy()
-                OmegaConf.set_struct(base, False)  # an option the method config does not list yet
-                cfg[group] = OmegaConf.merge(base, mine)
-    return cfg
+def validate(cfg: DictConfig, choices=None) -> DictConfig:
+    """Refuse bad configuration before any work, naming the key and what was expected; returns the
+    job's config (``per_method`` / ``per_dataset`` applied). See :func:`benchmarks.config.check`."""
+    return check(cfg, choices)
 
 
 def execute(cfg: DictConfig) -> dict:
@@ -269,16 +194,6 @@ def run_job(cfg: DictConfig, out_dir: Path, execution: dict | None = None,
     return record
 
 
-def fail_early(cfg: DictConfig, out_dir: Path, exc: Exception) -> None:
-    """A ``failed`` record for a job refused before its config could be assembled."""
-    record = empty_record(OmegaConf.to_container(cfg, resolve=True))
-    record["error"] = shorten(f"{type(exc).__name__}: {exc}", ERROR_CHARS)
-    record["execution"] = execution_facts(HydraConfig.get())
-    record["provenance"]["finished_at"] = now()
-    write_record(out_dir, record)
-    print(summary(record, out_dir / RECORD), flush=True)
-
-
 def skip_if_done(cfg: DictConfig, out_dir: Path, digest: str) -> bool:
     """Resume: if the results store has an ``ok`` record with this job's config hash, point to it."""
     found = find_ok_record(Path(cfg.get("results_dir") or "results"), digest)
@@ -299,17 +214,14 @@ def main(cfg: DictConfig) -> None:
     hc = HydraConfig.get()
     out_dir = Path(hc.runtime.output_dir)
     try:
-        try:
-            check_choice_names(cfg, hc.runtime.choices)
-            cfg = apply_per_choice(cfg)
-        except ConfigError as exc:
-            fail_early(cfg, out_dir, exc)
-            raise
+        # checked before the run dir was made (benchmarks.config.CheckBeforeRunDir); again here for
+        # the per_method / per_dataset merge, and for launchers that compose jobs elsewhere
+        cfg = validate(cfg, hc.runtime.choices)
         run_job(cfg, out_dir, execution_facts(hc), resume=bool(cfg.get("resume", True)))
     except Exception as exc:
         log.error("job failed: %s", shorten(str(exc), ERROR_CHARS))
         if hc.mode == RunMode.MULTIRUN:
-            return  # the failed record is written; the sweep goes on
+            return  # the failed record is written (none for a config refusal); the sweep goes on
         sys.exit(1)
 
 

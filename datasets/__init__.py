@@ -14,14 +14,15 @@ import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 from sklearn.model_selection import train_test_split
 
-from datasets._config import check_config, check_split, holdout_fraction, subsample_of
+from benchmarks.config import ConfigError
+from datasets._config import check_config, check_split, holdout_fraction, preprocessor, subsample_of
 from datasets._parse import TARGET, read_checked
 from datasets._preprocess import Preprocessor
 from datasets._source import SOURCES, cache_dir, fetch_csv
-from datasets.errors import DataError, quote
+from datasets.errors import DataError
 
-__all__ = ["SOURCES", "DataError", "Part", "Split", "Preprocessor", "cache_dir", "check_config",
-           "data_identity", "load", "prepare", "read_frame"]
+__all__ = ["SOURCES", "ConfigError", "DataError", "Part", "Split", "Preprocessor", "cache_dir",
+           "check_config", "data_identity", "load", "prepare", "read_frame"]
 
 
 @dataclass(frozen=True)
@@ -105,19 +106,8 @@ def load(cfg, split_seed: int = 0) -> Split:
     """Load, subsample, split (stratified on ``y``) and preprocess (fitted on train only)."""
     spec = _spec(cfg)
     frame, label, digest = _read(spec)
-    numeric = {c: tuple(b) for c, b in OmegaConf.to_container(spec.numeric).items()}
     if not spec.include_duration:
-        numeric.pop("duration", None)
         frame = frame.drop(columns=["duration"], errors="ignore")
-    heavy = list(spec.get("heavy_tailed") or [])
-    unknown = [c for c in heavy if c not in spec.numeric]
-    if unknown:
-        raise DataError(f"dataset.heavy_tailed has {quote(unknown)}, which are not numeric columns; "
-                        f"expected a subset of {list(spec.numeric)}")
-    log_heavy = spec.get("log_heavy_tailed", False)
-    if not isinstance(log_heavy, bool):
-        raise DataError(f"dataset.log_heavy_tailed={log_heavy!r}; expected true or false")
-    log1p = [c for c in heavy if c in numeric] if log_heavy else []
     y = frame[TARGET].to_numpy()
     n, test_size = subsample_of(spec), holdout_fraction(spec)
     check_split(tuple(int(c) for c in np.bincount(y, minlength=2)), n, test_size, label)
@@ -125,15 +115,7 @@ def load(cfg, split_seed: int = 0) -> Split:
         frame, _ = train_test_split(frame, train_size=n, stratify=y, random_state=split_seed)
         y = frame[TARGET].to_numpy()
     train, test = train_test_split(frame, test_size=test_size, stratify=y, random_state=split_seed)
-    pre = Preprocessor(
-        numeric=numeric,
-        categorical={c: list(v) for c, v in OmegaConf.to_container(spec.categorical).items()},
-        segment_features=list(spec.segment_features),
-        scaling=spec.scaling,
-        clip=bool(spec.clip),
-        never_contacted=OmegaConf.to_container(spec.never_contacted) if spec.never_contacted else None,
-        log1p=log1p,
-    ).fit(train)
+    pre = preprocessor(spec).fit(train)
 
     def part(f: pd.DataFrame) -> Part:
         f = f.reset_index(drop=True)

@@ -1,4 +1,5 @@
-"""Checks of the dataset config that need no data: name, source, subsample, test_size."""
+"""Checks of the dataset config that need no data (name, source, subsample, test_size; each a
+:class:`~benchmarks.config.ConfigError`), and of the split that needs the class counts."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from pathlib import Path
 import numpy as np
 from omegaconf import OmegaConf
 
+from benchmarks.config import ConfigError
+from datasets._preprocess import Preprocessor
 from datasets._source import source_of
 from datasets.errors import DataError, quote
 from methods._util import CONF
@@ -37,12 +40,12 @@ def check_name(spec) -> None:
     name = spec.get("name")
     known = known_names()
     if not isinstance(name, str) or not NAME.fullmatch(name) or name not in known:
-        raise DataError(f"dataset.name={quote(name)}; expected the name of a config in {CONF_DIR} "
+        raise ConfigError(f"dataset.name={quote(name)}; expected the name of a config in {CONF_DIR} "
                         f"({', '.join(known)})")
     declared = _declared(CONF_DIR / f"{name}.yaml", (CONF_DIR / f"{name}.yaml").stat().st_mtime_ns)
     for key in ("csv", "archive"):
         if spec.get(key) != declared.get(key):
-            raise DataError(f"dataset.name={name} but dataset.{key}={quote(spec.get(key))}, while "
+            raise ConfigError(f"dataset.name={name} but dataset.{key}={quote(spec.get(key))}, while "
                             f"conf/dataset/{name}.yaml has {key}: {declared.get(key)}; "
                             "name a dataset by its own config file")
 
@@ -55,15 +58,40 @@ def subsample_of(spec) -> int | None:
     if isinstance(value, float) and value.is_integer():
         return int(value)
     if isinstance(value, bool) or not isinstance(value, int):
-        raise DataError(f"dataset.subsample={quote(value)}; expected a whole number of rows (or null)")
+        raise ConfigError(f"dataset.subsample={quote(value)}; expected a whole number of rows (or null)")
     return value
 
 
 def holdout_fraction(spec) -> float:
     value = spec.test_size
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1:
-        raise DataError(f"dataset.test_size={quote(value)}; expected a fraction in (0, 1)")
+        raise ConfigError(f"dataset.test_size={quote(value)}; expected a fraction in (0, 1)")
     return float(value)
+
+
+def preprocessor(spec) -> Preprocessor:
+    """The (unfitted) preprocessing the config describes; building it checks the columns, bounds,
+    scaling and log1p settings, none of which needs the data."""
+    numeric = {c: tuple(b) for c, b in OmegaConf.to_container(spec.numeric).items()}
+    if not spec.include_duration:
+        numeric.pop("duration", None)
+    heavy = list(spec.get("heavy_tailed") or [])
+    unknown = [c for c in heavy if c not in spec.numeric]
+    if unknown:
+        raise ConfigError(f"dataset.heavy_tailed has {quote(unknown)}, which are not numeric columns; "
+                          f"expected a subset of {list(spec.numeric)}")
+    log_heavy = spec.get("log_heavy_tailed", False)
+    if not isinstance(log_heavy, bool):
+        raise ConfigError(f"dataset.log_heavy_tailed={log_heavy!r}; expected true or false")
+    return Preprocessor(
+        numeric=numeric,
+        categorical={c: list(v) for c, v in OmegaConf.to_container(spec.categorical).items()},
+        segment_features=list(spec.segment_features),
+        scaling=spec.scaling,
+        clip=bool(spec.clip),
+        never_contacted=OmegaConf.to_container(spec.never_contacted) if spec.never_contacted else None,
+        log1p=[c for c in heavy if c in numeric] if log_heavy else [],
+    )
 
 
 def check_config(spec) -> None:
@@ -72,6 +100,7 @@ def check_config(spec) -> None:
     source_of(spec)
     subsample_of(spec)
     holdout_fraction(spec)
+    preprocessor(spec)
 
 
 def _draws(counts: tuple[int, ...], n: int) -> list[tuple[int, ...]]:

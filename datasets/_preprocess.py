@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from datasets.errors import DataError
+from benchmarks.config import ConfigError
 
 
 @dataclass
@@ -33,22 +33,23 @@ class Preprocessor:
 
     def __post_init__(self):
         if self.scaling not in ("standard", "public"):
-            raise DataError(f"dataset.scaling={self.scaling!r}; expected 'standard' or 'public'")
+            raise ConfigError(f"dataset.scaling={self.scaling!r}; expected 'standard' or 'public'")
         unknown = [c for c in self.segment_features if c not in self.numeric]
         if unknown:
-            raise DataError(
+            raise ConfigError(
                 f"dataset.segment_features has {unknown}, which are not numeric model columns; "
                 f"expected a subset of {list(self.numeric)}"
             )
         not_numeric = [c for c in self.log1p if c not in self.numeric]
         if not_numeric:
-            raise DataError(f"log1p columns {not_numeric} are not numeric model columns; "
+            raise ConfigError(f"log1p columns {not_numeric} are not numeric model columns; "
                             f"expected a subset of {list(self.numeric)}")
         if not self.segment_features:
-            raise DataError("dataset.segment_features is empty; K-means needs at least one column")
+            raise ConfigError("dataset.segment_features is empty; K-means needs at least one column")
         for col, bounds in self.numeric.items():
             if len(bounds) != 2 or not bounds[0] < bounds[1]:
-                raise DataError(f"dataset.numeric.{col}={list(bounds)}; expected [low, high] with low < high")
+                raise ConfigError(f"dataset.numeric.{col}={list(bounds)}; expected [low, high] with "
+                                  "low < high")
 
     # -- names -----------------------------------------------------------------------------
     @property

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from benchmarks.config import ConfigError
 from datasets.errors import DataError, quote, shorten
 from methods._util import atomic_path
 
@@ -114,7 +115,7 @@ def _shipped(spec) -> Found | None:
 def source_of(spec) -> str:
     source = spec.get("source", "auto")
     if source not in SOURCES:
-        raise DataError(f"dataset.source={quote(source)}; expected one of {', '.join(SOURCES)}")
+        raise ConfigError(f"dataset.source={quote(source)}; expected one of {', '.join(SOURCES)}")
     return source
 
 

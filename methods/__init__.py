@@ -5,9 +5,10 @@ from __future__ import annotations
 import importlib
 import inspect
 
+from benchmarks.config import ConfigError
 from methods.base import Costs, Method, PartyCost, Privacy
 
-__all__ = ["METHODS", "Costs", "Method", "PartyCost", "Privacy", "build", "method_class"]
+__all__ = ["METHODS", "ConfigError", "Costs", "Method", "PartyCost", "Privacy", "build", "method_class"]
 
 #: method name -> "module:Class"; modules are imported on use (each pulls heavy dependencies).
 METHODS = {
@@ -16,10 +17,6 @@ METHODS = {
     "federated": "methods.federated:FederatedMethod",
     "dp": "methods.dp:DPMethod",
 }
-
-
-class ConfigError(ValueError):
-    """A configuration value is invalid; the message names the key and what was expected."""
 
 
 def method_class(name: str) -> type:
@@ -32,6 +29,7 @@ def method_class(name: str) -> type:
 def build(cfg, n_clusters: int, random_state: int) -> Method:
     """A method from its config (``name`` plus constructor parameters)."""
     params = dict(cfg)
+    params.pop("defaults", None)  # a conf/method file read without Hydra: the line naming its schema
     name = params.pop("name", None)
     cls = method_class(name)
     accepted = inspect.signature(cls).parameters

@@ -31,6 +31,7 @@ from diffprivlib.accountant import BudgetAccountant
 from scipy.special import expit
 from sklearn.cluster import KMeans as _SkKMeans
 
+from methods import ConfigError
 from methods._dp_mechanisms import (
     HISTOGRAM_SENSITIVITY,
     MAX_INIT_CELLS,
@@ -316,6 +317,16 @@ class DPMethod:
             raise ValueError(f"lr_C={self.lr_C!r}; expected a positive number or 'auto'")
         if not 0 < self.lr_jacobian_share < 1:
             raise ValueError(f"lr_jacobian_share={self.lr_jacobian_share!r}; expected a fraction in (0, 1)")
+
+    def check_params(self) -> None:
+        """The parameter checks that need no data (run by the config layer before any run dir); a bad
+        value is a :class:`~methods.ConfigError` naming ``method.<parameter>``."""
+        try:
+            self._check_params()
+            self.budget()
+            check_bounds(self.feature_bounds, 1, "feature_bounds")
+        except ValueError as exc:
+            raise ConfigError(f"method.{exc}") from exc
 
     def row_norm_bound(self, n_features: int) -> float:
         """Public bound on the L2 norm of a row of X plus its segment one-hot: every column in

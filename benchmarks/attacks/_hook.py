@@ -21,11 +21,9 @@ import logging
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 import numpy as np
 from omegaconf import OmegaConf
-from omegaconf.errors import ConfigKeyError, ValidationError
 from threadpoolctl import threadpool_limits
 
 from benchmarks.attacks import dp as _dp
@@ -33,6 +31,7 @@ from benchmarks.attacks import federated as _fl
 from benchmarks.attacks import he as _he
 from benchmarks.attacks import membership as _mi
 from benchmarks.attacks._metrics import AttackScores, epsilon_lower_bound, summarize
+from benchmarks.config import ConfigError, LeakageConfig, conform
 from methods.base import (
     Centroids,
     FederatedServerView,
@@ -45,88 +44,13 @@ from methods.base import (
 log = logging.getLogger("privmark")
 
 
-@dataclass
-class LiraConfig:
-    enabled: bool = True
-    n_shadows: int = 8
-    shadow_fraction: float = 0.5  # of the non-target pool, capped at the target's training size
-    fixed_variance: bool = True
-    C: float = 1.0  # inverse L2 strength of the shadow logistic regressions
-
-
-@dataclass
-class CentroidConfig:
-    enabled: bool = True
-    min_cluster_size: int = 10
-
-
-@dataclass
-class ReferenceConfig:
-    enabled: bool = False
-    n_estimators: int = 100
-    n_jobs: int = 1
-
-
-@dataclass
-class SmallTrainConfig:
-    enabled: bool = False
-    size: int = 100
-    repeats: int = 10
-
-
-@dataclass
-class FederatedConfig:
-    enabled: bool = True
-    simulation: bool = False
-    sim_clients: int = 50
-    sim_rounds: int = 3
-    sim_lr: float = 0.1
-
-
-@dataclass
-class HEConfig:
-    enabled: bool | None = None  # null: only for method=he
-    n_ciphertexts: int = 200
-    poly_modulus_degree: int = 4096
-    coeff_mod_bit_sizes: list[int] = field(default_factory=lambda: [40, 20, 40])
-    global_scale_bits: int = 20
-    control: bool = True
-
-
-@dataclass
-class LeakageConfig:
-    """Schema of the ``leakage:`` config group (conf/leakage/default.yaml documents each key)."""
-
-    enabled: bool = True
-    max_per_side: int | None = None
-    alpha: float = 0.05
-    delta: float = 0.0
-    roc_points: int = 60
-    lira: LiraConfig = field(default_factory=LiraConfig)
-    centroids: CentroidConfig = field(default_factory=CentroidConfig)
-    reference: ReferenceConfig = field(default_factory=ReferenceConfig)
-    small_train: SmallTrainConfig = field(default_factory=SmallTrainConfig)
-    federated: FederatedConfig = field(default_factory=FederatedConfig)
-    he: HEConfig = field(default_factory=HEConfig)
-
-
-class LeakageConfigError(ValueError):
-    """A ``leakage.*`` value is invalid; the message names the key and what was expected."""
+# the schema lives with every other config group's (benchmarks.config); one refusal type
+LeakageConfigError = ConfigError
 
 
 def leakage_config(cfg=None):
     """Validate ``cfg`` (dict, DictConfig or None) against :class:`LeakageConfig`; defaults fill gaps."""
-    base = OmegaConf.structured(LeakageConfig)
-    try:
-        c = OmegaConf.merge(base, cfg if cfg is not None else {})
-    except (ConfigKeyError, ValidationError) as exc:
-        key = getattr(exc, "full_key", None) or "?"
-        if isinstance(exc, ConfigKeyError):
-            parent = key.rpartition(".")[0]
-            node = OmegaConf.select(base, parent) if parent else base
-            known = sorted(node.keys()) if node is not None else []
-            raise LeakageConfigError(f"leakage.{key} is not a setting; expected one of {known}") from None
-        raise LeakageConfigError(f"leakage.{key}: {str(exc).splitlines()[0]}") from None
+    c = conform(LeakageConfig, cfg, "leakage")
     checks = [
         ("alpha", 0 < c.alpha < 1, "a probability in (0, 1)"),
         ("delta", 0 <= c.delta < 1, "0 <= delta < 1"),
@@ -144,7 +68,7 @@ def leakage_config(cfg=None):
     for key, ok, expected in checks:
         if not ok:
             value = OmegaConf.select(c, key)
-            raise LeakageConfigError(f"leakage.{key}={value!r}; expected {expected}")
+            raise ConfigError(f"leakage.{key}={value!r}; expected {expected}")
     return c
 
 

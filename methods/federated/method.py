@@ -158,6 +158,10 @@ class FederatedMethod:
         number("dp.delta", dp.get("delta"), high=1.0, what="a probability")
         return {k: float(dp[k]) for k in DP_KEYS}
 
+    def check_params(self) -> None:
+        """The parameter checks that need no data (run by the config layer before any run dir)."""
+        self._check_params()
+
     # -- fitting -------------------------------------------------------------------------------
     def fit(self, X, y, X_segment, *, feature_names: Sequence[str] | None = None, eval_set=None):
         """Fit on the training rows. ``feature_names`` (the columns of ``X``) are needed for

@@ -416,6 +416,7 @@ def test_config_files_match_the_schema_and_compose():
     from hydra import compose, initialize_config_dir
 
     default = OmegaConf.load(REPO / "conf" / "leakage" / "default.yaml")
+    assert default.pop("defaults") == ["leakage_schema", "_self_"]  # Hydra composes it onto the schema
     assert OmegaConf.to_container(default) == OmegaConf.to_container(OmegaConf.structured(A.LeakageConfig))
     defaults = OmegaConf.load(REPO / "conf" / "config.yaml").get("defaults", [])
     wired = any(isinstance(d, dict) and "leakage" in d for d in OmegaConf.to_container(defaults))

@@ -48,8 +48,9 @@ def test_no_data_and_no_network_is_one_message_and_a_failure(tmp_path):
 
 
 def test_a_failed_job_makes_the_main_job_fail_and_says_which(tmp_path):
+    # kmeans_init_bins=1 passes the config check (DPKMeans refuses it in fit): the dp job fails
     code = ("import sys; from benchmarks._quickstart import quickstart; sys.exit(quickstart("
-            "['seed=0', '+per_method.dp.epsilon=-1', 'leakage.enabled=false'], methods=['plaintext', 'dp']))")
+            "['seed=0', '+per_method.dp.kmeans_init_bins=1', 'leakage.enabled=false'], methods=['plaintext', 'dp']))")
     out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True,
                          env=_env(tmp_path, PYTHONPATH=str(REPO)), timeout=300)
     assert out.returncode == 1, out.stdout + out.stderr

@@ -13,7 +13,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 
 from benchmarks.record import SCHEMA, config_hash
-from benchmarks.run import ConfigError, run_job
+from benchmarks.run import ConfigError, run_job, validate
 
 REPO = Path(__file__).resolve().parents[2]
 CONTRACT = {
@@ -61,27 +61,56 @@ def test_config_hash_ignores_where_the_data_lives():
 @pytest.mark.parametrize(
     "override, message",
     [
-        ("k=1", r"k=1; expected k >= 2"),
-        ("threshold=1.5", r"threshold=1\.5"),
-        ("+method.colour=blue", r"method\.colour is not a parameter of method=plaintext"),
+        ("k=1", r"^k=1; expected k >= 2 segments \(an integer\)$"),
+        ("threshold=1.5", r"^threshold=1\.5; expected a probability in \(0, 1\)$"),
         ("method.name=quantum", r"method='quantum' is unknown"),
-        ("+bogus=1", r"unknown config key 'bogus'"),
-        ("dataset.subsample=999999", r"dataset\.subsample=999999"),
-        ("threshold=abc", r"threshold='abc'; expected a probability"),
+        ("+method.colour=blue", r"^method\.colour is not a parameter of method=plaintext; expected one of \["),
+        ("+bogus=1", r"^bogus is not a config key; expected one of \[.*'threshold'\]$"),
         ("seed=4294967296", r"seed=4294967296; expected an integer between 0 and 4,294,967,295"),
         ("split_seed=-1", r"split_seed=-1; expected an integer between 0"),
-        ("k=2.5", r"k=2\.5; expected k >= 2 segments \(an integer\)"),
         ("silhouette_sample=-1", r"silhouette_sample=-1; expected an integer >= 2"),
-        ("silhouette_sample=abc", r"silhouette_sample='abc'; expected an integer >= 2"),
+        ("dataset.test_size=1.5", r"^dataset\.test_size=1\.5; expected a fraction in \(0, 1\)$"),
+        ("leakage.lira.n_shadows=1", r"^leakage\.lira\.n_shadows=1; expected >= 2 shadow models$"),
     ],
 )
-def test_invalid_config_writes_a_failed_record(tmp_path, override, message):
-    with pytest.raises(ValueError, match=message):
-        run_job(_cfg(override), tmp_path)
+def test_invalid_config_is_refused_naming_the_key(override, message):
+    with pytest.raises(ConfigError, match=message):
+        validate(_cfg(override))
+
+
+def test_run_job_given_a_bad_config_records_the_refusal(tmp_path):
+    with pytest.raises(ConfigError, match=r"^k=1; expected k >= 2"):
+        run_job(_cfg("k=1"), tmp_path)
     saved = json.loads((tmp_path / "record.json").read_text())
-    assert saved["status"] == "failed"
+    assert saved["status"] == "failed" and "ConfigError: k=1" in saved["error"]
+
+
+@pytest.mark.parametrize(
+    "override, key",
+    [
+        ("k=2.5", "k"),
+        ("threshold=abc", "threshold"),
+        ("silhouette_sample=abc", "silhouette_sample"),
+        ("dataset.subsample=abc", "dataset.subsample"),
+        ("method.colour=blue", "method.colour"),  # (with +, Hydra adds it; the check refuses it)
+        ("method.max_iter=many", "method.max_iter"),
+        ("leakage.alpha=high", "leakage.alpha"),
+    ],
+)
+def test_a_wrong_key_or_type_is_refused_while_composing(override, key):
+    from hydra.errors import ConfigCompositionException
+
+    with pytest.raises(ConfigCompositionException) as info:
+        _cfg(override)
+    assert f"full_key: {key}" in str(info.value.__cause__)
+
+
+def test_a_refusal_that_needs_the_data_writes_a_failed_record(tmp_path):
+    with pytest.raises(ValueError, match=r"dataset\.subsample=999999; expected between 22 and 45,211"):
+        run_job(_cfg("dataset.subsample=999999"), tmp_path)
+    saved = json.loads((tmp_path / "record.json").read_text())
+    assert saved["status"] == "failed" and "dataset.subsample=999999" in saved["error"]
     assert saved["metrics"] == {} and saved["provenance"]["finished_at"]
-    assert any(word in saved["error"] for word in ("Error", "Exception"))
 
 
 def test_k_larger_than_training_set_is_refused(tmp_path):
@@ -103,13 +132,6 @@ def test_cli_success_prints_one_summary_line(tmp_path):
     lines = [line for line in out.stdout.splitlines() if line.startswith("plaintext bank_full k=2")]
     assert len(lines) == 1 and "auc=" in lines[0] and "record.json" in lines[0]
     assert json.loads((tmp_path / "ok" / "record.json").read_text())["status"] == "ok"
-
-
-def test_cli_failure_exits_nonzero_with_failed_record(tmp_path):
-    out = _cli(tmp_path / "bad", "k=0")
-    assert out.returncode != 0
-    record = json.loads((tmp_path / "bad" / "record.json").read_text())
-    assert record["status"] == "failed" and "k=0" in record["error"]
 
 
 def test_a_long_error_is_clipped_in_the_record(tmp_path, monkeypatch):
@@ -143,12 +165,52 @@ def test_the_data_file_is_part_of_the_config_hash(tmp_path):
     assert other["data"]["sha256"] != first["data"]["sha256"]
 
 
-def test_a_renamed_dataset_is_refused_and_stays_inside_results(tmp_path):
-    out = subprocess.run([sys.executable, "-m", "benchmarks.run", "dataset.name=x/../../../escape",
-                          "dataset.subsample=600"], cwd=tmp_path, capture_output=True, text=True,
-                         env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=300)
+def test_cli_failure_exits_nonzero_with_failed_record(tmp_path):
+    out = _cli(tmp_path / "bad", "k=2000")  # k=2000 > the 800 training rows: known once the data is read
     assert out.returncode != 0
-    assert "dataset.name='x/../../../escape' does not match the chosen dataset config 'bank_full'" in out.stdout
-    made = [p for p in tmp_path.rglob("*") if p.is_dir()]
-    assert made and all(p.is_relative_to(tmp_path / "results") or p == tmp_path / "results" for p in made)
-    assert not (tmp_path.parent / "escape_k4_s0").exists()
+    record = json.loads((tmp_path / "bad" / "record.json").read_text())
+    assert record["status"] == "failed" and "k=2000 is larger than the training set" in record["error"]
+
+
+def _refused(cwd: Path, *args: str) -> str:
+    """Run the CLI in ``cwd`` on a config it must refuse; returns its output, having checked that
+    nothing was written: no results/ (run or sweep dir), no record."""
+    out = subprocess.run([sys.executable, "-m", "benchmarks.run", "dataset.subsample=600", *args],
+                         cwd=cwd, capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "PYTHONPATH": str(REPO), "HYDRA_FULL_ERROR": "0"})
+    assert out.returncode == 1, out.stdout + out.stderr
+    assert not (cwd / "results").exists() and not list(cwd.rglob("record.json"))
+    assert "Traceback" not in out.stderr
+    return out.stderr
+
+
+@pytest.mark.parametrize(
+    "group, args, message",
+    [
+        ("top level", ["k=1"], "config refused: k=1; expected k >= 2 segments (an integer)"),
+        ("top level", ["threshold=abc"], "full_key: threshold"),
+        ("dataset", ["dataset.subsample=abc"], "full_key: dataset.subsample"),
+        ("dataset", ["dataset.source=web"], "config refused: dataset.source='web'; expected one of"),
+        ("plaintext", ["+method.colour=blue"],
+         "config refused: method.colour is not a parameter of method=plaintext; expected one of ["),
+        ("plaintext", ["method.tol=small"], "full_key: method.tol"),
+        ("he", ["method=he", "method.workers=two"], "full_key: method.workers"),
+        ("federated", ["method=federated", "method.learning_rate=inf"],
+         "config refused: method.learning_rate=inf; expected a finite number > 0"),
+        ("dp", ["method=dp", "method.epsilon=-1"], "config refused: method.epsilon=-1.0; expected epsilon > 0"),
+        ("leakage", ["leakage.alpha=2"], "config refused: leakage.alpha=2.0; expected a probability in (0, 1)"),
+        ("per_method", ["+per_method.plaintext.colour=blue"],
+         "config refused: per_method.plaintext.colour is not a parameter of method=plaintext; expected one of"),
+        ("per_method", ["+per_method.he.max_iter=many"], "config refused: per_method.he.max_iter: Value 'many'"),
+        ("per_method", ["+per_method.hee.max_iter=3"], "config refused: per_method.hee: unknown method"),
+        ("per_dataset", ["+per_dataset.bank_full.subsample=abc"], "config refused: per_dataset.bank_full.subsample:"),
+    ],
+)
+def test_cli_refuses_bad_config_before_any_run_dir(tmp_path, group, args, message):
+    assert message in _refused(tmp_path, *args), group
+
+
+def test_a_renamed_dataset_is_refused_and_stays_inside_results(tmp_path):
+    err = _refused(tmp_path, "dataset.name=x/../../../escape")
+    assert "dataset.name='x/../../../escape' does not match the chosen dataset config 'bank_full'" in err
+    assert not list(tmp_path.rglob("*")) and not (tmp_path.parent / "escape_k4_s0").exists()

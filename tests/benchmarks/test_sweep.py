@@ -17,8 +17,8 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from benchmarks.collect import collect
+from benchmarks.config import ConfigError, apply_per_choice
 from benchmarks.record import config_hash, read_record
-from benchmarks.run import ConfigError, apply_per_choice
 from methods import METHODS
 
 from .conftest import REPO, run_env, runner
@@ -77,6 +77,36 @@ def test_per_method_options_apply_to_their_method_only():
         apply_per_choice(OmegaConf.merge(cfg, {"per_dataset": {"bank": {"subsample": 10}}}))
 
 
+@pytest.mark.parametrize("launcher", [[], ["hydra/launcher=local"]], ids=["basic", "joblib"])
+def test_a_sweep_with_one_bad_job_is_refused_before_the_sweep_dir(tmp_path, launcher):
+    out = subprocess.run([sys.executable, "-m", "benchmarks.run", "-m", "method=plaintext,dp", "k=2,3",
+                          "+per_method.dp.epsilon=-2", "dataset.subsample=600", *launcher],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "PYTHONPATH": str(REPO), "HYDRA_FULL_ERROR": "0"})
+    assert out.returncode == 1, out.stdout + out.stderr
+    assert "config refused: sweep job method=dp k=2 " in out.stderr
+    assert "method.epsilon=-2.0; expected epsilon > 0" in out.stderr
+    assert not list(tmp_path.rglob("*"))  # no sweep dir, no job dir, no record
+
+
+def test_a_sweep_job_of_the_wrong_type_is_refused_before_the_sweep_dir(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "benchmarks.run", "-m", "k=2,two", "dataset.subsample=600"],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "PYTHONPATH": str(REPO), "HYDRA_FULL_ERROR": "0"})
+    assert out.returncode == 1, out.stdout + out.stderr
+    assert "config refused: sweep job k=two" in out.stderr and "full_key: k" in out.stderr
+    assert not list(tmp_path.rglob("*"))
+
+
+def test_every_experiment_passes_the_config_check():
+    from benchmarks.config import CheckBeforeRunDir
+
+    for name in [*EXPERIMENTS, "epsilon_sweep", "leakage"]:
+        with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+            cfg = compose(config_name="config", overrides=[f"+experiment={name}"], return_hydra_config=True)
+            CheckBeforeRunDir().on_multirun_start(cfg)  # every job of the sweep, as Hydra will launch it
+
+
 def test_launcher_presets():
     cfg = _compose("hydra/launcher=local")
     assert "joblib" in cfg.hydra.launcher._target_.lower() and cfg.hydra.launcher.n_jobs == 2
@@ -95,8 +125,9 @@ def _digest(path: Path) -> str:
 
 def test_killed_sweep_resumes_only_missing_jobs(tmp_path):
     env = run_env(tmp_path / "cache")
-    # k=1 is refused (a failed record, the sweep goes on); k=2..6 are real jobs
-    sweep = ["-m", "method=plaintext", "k=1,2,3,4,5,6", "seed=0", "dataset.subsample=2000",
+    # k=1700 fails once the data is read (1,600 training rows: a failed record, the sweep goes on);
+    # k=2..6 are real jobs
+    sweep = ["-m", "method=plaintext", "k=1700,2,3,4,5,6", "seed=0", "dataset.subsample=2000",
              f"results_dir={tmp_path}"]
     first = tmp_path / "first"
     proc = subprocess.Popen([sys.executable, "-m", "benchmarks.run", *sweep, f"hydra.sweep.dir={first}"],
@@ -122,7 +153,7 @@ def test_killed_sweep_resumes_only_missing_jobs(tmp_path):
     assert {s["config_hash"] for s in skipped} == done  # finished jobs were not run again
     ran_ok = {r["config_hash"] for r in ran if r["status"] == "ok"}
     assert not ran_ok & done and len(ran_ok) == 5 - len(done)  # only the missing ones ran
-    assert [r["k"] for r in ran if r["status"] == "failed"] == [1]  # a failed job is retried, not skipped
+    assert [r["k"] for r in ran if r["status"] == "failed"] == [1700]  # a failed job is retried, not skipped
     assert {p: _digest(p) for p in first.rglob("record.json")} == before  # finished results untouched
     table = collect([second])
     assert sorted(table.loc[table["status"] == "ok", "k"]) == [2, 3, 4, 5, 6]

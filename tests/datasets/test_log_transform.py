@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 import datasets
-from datasets import DataError, Preprocessor
+from datasets import ConfigError, Preprocessor
 
 NUMERIC = {"age": (18, 100), "balance": (-10000, 110000), "campaign": (1, 70)}
 
@@ -46,7 +46,7 @@ def test_signed_log1p_with_public_bounds_in_unit_box():
 
 
 def test_unknown_log1p_column_is_refused():
-    with pytest.raises(DataError, match="log1p"):
+    with pytest.raises(ConfigError, match="log1p"):
         make(log1p=["salary"])
 
 
@@ -57,7 +57,7 @@ def test_loader_switch_and_heavy_tailed_list(make_dataset_config):
     assert split.preprocessor.log1p == ["balance", "campaign", "pdays", "previous"]
     assert split.train.X.min() >= 0 and split.train.X.max() <= 1
     bad = make_dataset_config("bank_full", subsample=600, heavy_tailed=["balance", "income"])
-    with pytest.raises(DataError, match="heavy_tailed"):
+    with pytest.raises(ConfigError, match="heavy_tailed"):
         datasets.load(bad, split_seed=0)
     off = datasets.load(make_dataset_config("bank_full", subsample=600), split_seed=0)
     assert off.preprocessor.log1p == []

@@ -9,7 +9,7 @@ import urllib.request
 import pytest
 
 import datasets
-from datasets import DataError, _source
+from datasets import ConfigError, DataError, _source
 
 
 @pytest.fixture
@@ -76,7 +76,7 @@ def test_source_shipped_without_a_shipped_copy_is_refused(make_dataset_config, o
 
 
 def test_unknown_source_is_refused(make_dataset_config):
-    with pytest.raises(DataError, match=r"dataset\.source='web'; expected one of auto, shipped, uci"):
+    with pytest.raises(ConfigError, match=r"dataset\.source='web'; expected one of auto, shipped, uci"):
         datasets.data_identity(make_dataset_config("bank_full", source="web"))
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import datasets
-from datasets import DataError
+from datasets import ConfigError
 
 
 @pytest.fixture(scope="module")
@@ -102,5 +102,5 @@ def test_subsample_is_stratified_and_sized(make_dataset_config):
     ],
 )
 def test_bad_dataset_settings_are_refused(make_dataset_config, overrides, message):
-    with pytest.raises(DataError, match=message):
+    with pytest.raises(ConfigError, match=message):
         datasets.load(make_dataset_config("bank_full", subsample=500, **overrides))

@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 
 import datasets
-from datasets import DataError
+from datasets import ConfigError, DataError
 
 
 @pytest.mark.parametrize("value", ["abc", 2000.7, True, "2000", [2000]])
 def test_subsample_must_be_a_whole_number(make_dataset_config, value):
-    with pytest.raises(DataError, match=r"dataset\.subsample=.*; expected a whole number of rows \(or null\)"):
+    with pytest.raises(ConfigError, match=r"dataset\.subsample=.*; expected a whole number of rows \(or null\)"):
         datasets.load(make_dataset_config("bank_full", subsample=value))
 
 
@@ -52,7 +52,7 @@ def test_data_with_one_class_is_refused(make_dataset_config, tmp_path):
 
 @pytest.mark.parametrize("value", ["abc", True, None, 0, 1])
 def test_test_size_must_be_a_fraction(make_dataset_config, value):
-    with pytest.raises(DataError, match=r"dataset\.test_size=.*; expected a fraction in \(0, 1\)"):
+    with pytest.raises(ConfigError, match=r"dataset\.test_size=.*; expected a fraction in \(0, 1\)"):
         datasets.load(make_dataset_config("bank_full", subsample=500, test_size=value))
 
 
@@ -63,10 +63,10 @@ def test_test_size_must_be_a_fraction(make_dataset_config, value):
 def test_dataset_name_must_be_its_config_file(make_dataset_config, name):
     cfg = make_dataset_config("bank_full", subsample=500)
     cfg.name = name
-    with pytest.raises(DataError, match=r"dataset\.name=") as info:
+    with pytest.raises(ConfigError, match=r"dataset\.name=") as info:
         datasets.load(cfg)
     assert "conf/dataset" in str(info.value)
-    with pytest.raises(DataError, match=r"dataset\.name="):
+    with pytest.raises(ConfigError, match=r"dataset\.name="):
         datasets.data_identity(cfg)
 
 

@@ -1,0 +1,464 @@
+"""The one config layer: the schemas of every config group, and the check every job passes first.
+
+Hydra composes ``conf/`` onto the dataclasses below (each YAML file names its schema in its
+``defaults``), so a wrong key or type is refused while the config is composed. Ranges and names
+(``k >= 2``, seeds below 2**32, ``dataset.name`` a file in conf/dataset, a method's own parameter
+checks) are :func:`check`'s, which :class:`CheckBeforeRunDir` runs in Hydra's ``on_run_start`` /
+``on_multirun_start``: before the run dir or the sweep dir exists, for every job of a sweep. The
+only refusal type is :class:`ConfigError`; datasets and methods raise it too.
+
+The module lives in ``benchmarks`` (the runner owns the config tree) and imports no project module
+at import time, so ``datasets`` and ``methods`` can import :class:`ConfigError` from it; importing
+it registers the schemas in Hydra's ConfigStore, which any import of those packages does.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from typing import Any, NoReturn
+
+from hydra.core.config_store import ConfigStore
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
+
+SEED_MAX = 2**32 - 1  # numpy and scikit-learn take seeds in [0, 2**32)
+
+
+class ConfigError(ValueError):
+    """Invalid configuration, refused before any work starts; the message names the key and what was
+    expected."""
+
+
+def _quote(value) -> str:
+    from datasets.errors import quote
+
+    return quote(value)
+
+
+# -- schemas -----------------------------------------------------------------------------------
+
+@dataclass
+class NeverContacted:
+    column: str = "pdays"
+    sentinel: int = -1
+
+
+@dataclass
+class DatasetConfig:
+    """Schema of ``conf/dataset/*.yaml`` (the files document each key)."""
+
+    name: str = "???"
+    csv: str = "???"
+    archive: str = "???"
+    csv_sha256: str = "???"
+    archive_sha256: str = "???"
+    expected_rows: int = "???"  # type: ignore[assignment]
+    data_dir: str | None = None
+    source: str = "auto"
+    url: str = "???"
+    download: bool = True
+    verify_checksum: bool = True
+    include_duration: bool = False
+    subsample: int | None = None
+    test_size: float = 0.2
+    scaling: str = "standard"
+    clip: bool = False
+    heavy_tailed: list[str] = field(default_factory=list)
+    log_heavy_tailed: bool = False
+    never_contacted: NeverContacted | None = None
+    segment_features: list[str] = "???"  # type: ignore[assignment]
+    numeric: dict[str, list[Any]] = "???"  # type: ignore[assignment]  # [low, high]: ints stay ints
+    categorical: dict[str, list[str]] = "???"  # type: ignore[assignment]
+
+
+@dataclass
+class PlaintextConfig:
+    name: str = "plaintext"
+    init: Any = "k-means++"  # "k-means++" or an array of centers
+    max_iter: int = 300
+    tol: float = 1e-4
+    C: float = 1.0
+    class_weight: Any = None  # null, "balanced" or {0: w0, 1: w1}
+    lr_max_iter: int = 1000
+
+
+@dataclass
+class HEConfig:
+    name: str = "he"
+    scheme: str = "ckks"
+    init: Any = "kmeans++"  # a name or an array of centers
+    max_iter: int = 300
+    tol: float = 1e-4
+    permute: bool = False
+    workers: int = 1
+    poly_modulus_degree: int | None = None
+    coeff_mod_bit_sizes: list[int] | None = None
+    scale_bits: int | None = None
+    frac_bits: int | None = None
+    allow_insecure: bool = False
+    parallel_rounds: int = 5
+    oversampling: int | None = None
+    local_trials: int | None = None
+    predictor: str = "encrypted"
+    C: float = 1.0
+    class_weight: Any = None
+    lr_max_iter: int = 1000
+    lr_n_iter: int = 10
+    lr_learning_rate: float = 2.0
+    lr_l2: float = 1e-3
+    lr_interval: float = 16.0
+    lr_class_weight: Any = "balanced"
+    lr_clip: float | None = 4.0
+    lr_poly_modulus_degree: int | None = None
+    lr_coeff_mod_bit_sizes: list[int] | None = None
+    lr_scale_bits: int | None = None
+    audit_transcript: bool = False
+
+
+@dataclass
+class FederatedDP:
+    noise_multiplier: float | None = None
+    clipping_norm: float = 1.0
+    delta: float = 1e-5
+
+
+@dataclass
+class FederatedConfig:
+    name: str = "federated"
+    num_clients: int | None = 10
+    partition: str = "iid"
+    alpha: float = 0.5
+    partition_column: str = "job"
+    init: Any = "k-fed"  # a name or an array of centers
+    seed_candidates: int | None = None
+    max_iter: int = 300
+    tol: float = 1e-4
+    rounds: int = 20
+    local_epochs: int = 1
+    batch_size: int = 64
+    learning_rate: float = 0.5
+    C: float = 1.0
+    dp: FederatedDP | None = field(default_factory=FederatedDP)
+    num_cpus: int = 2
+    keep_server_view: bool = True
+    work_dir: str | None = None
+    keep_run_dir: bool = False
+    verbose: bool = False
+
+
+@dataclass
+class DPConfig:
+    name: str = "dp"
+    epsilon: float = 1.0
+    epsilon_split: float = 0.3
+    prior_share: float = 0.02
+    class_prior: Any = "dp"  # "dp", a probability or null
+    feature_bounds: list[float] = field(default_factory=lambda: [0.0, 1.0])
+    categorical: Any = None  # the dataset's one-hot blocks (an interpolation in conf/method/dp.yaml)
+    kmeans_iter: Any = "auto"  # "auto" or an integer
+    kmeans_init: str = "histogram"
+    kmeans_init_share: float = 0.3
+    kmeans_init_bins: int = 6
+    lr_C: Any = "auto"  # "auto" or a number
+    lr_jacobian_share: float = 0.1
+    lr_C_max: float = 1.0
+    lr_max_iter: int = 1000
+    log_heavy_tailed: bool = True
+
+
+#: method name -> schema of its config group file (and of ``per_method.<name>``)
+METHOD_SCHEMAS: dict[str, type] = {"plaintext": PlaintextConfig, "he": HEConfig,
+                                   "federated": FederatedConfig, "dp": DPConfig}
+
+
+@dataclass
+class LiraConfig:
+    enabled: bool = True
+    n_shadows: int = 8
+    shadow_fraction: float = 0.5  # of the non-target pool, capped at the target's training size
+    fixed_variance: bool = True
+    C: float = 1.0  # inverse L2 strength of the shadow logistic regressions
+
+
+@dataclass
+class CentroidConfig:
+    enabled: bool = True
+    min_cluster_size: int = 10
+
+
+@dataclass
+class ReferenceConfig:
+    enabled: bool = False
+    n_estimators: int = 100
+    n_jobs: int = 1
+
+
+@dataclass
+class SmallTrainConfig:
+    enabled: bool = False
+    size: int = 100
+    repeats: int = 10
+
+
+@dataclass
+class FederatedLeakageConfig:
+    enabled: bool = True
+    simulation: bool = False
+    sim_clients: int = 50
+    sim_rounds: int = 3
+    sim_lr: float = 0.1
+
+
+@dataclass
+class HELeakageConfig:
+    enabled: bool | None = None  # null: only for method=he
+    n_ciphertexts: int = 200
+    poly_modulus_degree: int = 4096
+    coeff_mod_bit_sizes: list[int] = field(default_factory=lambda: [40, 20, 40])
+    global_scale_bits: int = 20
+    control: bool = True
+
+
+@dataclass
+class LeakageConfig:
+    """Schema of the ``leakage:`` config group (conf/leakage/default.yaml documents each key)."""
+
+    enabled: bool = True
+    max_per_side: int | None = None
+    alpha: float = 0.05
+    delta: float = 0.0
+    roc_points: int = 60
+    lira: LiraConfig = field(default_factory=LiraConfig)
+    centroids: CentroidConfig = field(default_factory=CentroidConfig)
+    reference: ReferenceConfig = field(default_factory=ReferenceConfig)
+    small_train: SmallTrainConfig = field(default_factory=SmallTrainConfig)
+    federated: FederatedLeakageConfig = field(default_factory=FederatedLeakageConfig)
+    he: HELeakageConfig = field(default_factory=HELeakageConfig)
+
+
+@dataclass
+class Config:
+    """Schema of ``conf/config.yaml``: one job. ``method`` is typed by its group file's schema."""
+
+    dataset: DatasetConfig = field(default_factory=DatasetConfig)
+    method: Any = None
+    leakage: LeakageConfig = field(default_factory=LeakageConfig)
+    k: int = 4
+    seed: int = 0
+    split_seed: int = 0
+    threshold: float = 0.5
+    silhouette_sample: int | None = 2000
+    resume: bool = True
+    results_dir: str = "results"
+    per_method: dict[str, Any] = field(default_factory=dict)
+    per_dataset: dict[str, Any] = field(default_factory=dict)
+
+
+def register() -> None:
+    """The schemas in Hydra's ConfigStore, under the names the YAML files' ``defaults`` use."""
+    cs = ConfigStore.instance()
+    cs.store(name="base_config", node=Config)
+    cs.store(group="dataset", name="dataset_schema", node=DatasetConfig)
+    cs.store(group="leakage", name="leakage_schema", node=LeakageConfig)
+    for name, schema in METHOD_SCHEMAS.items():
+        cs.store(group="method", name=f"{name}_schema", node=schema)
+
+
+register()
+
+
+# -- checks ------------------------------------------------------------------------------------
+
+def conform(schema: type, values, where: str, what: str | None = None, complete: bool = True) -> DictConfig:
+    """``values`` merged onto ``schema``: an unknown key, a wrong type or (``complete``) a value left
+    missing is a :class:`ConfigError` naming ``<where>.<key>``."""
+    base = OmegaConf.structured(schema)
+    try:
+        merged = OmegaConf.merge(base, values if values is not None else {})
+    except OmegaConfBaseException as exc:
+        inner = getattr(exc, "full_key", None) or ""
+        key = ".".join(p for p in (where, inner) if p)
+        if isinstance(exc, ConfigKeyError):
+            parent = inner.rpartition(".")[0]
+            node = OmegaConf.select(base, parent) if parent else base
+            known = sorted(node.keys()) if isinstance(node, DictConfig) else []
+            raise ConfigError(f"{key} is not {what or 'a setting'}; expected one of {known}") from None
+        raise ConfigError(f"{key}: {str(exc).splitlines()[0]}") from None
+    missing = sorted(OmegaConf.missing_keys(merged)) if complete else []
+    if missing:
+        raise ConfigError(f"{'.'.join(p for p in (where, missing[0]) if p)} is missing; give it a value")
+    return merged
+
+
+def _known_datasets() -> set[str]:
+    from datasets._config import known_names
+
+    return set(known_names())
+
+
+def check_choice_names(cfg: DictConfig, choices) -> None:
+    """``dataset.name`` and ``method.name`` label the record and the run dir: they must be the names
+    of the config files chosen (``dataset=bank_full`` -> ``bank_full``), not free text."""
+    for group in ("dataset", "method"):
+        chosen, name = choices.get(group), (cfg.get(group) or {}).get("name")
+        if chosen is not None and name != chosen:
+            raise ConfigError(f"{group}.name={_quote(name)} does not match the chosen {group} config "
+                              f"{chosen!r}; pick another with {group}=<name>, do not rename it")
+
+
+def apply_per_choice(cfg: DictConfig) -> DictConfig:
+    """Merge an experiment's ``per_method.<method>`` into ``method`` and ``per_dataset.<dataset>`` into
+    ``dataset``, then drop both tables: the job's config (and its hash) is what it really ran.
+
+    This is how one sweep over all methods sets options only some methods have (small HE
+    parameters in ``smoke``), which a ``method.x`` override cannot do for a method without ``x``.
+    Every entry is checked against its method's (or the dataset) schema, whichever method runs.
+    """
+    cfg = cfg.copy()
+    with open_dict(cfg):
+        for table, group, schemas in (("per_method", "method", METHOD_SCHEMAS),
+                                      ("per_dataset", "dataset", None)):
+            entries = cfg.pop(table, None)
+            entries = OmegaConf.create({}) if entries is None else entries
+            if not isinstance(entries, DictConfig):
+                raise ConfigError(f"{table} must map a {group} name to its overrides; got {_quote(entries)}")
+            known = set(schemas) if schemas else _known_datasets()
+            for name, values in entries.items():
+                if name not in known:
+                    raise ConfigError(f"{table}.{name}: unknown {group}; expected one of {sorted(known)}")
+                if values is not None and not isinstance(values, DictConfig):
+                    raise ConfigError(f"{table}.{name} must be a mapping of {group} options; "
+                                      f"got {_quote(values)}")
+                if values:
+                    what = f"a parameter of {group}={name}" if schemas else "a dataset setting"
+                    conform(schemas[name] if schemas else DatasetConfig, values, f"{table}.{name}", what,
+                            complete=False)
+            mine = entries.get((cfg.get(group) or {}).get("name"))
+            if mine:
+                cfg[group] = OmegaConf.merge(cfg[group], mine)
+    return cfg
+
+
+def _integer(cfg: DictConfig, key: str, low: int, high: int | None = None, expected: str = "") -> None:
+    value = cfg[key]
+    bound = f"an integer >= {low}" if high is None else f"an integer between {low} and {high:,}"
+    if (not isinstance(value, int) or isinstance(value, bool) or value < low
+            or (high is not None and value > high)):
+        raise ConfigError(f"{key}={_quote(value)}; expected {expected or bound}")
+
+
+def _top_level(cfg: DictConfig) -> None:
+    _integer(cfg, "k", 2, expected="k >= 2 segments (an integer)")
+    _integer(cfg, "seed", 0, SEED_MAX)
+    _integer(cfg, "split_seed", 0, SEED_MAX)
+    threshold = cfg.threshold
+    if (not isinstance(threshold, int | float) or isinstance(threshold, bool)
+            or not 0 < float(threshold) < 1):
+        raise ConfigError(f"threshold={_quote(threshold)}; expected a probability in (0, 1)")
+    if cfg.silhouette_sample is not None:
+        _integer(cfg, "silhouette_sample", 2,
+                 expected="an integer >= 2 (test rows sampled for the silhouette) or null")
+
+
+def check_method(method: DictConfig, k: int = 2, seed: int = 0) -> None:
+    """The method's own parameter checks that need no data (its ``check_params``, when it has one)."""
+    from methods import build
+
+    built = build(method, n_clusters=k, random_state=seed)
+    check_params = getattr(built, "check_params", None)
+    if callable(check_params):
+        try:
+            check_params()
+        except ConfigError:
+            raise
+        except ValueError as exc:  # a method whose checks raise plain ValueErrors
+            raise ConfigError(f"method={method.name}: {exc}") from exc
+
+
+def check(cfg: DictConfig, choices=None) -> DictConfig:
+    """Every check that needs no data, on one job's composed config; returns the job's config
+    (``per_method`` / ``per_dataset`` applied, each group conformed to its schema).
+
+    The one entry point: Hydra runs it before the run dir exists (:class:`CheckBeforeRunDir`), the
+    runner again on the job it is given. A refusal is a :class:`ConfigError` naming the key.
+    """
+    import datasets
+    from benchmarks.attacks import leakage_config
+
+    plain = cfg.copy() if isinstance(cfg, DictConfig) else OmegaConf.create(cfg)
+    with open_dict(plain):
+        plain.pop("hydra", None)
+        for group in ("dataset", "method", "leakage"):
+            if isinstance(plain.get(group), DictConfig) and "defaults" in plain[group]:
+                del plain[group]["defaults"]  # a group file read without Hydra: its schema line
+    if choices is not None:
+        check_choice_names(plain, choices)
+    job = apply_per_choice(plain)
+    name = (job.get("method") or {}).get("name")
+    if name not in METHOD_SCHEMAS:
+        raise ConfigError(f"method={name!r} is unknown; expected one of {sorted(METHOD_SCHEMAS)}")
+    try:  # the method's interpolations (dp: ${dataset.categorical}) point into the whole config
+        resolved = OmegaConf.to_container(job, resolve=True)
+    except OmegaConfBaseException as exc:
+        raise ConfigError(f"{exc.full_key}: {str(exc).splitlines()[0]}") from None
+    method = resolved.pop("method")
+    conformed = conform(Config, resolved, "", "a config key")
+    with open_dict(conformed):
+        conformed.method = conform(METHOD_SCHEMAS[name], method, "method", f"a parameter of method={name}")
+    _top_level(conformed)
+    datasets.check_config(conformed.dataset)
+    check_method(conformed.method, conformed.k, conformed.seed)
+    leakage_config(conformed.leakage)
+    return job
+
+
+def _job_label(overrides) -> str:
+    return " ".join(overrides) or "(no overrides)"
+
+
+def _refuse(exc: Exception) -> NoReturn:
+    # Hydra turns an exception in a callback into a warning and goes on: only an exit stops it
+    what = str(exc) if isinstance(exc, ConfigError) else f"{type(exc).__name__}: {exc}"
+    sys.stderr.write(f"config refused: {what}\n")
+    sys.stderr.flush()
+    raise SystemExit(1)
+
+
+class CheckBeforeRunDir(Callback):
+    """Hydra callback (``hydra.callbacks`` in conf/config.yaml): :func:`check` on the job, or on every
+    job of a sweep, before Hydra makes the run dir or the sweep dir. A refusal prints
+    ``config refused: <message>`` and exits with status 1."""
+
+    def on_run_start(self, config: DictConfig, **kwargs) -> None:
+        try:
+            check(config, config.hydra.runtime.choices)
+        except Exception as exc:  # anything the check raises stops the run (Hydra would go on)
+            _refuse(exc)
+
+    def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
+        from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+        from hydra.core.global_hydra import GlobalHydra
+        from hydra.core.override_parser.overrides_parser import OverridesParser
+
+        target = str(config.hydra.sweeper.get("_target_", ""))
+        if not target.endswith("BasicSweeper") or not GlobalHydra.instance().is_initialized():
+            return  # another sweeper picks its jobs itself: each job is checked when it starts
+        loader = GlobalHydra.instance().hydra.config_loader
+        # the jobs BasicSweeper will launch: its params, then the command line's overrides
+        params = [f"{k}={v}" for k, v in (config.hydra.sweeper.get("params") or {}).items()]
+        params += list(config.hydra.overrides.task)
+        overrides = OverridesParser.create(config_loader=loader).parse_overrides(params)
+        for batch in BasicSweeper.split_arguments(overrides, None):
+            for job in batch:
+                try:  # a job that does not compose is refused here too, before the sweep dir
+                    job_cfg = loader.load_sweep_config(config, list(job))
+                    check(job_cfg, job_cfg.hydra.runtime.choices)
+                except Exception as exc:
+                    cause = f": {exc.__cause__}" if exc.__cause__ is not None else ""
+                    _refuse(ConfigError(f"sweep job {_job_label(job)}: {exc}{cause}"))
+
+
+__all__ = ["SEED_MAX", "Config", "ConfigError", "DatasetConfig", "LeakageConfig", "METHOD_SCHEMAS",
+           "CheckBeforeRunDir", "apply_per_choice", "check", "check_choice_names", "conform", "register"]
