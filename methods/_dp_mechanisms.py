@@ -172,3 +172,16 @@ class DPLogisticRegression:
         """ε' of the noise vector b (density ∝ exp(-ε'‖b‖/2)) implied by diffprivlib's calibration."""
         eps, jac = float(self.epsilon), jacobian_epsilon(self.C)
         return eps - jac if eps - jac > 0 else eps / 2
+
+
+def check_method_options(m) -> None:
+    """The DP method's options that no single mechanism checks (``m`` a :class:`~methods.dp.DPMethod`)."""
+    if not (m.class_prior is None or m.class_prior == "dp"
+            or (isinstance(m.class_prior, Real) and 0 < m.class_prior < 1)):
+        raise ValueError(f"class_prior={m.class_prior!r}; expected 'dp', a probability in (0, 1) or null")
+    if m.class_prior == "dp" and not m.prior_share > 0:
+        raise ValueError("class_prior='dp' needs prior_share > 0 (the budget of the noisy count)")
+    if m.lr_C != "auto" and not (isinstance(m.lr_C, Real) and 0 < m.lr_C < math.inf):
+        raise ValueError(f"lr_C={m.lr_C!r}; expected a positive number or 'auto'")
+    if not 0 < m.lr_jacobian_share < 1:
+        raise ValueError(f"lr_jacobian_share={m.lr_jacobian_share!r}; expected a fraction in (0, 1)")

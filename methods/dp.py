@@ -39,6 +39,7 @@ from methods._dp_mechanisms import (
     DPLogisticRegression,
     check_bounds,
     check_epsilon,
+    check_method_options,
     jacobian_epsilon,
     laplace_noise,
     lloyd_iterations,
@@ -306,23 +307,11 @@ class DPMethod:
             pred = np.nextafter(pred, 0.0)
         return {"segmentation": seg, "prior": prior, "prediction": pred}
 
-    def _check_params(self):
-        if not (self.class_prior is None or self.class_prior == "dp"
-                or (isinstance(self.class_prior, Real) and 0 < self.class_prior < 1)):
-            raise ValueError(f"class_prior={self.class_prior!r}; expected 'dp', a probability in (0, 1) "
-                             "or null")
-        if self.class_prior == "dp" and not self.prior_share > 0:
-            raise ValueError("class_prior='dp' needs prior_share > 0 (the budget of the noisy count)")
-        if self.lr_C != "auto" and not (isinstance(self.lr_C, Real) and 0 < self.lr_C < math.inf):
-            raise ValueError(f"lr_C={self.lr_C!r}; expected a positive number or 'auto'")
-        if not 0 < self.lr_jacobian_share < 1:
-            raise ValueError(f"lr_jacobian_share={self.lr_jacobian_share!r}; expected a fraction in (0, 1)")
-
     def check_params(self) -> None:
         """The parameter checks that need no data (run by the config layer before any run dir); a bad
         value is a :class:`~methods.ConfigError` naming ``method.<parameter>``."""
         try:
-            self._check_params()
+            check_method_options(self)
             self.budget()
             check_bounds(self.feature_bounds, 1, "feature_bounds")
         except ValueError as exc:
@@ -343,7 +332,7 @@ class DPMethod:
     # -- fit -----------------------------------------------------------------------------------
     def fit(self, X, y, X_segment):
         X, y, X_segment = check_fit_inputs(X, y, X_segment, self.n_clusters)
-        self._check_params()
+        check_method_options(self)
         budget = self.budget()
         total = check_epsilon(self.epsilon)
         lower, upper = check_bounds(self.feature_bounds, 1, "feature_bounds")
