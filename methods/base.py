@@ -16,9 +16,6 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 
-# methods/he imports nearest_center from here; it lives in kmeans_core with the other K-means helpers
-from methods.kmeans_core import nearest_center  # noqa: F401
-
 
 @dataclass
 class PartyCost:

@@ -28,6 +28,7 @@ from methods.he.crypto import (
 )
 from methods.he.kmeans_protocol import KMeansProtocol
 from methods.he.transport import Pool
+from methods.kmeans_core import nearest_center
 
 INITS = ("kmeans++", "kmeans_parallel", "random")
 
@@ -248,8 +249,6 @@ class HEKMeans:
 
     def predict(self, X) -> np.ndarray:
         """Nearest released centroid (owner-side, in the clear)."""
-        from methods.base import nearest_center
-
         return nearest_center(np.asarray(X, dtype=float), self.cluster_centers_)
 
     def fit_predict(self, X, y=None) -> np.ndarray:

@@ -17,10 +17,11 @@ from typing import ClassVar
 import numpy as np
 from sklearn.linear_model import LogisticRegression
 
-from methods.base import Costs, PartyCost, Privacy, check_fit_inputs, nearest_center, with_segments
+from methods.base import Costs, PartyCost, Privacy, check_fit_inputs, with_segments
 from methods.he.crypto import HEParams, logreg_params
 from methods.he.kmeans import HEKMeans
 from methods.he.logreg import HELogisticRegression, LRKeyHolder
+from methods.kmeans_core import nearest_center, reference_init
 
 PREDICTORS = ("encrypted", "owner")
 
@@ -123,8 +124,6 @@ class HEMethod:
     def _kmeans(self, X_segment, assignment_context=None, chunk_size=None) -> HEKMeans:
         init = self.init
         if isinstance(init, str) and init == "k-means++":
-            from methods.plaintext import reference_init
-
             init = reference_init(X_segment, self.n_clusters, self.random_state)
         return HEKMeans(
             n_clusters=self.n_clusters, init=init, scheme=self.scheme, max_iter=self.max_iter, tol=self.tol,
