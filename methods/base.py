@@ -94,8 +94,7 @@ class FitInputs:
 
     def for_method(self, method: Method) -> dict[str, Any]:
         """The keyword arguments of ``method.fit``: the fields it declares in ``fit_inputs``."""
-        # methods/he declares none yet (it takes none): no declaration means none
-        wanted = tuple(getattr(method, "fit_inputs", ()))
+        wanted = tuple(method.fit_inputs)
         unknown = sorted(set(wanted) - {f.name for f in fields(self)})
         if unknown:
             raise TypeError(f"{type(method).__name__}.fit_inputs names {unknown[0]!r}; expected some of "

@@ -61,6 +61,7 @@ class HEMethod:
     """
 
     name: ClassVar[str] = "he"
+    fit_inputs: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, n_clusters=4, random_state=0, scheme="ckks", init="kmeans++", max_iter=300,
                  tol=1e-4, permute=False, workers=1, poly_modulus_degree=None, coeff_mod_bit_sizes=None,
