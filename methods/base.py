@@ -178,6 +178,17 @@ class KeyHolderAudit(Protocol):
     kmeans_: Any
 
 
+# -- optional hooks of the runner (benchmarks/run.py) ------------------------------------------
+
+@runtime_checkable
+class ScoringCosts(Protocol):
+    """A method that charges the scoring of the test split to its costs: after ``fit``, the runner
+    times its ``predict_proba`` on the test split and reports it here, once. ``predict_proba`` itself
+    records nothing, so its result and ``costs_`` do not depend on how often it is called."""
+
+    def record_scoring(self, wall_s: float, rows: int) -> None: ...
+
+
 def with_segments(X: np.ndarray, labels: np.ndarray, n_clusters: int) -> np.ndarray:
     """Model features plus the one-hot of each row's segment."""
     return np.hstack([X, np.eye(n_clusters)[labels]])
