@@ -38,7 +38,7 @@ from benchmarks.record import (
     write_record,
 )
 from datasets.errors import shorten
-from methods._util import cpu_seconds
+from methods._util import CONF, cpu_seconds
 from methods.base import FitInputs, ScoringCosts, peak_rss_mb
 
 log = logging.getLogger("privmark")
@@ -212,7 +212,7 @@ def skip_if_done(cfg: DictConfig, out_dir: Path, digest: str) -> bool:
     return True
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="config")
+@hydra.main(version_base="1.3", config_path=str(CONF), config_name="config")
 def main(cfg: DictConfig) -> None:
     hc = HydraConfig.get()
     out_dir = Path(hc.runtime.output_dir)
