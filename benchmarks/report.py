@@ -151,7 +151,7 @@ def paper_rows(rows: pd.DataFrame) -> pd.DataFrame:
                         "Recall": "not run", "AUC": "not run", "W. precision": "not run",
                         "W. recall": "not run"})
             continue
-        out.append({"Method": f"{A.METHOD_NAMES[method]} — ours", "Seeds": len(r),
+        out.append({"Method": f"{r['variant_label'].iloc[0]} — ours", "Seeds": len(r),
                     "Precision": _ci_cell(r, "precision"), "Recall": _ci_cell(r, "recall"),
                     "AUC": _ci_cell(r, "auc"), "W. precision": _ci_cell(r, "weighted_precision"),
                     "W. recall": _ci_cell(r, "weighted_recall")})

@@ -38,8 +38,8 @@ from benchmarks.record import (
     write_record,
 )
 from datasets.errors import shorten
-from methods._util import cpu_seconds
-from methods.base import FitInputs, peak_rss_mb
+from methods._util import CONF, cpu_seconds
+from methods.base import FitInputs, ScoringCosts, peak_rss_mb
 
 log = logging.getLogger("privmark")
 
@@ -74,7 +74,10 @@ def execute(cfg: DictConfig) -> dict:
     wall, cpu = time.perf_counter() - wall, cpu_seconds() - cpu
     log.info("fit done in %.2f s wall; scoring on %d test rows", wall, len(test))
 
+    scoring = time.perf_counter()
     proba = method.predict_proba(test.X, test.X_segment)
+    if isinstance(method, ScoringCosts):
+        method.record_scoring(time.perf_counter() - scoring, len(proba))
     labels = np.asarray(method.segment(test.X_segment))
     reference = reference_kmeans(train.X_segment, cfg.k, cfg.seed)
     segmentation = metrics.segmentation(
@@ -209,7 +212,7 @@ def skip_if_done(cfg: DictConfig, out_dir: Path, digest: str) -> bool:
     return True
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="config")
+@hydra.main(version_base="1.3", config_path=str(CONF), config_name="config")
 def main(cfg: DictConfig) -> None:
     hc = HydraConfig.get()
     out_dir = Path(hc.runtime.output_dir)

@@ -16,9 +16,6 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 
-# methods/he imports nearest_center from here; it lives in kmeans_core with the other K-means helpers
-from methods.kmeans_core import nearest_center  # noqa: F401
-
 
 @dataclass
 class PartyCost:
@@ -97,8 +94,7 @@ class FitInputs:
 
     def for_method(self, method: Method) -> dict[str, Any]:
         """The keyword arguments of ``method.fit``: the fields it declares in ``fit_inputs``."""
-        # methods/he declares none yet (it takes none): no declaration means none
-        wanted = tuple(getattr(method, "fit_inputs", ()))
+        wanted = tuple(method.fit_inputs)
         unknown = sorted(set(wanted) - {f.name for f in fields(self)})
         if unknown:
             raise TypeError(f"{type(method).__name__}.fit_inputs names {unknown[0]!r}; expected some of "
@@ -180,6 +176,17 @@ class KeyHolderAudit(Protocol):
 
     #: the fitted HE K-means estimator; its ``channel_.transcript`` holds what the key holder saw
     kmeans_: Any
+
+
+# -- optional hooks of the runner (benchmarks/run.py) ------------------------------------------
+
+@runtime_checkable
+class ScoringCosts(Protocol):
+    """A method that charges the scoring of the test split to its costs: after ``fit``, the runner
+    times its ``predict_proba`` on the test split and reports it here, once. ``predict_proba`` itself
+    records nothing, so its result and ``costs_`` do not depend on how often it is called."""
+
+    def record_scoring(self, wall_s: float, rows: int) -> None: ...
 
 
 def with_segments(X: np.ndarray, labels: np.ndarray, n_clusters: int) -> np.ndarray:

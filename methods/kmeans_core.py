@@ -97,8 +97,8 @@ def weighted_lloyd(points: np.ndarray, weights: np.ndarray, centers: np.ndarray,
 def reference_init(X_segment: np.ndarray, n_clusters: int, seed: int) -> np.ndarray:
     """The plaintext method's k-means++ initial centers for ``(X_segment, n_clusters, seed)``
     (scikit-learn's greedy k-means++)."""
-    # scikit-learn is imported on use: methods.base re-exports this module, and light processes
-    # (the lifeline watcher) import methods.base without needing it
+    # scikit-learn is imported on use: the processes that only need the arithmetic above (the
+    # federated clients, the metrics) do not load it
     from sklearn.cluster import kmeans_plusplus
 
     centers, _ = kmeans_plusplus(np.asarray(X_segment, dtype=float), n_clusters, random_state=seed)

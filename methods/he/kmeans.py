@@ -28,6 +28,7 @@ from methods.he.crypto import (
 )
 from methods.he.kmeans_protocol import KMeansProtocol
 from methods.he.transport import Pool
+from methods.kmeans_core import nearest_center
 
 INITS = ("kmeans++", "kmeans_parallel", "random")
 
@@ -126,7 +127,27 @@ class HEKMeans:
         self.keep_transcript = keep_transcript
 
     # ---------------------------------------------------------------- validation
+    def _check_params(self) -> HEParams:
+        """The parameter checks that need no data; returns the encryption parameters (defaults
+        filled, 128-bit security checked; the BFV plain modulus is chosen on the data)."""
+        if isinstance(self.init, str) and self.init not in INITS:
+            raise ValueError(f"init={self.init!r}; expected one of {list(INITS)} or an array of centers")
+        if not isinstance(self.max_iter, (int, np.integer)) or not 1 <= self.max_iter < FINAL_ROUND:
+            raise ValueError(f"max_iter={self.max_iter!r}; expected an integer in [1, {FINAL_ROUND})")
+        if not (np.isfinite(self.tol) and self.tol >= 0):
+            raise ValueError(f"tol={self.tol!r}; expected a finite number >= 0")
+        if not isinstance(self.workers, (int, np.integer)) or self.workers < 1:
+            raise ValueError(f"workers={self.workers!r}; expected an integer >= 1")
+        if self.local_trials is not None and (not isinstance(self.local_trials, (int, np.integer))
+                                              or self.local_trials < 1):
+            raise ValueError(f"local_trials={self.local_trials!r}; expected an integer >= 1 or None")
+        if not isinstance(self.parallel_rounds, (int, np.integer)) or self.parallel_rounds < 1:
+            raise ValueError(f"parallel_rounds={self.parallel_rounds!r}; expected an integer >= 1")
+        return resolve_params(self.scheme, self.poly_modulus_degree, self.coeff_mod_bit_sizes,
+                              self.scale_bits, self.frac_bits, self.allow_insecure)
+
     def _check(self, X) -> np.ndarray:
+        """The checks on the data (and on the parameters that depend on it)."""
         X = np.asarray(X, dtype=float)
         if X.ndim != 2 or X.shape[0] < 1 or X.shape[1] < 1:
             raise ValueError(f"X must be a non-empty 2-D array; got shape {X.shape}")
@@ -135,29 +156,13 @@ class HEKMeans:
         k = self.n_clusters
         if not isinstance(k, (int, np.integer)) or not 2 <= k <= len(X):
             raise ValueError(f"n_clusters={k!r}; expected an integer with 2 <= n_clusters <= {len(X)} (rows)")
-        if isinstance(self.init, str):
-            if self.init not in INITS:
-                raise ValueError(f"init={self.init!r}; expected one of {list(INITS)} or an array of centers")
-        else:
+        if not isinstance(self.init, str):
             init = np.asarray(self.init, dtype=float)
             if init.shape != (k, X.shape[1]) or not np.isfinite(init).all():
                 raise ValueError(f"init array has shape {init.shape}; expected finite ({k}, {X.shape[1]})")
-        if not isinstance(self.max_iter, (int, np.integer)) or not 1 <= self.max_iter < FINAL_ROUND:
-            raise ValueError(f"max_iter={self.max_iter!r}; expected an integer in [1, {FINAL_ROUND})")
-        if not self.tol >= 0:
-            raise ValueError(f"tol={self.tol!r}; expected a number >= 0")
-        if not isinstance(self.workers, (int, np.integer)) or self.workers < 1:
-            raise ValueError(f"workers={self.workers!r}; expected an integer >= 1")
-        if self.local_trials is not None and (not isinstance(self.local_trials, (int, np.integer))
-                                              or self.local_trials < 1):
-            raise ValueError(f"local_trials={self.local_trials!r}; expected an integer >= 1 or None")
-        if not isinstance(self.parallel_rounds, (int, np.integer)) or self.parallel_rounds < 1:
-            raise ValueError(f"parallel_rounds={self.parallel_rounds!r}; expected an integer >= 1")
         return X
 
-    def _resolve(self, X: np.ndarray) -> tuple[HEParams, np.ndarray, Any]:
-        params = resolve_params(self.scheme, self.poly_modulus_degree, self.coeff_mod_bit_sizes,
-                                self.scale_bits, self.frac_bits, self.allow_insecure)
+    def _resolve(self, X: np.ndarray, params: HEParams) -> tuple[HEParams, np.ndarray, Any]:
         init = self.init
         if params.scheme == "ckks":
             # worst-case blinded score r * (||c||^2 + 2|x||c|) + o must fit the degree-3 headroom
@@ -180,7 +185,7 @@ class HEKMeans:
     # ---------------------------------------------------------------- fit
     def fit(self, X, y=None):
         X = self._check(X)
-        params, Xenc, init = self._resolve(X)
+        params, Xenc, init = self._resolve(X, self._check_params())
         self.params_ = params
         seed = self.random_state
         if seed is None:
@@ -248,8 +253,6 @@ class HEKMeans:
 
     def predict(self, X) -> np.ndarray:
         """Nearest released centroid (owner-side, in the clear)."""
-        from methods.base import nearest_center
-
         return nearest_center(np.asarray(X, dtype=float), self.cluster_centers_)
 
     def fit_predict(self, X, y=None) -> np.ndarray:

@@ -32,6 +32,7 @@ from methods.he.kmeans_keyholder import KeyHolder, KeyHolderShard
 from methods.he.kmeans_owner import OwnerShard
 from methods.he.kmeans_server import ServerShard
 from methods.he.transport import Channel, Pool, Step, flatten
+from methods.kmeans_core import weighted_kmeans_pp
 from methods.progress import Progress
 
 OWNER, SERVER, KEYHOLDER = "owner", "server", "keyholder"
@@ -46,22 +47,6 @@ def d2_sample(values: np.ndarray, rng: np.random.Generator) -> int:
     if not total > 0:
         return int(rng.integers(len(v)))
     return int(np.searchsorted(np.cumsum(v), rng.uniform(0.0, total), side="right").clip(0, len(v) - 1))
-
-
-
-def _weighted_kmeanspp(points: np.ndarray, weights: np.ndarray, k: int, rng, integer: bool) -> np.ndarray:
-    """k-means++ on weighted candidates, in the key holder's clear (k-means|| reduction step)."""
-    P = points.astype(float)
-    w = np.maximum(weights, 1e-12)
-    idx = [int(rng.choice(len(P), p=w / w.sum()))]
-    D = ((P - P[idx[0]]) ** 2).sum(1)
-    for _ in range(1, k):
-        i = d2_sample(w * D, rng)
-        idx.append(i)
-        D = np.minimum(D, ((P - P[i]) ** 2).sum(1))
-    out = points[idx]
-    return out.astype(np.int64) if integer else out.astype(float)
-
 
 
 class KMeansProtocol:
@@ -233,7 +218,10 @@ class KMeansProtocol:
             return centers[:k]
         nearest = np.hstack(cols).argmin(axis=1) if len(cols) else np.zeros(self.n, int)
         weights = np.bincount(nearest, minlength=len(centers)).astype(float)
-        return _weighted_kmeanspp(centers, weights, k, rng, integer=not ckks)
+        # weighted k-means++ in the key holder's clear (the k-means|| reduction step); every
+        # candidate keeps a tiny weight, so an empty one can still be drawn
+        picks = weighted_kmeans_pp(centers, np.maximum(weights, 1e-12), k, rng, draw=d2_sample)
+        return picks if ckks else picks.astype(np.int64)
 
     def _scores_steps(self, enc_c: list[bytes], iteration: int, permute: bool, n_onehots: int,
                       hand_on: bool) -> list[Step]:

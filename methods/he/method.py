@@ -17,10 +17,12 @@ from typing import ClassVar
 import numpy as np
 from sklearn.linear_model import LogisticRegression
 
-from methods.base import Costs, PartyCost, Privacy, check_fit_inputs, nearest_center, with_segments
+from methods import ConfigError
+from methods.base import Costs, PartyCost, Privacy, check_fit_inputs, with_segments
 from methods.he.crypto import HEParams, logreg_params
 from methods.he.kmeans import HEKMeans
 from methods.he.logreg import HELogisticRegression, LRKeyHolder
+from methods.kmeans_core import nearest_center, reference_init
 
 PREDICTORS = ("encrypted", "owner")
 
@@ -60,6 +62,7 @@ class HEMethod:
     """
 
     name: ClassVar[str] = "he"
+    fit_inputs: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, n_clusters=4, random_state=0, scheme="ckks", init="kmeans++", max_iter=300,
                  tol=1e-4, permute=False, workers=1, poly_modulus_degree=None, coeff_mod_bit_sizes=None,
@@ -117,15 +120,10 @@ class HEMethod:
         # validates the parameters before any encryption starts
         try:
             return est, est._check_params()
-        except ValueError as e:  # name the method's parameters (lr_n_iter, lr_coeff_mod_bit_sizes, ...)
-            raise type(e)(f"encrypted predictor (method parameters lr_*): {e}") from e
+        except ValueError as e:  # name the method's parameter (n_iter=0 -> lr_n_iter=0)
+            raise type(e)(f"lr_{e} (the encrypted predictor's parameters are lr_*)") from e
 
-    def _kmeans(self, X_segment, assignment_context=None, chunk_size=None) -> HEKMeans:
-        init = self.init
-        if isinstance(init, str) and init == "k-means++":
-            from methods.plaintext import reference_init
-
-            init = reference_init(X_segment, self.n_clusters, self.random_state)
+    def _kmeans(self, init, assignment_context=None, chunk_size=None) -> HEKMeans:
         return HEKMeans(
             n_clusters=self.n_clusters, init=init, scheme=self.scheme, max_iter=self.max_iter, tol=self.tol,
             permute=self.permute, workers=self.workers, random_state=self.random_state,
@@ -136,16 +134,39 @@ class HEMethod:
             local_trials=self.local_trials, assignment_context=assignment_context,
             assignment_chunk_size=chunk_size, keep_transcript=self.audit_transcript)
 
-    def fit(self, X, y, X_segment):
-        X, y, X_segment = check_fit_inputs(X, y, X_segment, self.n_clusters)
+    def _init(self, X_segment):
+        """The K-means initial centers, or the name of the seeding to run on ciphertexts."""
+        if isinstance(self.init, str) and self.init == "k-means++":
+            return reference_init(X_segment, self.n_clusters, self.random_state)
+        return self.init
+
+    def _check_predictor(self) -> None:
         if self.predictor not in PREDICTORS:
             raise ValueError(f"predictor={self.predictor!r}; expected one of {list(PREDICTORS)}")
+
+    def check_params(self) -> None:
+        """The parameter checks that need no data (run by the config layer before any run dir), by
+        the functions ``fit`` runs; a bad value is a :class:`~methods.ConfigError` naming
+        ``method.<parameter>``."""
+        try:
+            self._check_predictor()
+            # "k-means++" (the plaintext reference's centers) is computed on the data; it is valid
+            init = "kmeans++" if isinstance(self.init, str) and self.init == "k-means++" else self.init
+            self._kmeans(init)._check_params()
+            if self.predictor == "encrypted":
+                self._lr()
+        except ValueError as exc:
+            raise ConfigError(f"method.{exc}") from exc
+
+    def fit(self, X, y, X_segment):
+        X, y, X_segment = check_fit_inputs(X, y, X_segment, self.n_clusters)
+        self._check_predictor()
         if self.predictor == "owner":
             return self._fit_owner(X, y, X_segment)
         return self._fit_encrypted(X, y, X_segment)
 
     def _fit_owner(self, X, y, X_segment):
-        self.kmeans_ = self._kmeans(X_segment).fit(X_segment)
+        self.kmeans_ = self._kmeans(self._init(X_segment)).fit(X_segment)
         self.costs_ = self.kmeans_.costs_
         self.costs_.phases["segmentation"] = self.kmeans_.wall_s_
         self._segments_from_kmeans()
@@ -179,7 +200,7 @@ class HEMethod:
         walls["lr_keys"] = time.perf_counter() - t
         lr_owner_cpu += time.process_time() - c
 
-        self.kmeans_ = self._kmeans(X_segment, assignment_context=public, chunk_size=params.slots)
+        self.kmeans_ = self._kmeans(self._init(X_segment), assignment_context=public, chunk_size=params.slots)
         self.kmeans_.fit(X_segment)
         self._segments_from_kmeans()
 
@@ -199,7 +220,6 @@ class HEMethod:
         lr.fit_encrypted(kh, columns, labels, len(y), counts, extra_columns=segments)
         self.model_ = lr
         self.costs_ = self._pipeline_costs(lr, walls, lr_owner_cpu, len(public))
-        self._scored = False
         self.privacy_ = Privacy(
             threat_model="honest-but-curious compute server (public contexts only, of both stages) and key "
                          "holders (secret keys, see blinded or masked values only); K-means key holder and "
@@ -286,14 +306,14 @@ class HEMethod:
         return with_segments(self._standardise(X), self.segment(X_segment), self.n_clusters)
 
     def predict_proba(self, X, X_segment):
-        t = time.perf_counter()
-        p = self.model_.predict_proba(self.model_features(X, X_segment))[:, 1]
-        if self.predictor == "encrypted" and not self._scored:
-            # the owner's scoring stage: the first scoring after fit (the runner's test split);
-            # later calls (e.g. leakage attacks) are not charged
-            self._scored = True
-            wall = time.perf_counter() - t
-            self.costs_.phases["scoring"] = wall
-            self.costs_.extra["stages"]["scoring"]["wall_s"] = wall
-            self.costs_.extra["scoring_rows"] = int(len(p))
-        return p
+        return self.model_.predict_proba(self.model_features(X, X_segment))[:, 1]
+
+    def record_scoring(self, wall_s: float, rows: int) -> None:
+        """Charge the owner's scoring of the test split (timed by the runner) to the encrypted
+        pipeline's ``scoring`` stage; other scorings (e.g. the leakage attacks) are not charged.
+        The owner predictor has no such stage."""
+        if self.predictor != "encrypted":
+            return
+        self.costs_.phases["scoring"] = wall_s
+        self.costs_.extra["stages"]["scoring"]["wall_s"] = wall_s
+        self.costs_.extra["scoring_rows"] = int(rows)

@@ -3,6 +3,7 @@
 import pandas as pd
 
 from benchmarks import _analysis as A
+from benchmarks import report as R
 
 
 def test_he_label_names_its_scheme():
@@ -20,3 +21,11 @@ def test_he_schemes_side_by_side_are_not_said_twice():
 
 def test_without_a_scheme_column_the_default_name_stays():
     assert A.add_variants(pd.DataFrame({"method": ["he"]}))["variant_label"].tolist() == ["HE (CKKS)"]
+
+
+def test_paper_comparison_names_the_scheme_that_ran():
+    rows = A.add_variants(pd.DataFrame({"method": ["he", "he", "plaintext"],
+                                        "method.scheme": ["bfv", "bfv", None],
+                                        "precision": [0.5, 0.6, 0.7], "recall": [0.5, 0.6, 0.7],
+                                        "auc": [0.8, 0.8, 0.9]}))
+    assert "HE (BFV) — ours" in R.paper_rows(rows)["Method"].tolist()

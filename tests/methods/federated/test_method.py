@@ -10,10 +10,10 @@ from omegaconf import OmegaConf
 from sklearn.metrics import adjusted_rand_score
 
 from methods import ConfigError, build
-from methods.base import nearest_center
 from methods.federated import FederatedKMeans, FederatedMethod
 from methods.federated.simulation import RUN_DIR_PREFIX, run_processes
 from methods.federated.strategy import gaussian_rdp_epsilon
+from methods.kmeans_core import nearest_center
 from methods.plaintext import reference_kmeans
 
 REPO = Path(__file__).resolve().parents[3]

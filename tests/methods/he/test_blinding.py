@@ -39,5 +39,5 @@ def test_the_final_round_is_beyond_every_lloyd_iteration():
 
     assert FINAL_ROUND > 300  # the default max_iter
     with pytest.raises(ValueError, match="max_iter"):
-        HEKMeans(2, max_iter=FINAL_ROUND)._check(np.zeros((4, 1)))
-    HEKMeans(2, max_iter=FINAL_ROUND - 1)._check(np.zeros((4, 1)))
+        HEKMeans(2, max_iter=FINAL_ROUND)._check_params()
+    HEKMeans(2, max_iter=FINAL_ROUND - 1)._check_params()

@@ -41,3 +41,6 @@ def test_harness_job_writes_a_full_record(tmp_path, make_dataset_config):
     assert costs["he_params"]["poly_modulus_degree"] == 8192 and costs["ckks_max_error"] < 1e-6
     assert set(record["privacy"]["revealed"]) == {"server", "keyholder", "owner"}
     assert 0.5 < record["metrics"]["auc"] <= 1.0
+    # the runner's scoring of the test split is charged to the scoring stage
+    assert costs["scoring_rows"] == record["data"]["n_test"]
+    assert costs["phases"]["scoring"] == costs["stages"]["scoring"]["wall_s"] > 0

@@ -11,6 +11,7 @@ import pytest
 import tenseal as ts
 from sklearn.metrics import roc_auc_score
 
+from methods.base import ScoringCosts
 from methods.he import HELogisticRegression, HEMethod
 from methods.he.logreg import reference_gd
 from methods.he.method import STAGES
@@ -92,6 +93,16 @@ def test_per_stage_costs(fitted):
     revealed = fitted.privacy_.revealed
     assert set(revealed) == {"server", "keyholder", "owner"}
     assert "K-means" in revealed["server"] and "Logistic-regression" in revealed["server"]
+
+
+def test_scoring_does_not_change_the_costs(fitted, small_split):
+    te = small_split.test
+    before = fitted.costs_.to_dict()
+    first = fitted.predict_proba(te.X, te.X_segment)
+    once = fitted.costs_.to_dict()
+    np.testing.assert_array_equal(fitted.predict_proba(te.X, te.X_segment), first)
+    assert fitted.costs_.to_dict() == once == before
+    assert isinstance(fitted, ScoringCosts)
 
 
 def test_bad_parameters_are_named(small_split):
