@@ -27,7 +27,8 @@ from omegaconf import DictConfig, OmegaConf
 import datasets
 from benchmarks import metrics
 from benchmarks._store import SKIPPED, find_ok_record
-from benchmarks.config import ConfigError, check
+from benchmarks.config import ConfigError
+from benchmarks.config_check import check
 from benchmarks.record import (
     RECORD,
     RecordExists,
@@ -49,7 +50,7 @@ TRACEBACK_CHARS = 20_000  # the end of the traceback, where the cause is
 
 def validate(cfg: DictConfig, choices=None) -> DictConfig:
     """Refuse bad configuration before any work, naming the key and what was expected; returns the
-    job's config (``per_method`` / ``per_dataset`` applied). See :func:`benchmarks.config.check`."""
+    job's config (``per_method`` / ``per_dataset`` applied). See :func:`benchmarks.config_check.check`."""
     return check(cfg, choices)
 
 
@@ -217,7 +218,7 @@ def main(cfg: DictConfig) -> None:
     hc = HydraConfig.get()
     out_dir = Path(hc.runtime.output_dir)
     try:
-        # checked before the run dir was made (benchmarks.config.CheckBeforeRunDir); again here for
+        # checked before the run dir was made (benchmarks.config_check.CheckBeforeRunDir); again here for
         # the per_method / per_dataset merge, and for launchers that compose jobs elsewhere
         cfg = validate(cfg, hc.runtime.choices)
         run_job(cfg, out_dir, execution_facts(hc), resume=bool(cfg.get("resume", True)))

@@ -12,6 +12,7 @@ import benchmarks.run
 import datasets
 import methods
 from benchmarks import config as C
+from benchmarks import config_check as CC
 from benchmarks.attacks import LeakageConfigError
 
 from .conftest import REPO
@@ -43,7 +44,7 @@ def test_the_check_returns_the_job_with_per_method_applied():
 
     with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
         cfg = compose("config", overrides=["+experiment=smoke", "method=he"], return_hydra_config=True)
-    job = C.check(cfg, cfg.hydra.runtime.choices)
+    job = CC.check(cfg, cfg.hydra.runtime.choices)
     assert "hydra" not in job and "per_method" not in job
     assert job.method.max_iter == 10 and job.method.lr_n_iter == 4
 

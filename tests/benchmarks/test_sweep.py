@@ -17,7 +17,8 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from benchmarks.collect import collect
-from benchmarks.config import ConfigError, apply_per_choice
+from benchmarks.config import ConfigError
+from benchmarks.config_check import apply_per_choice
 from benchmarks.record import config_hash, read_record
 from methods import METHODS
 
@@ -99,7 +100,7 @@ def test_a_sweep_job_of_the_wrong_type_is_refused_before_the_sweep_dir(tmp_path)
 
 
 def test_every_experiment_passes_the_config_check():
-    from benchmarks.config import CheckBeforeRunDir
+    from benchmarks.config_check import CheckBeforeRunDir
 
     for name in [*EXPERIMENTS, "epsilon_sweep", "leakage"]:
         with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
