@@ -213,10 +213,31 @@ def skip_if_done(cfg: DictConfig, out_dir: Path, digest: str) -> bool:
     return True
 
 
+_WATCHED: set[int] = set()
+
+
+def die_with_launcher(hc) -> None:
+    """In a joblib worker (``hydra/launcher=local``), exit as soon as the sweep process that started
+    the worker dies: loky keeps its workers alive otherwise, and they would go on running (and
+    holding key shards) after a ``kill -9`` of the sweep. The job's own children follow it
+    (:mod:`methods.lifeline`). Once per worker process; other launchers run jobs in the sweep process
+    or on hosts of their own."""
+    if hc.mode != RunMode.MULTIRUN or "Joblib" not in str(hc.launcher.get("_target_", "")):
+        return
+    parent = os.getppid()
+    if parent in _WATCHED or parent == 1:
+        return
+    from methods.lifeline import watch_parent
+
+    _WATCHED.add(parent)
+    watch_parent(parent, lambda: os._exit(1))
+
+
 @hydra.main(version_base="1.3", config_path=str(CONF), config_name="config")
 def main(cfg: DictConfig) -> None:
     hc = HydraConfig.get()
     out_dir = Path(hc.runtime.output_dir)
+    die_with_launcher(hc)
     try:
         # checked before the run dir was made (benchmarks.config_check.CheckBeforeRunDir); again here for
         # the per_method / per_dataset merge, and for launchers that compose jobs elsewhere

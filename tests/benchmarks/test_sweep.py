@@ -176,3 +176,32 @@ def test_resume_false_runs_again_and_parallel_jobs_are_flagged(tmp_path):
     assert forced["costs"]["parallel"] is False
     # resume/results_dir are not part of the hash; the data file is
     assert config_hash(forced["config"], forced["data"]["sha256"]) == digest[2]
+
+
+def test_a_killed_parallel_sweep_leaves_no_worker(tmp_path):
+    """``kill -9`` of a joblib sweep: its loky workers (each running an HE job) and their children are
+    gone within seconds, not left to finish the jobs on their own."""
+    from methods.lifeline import alive, descendants
+
+    sweep = tmp_path / "par"
+    cmd = [sys.executable, "-m", "benchmarks.run", "-m", "method=he", "k=2,3", "dataset.subsample=3000",
+           "hydra/launcher=local", f"hydra.sweep.dir={sweep}", f"results_dir={tmp_path}"]
+    job = subprocess.Popen(cmd, cwd=REPO, env=run_env(tmp_path / "cache"), stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline and len(list(sweep.glob("*/run.log"))) < 2:
+            time.sleep(0.5)  # both jobs started in their workers
+        assert job.poll() is None and len(list(sweep.glob("*/run.log"))) == 2
+        seen = set(descendants(job.pid))
+        assert len(seen) >= 2
+        os.kill(job.pid, signal.SIGKILL)
+        job.wait()
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and any(alive(p) for p in seen):
+            time.sleep(0.1)
+        assert not [p for p in seen if alive(p)], "workers outlived the killed sweep"
+    finally:
+        if job.poll() is None:
+            job.kill()
+    assert not list(sweep.rglob("record.json"))  # the jobs died with the sweep, they did not finish
