@@ -15,7 +15,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-from benchmarks.record import KEY, MAX_KEY_BYTES, RECORD, read_json
+from benchmarks.record import KEY, MAX_KEY_BYTES, MAX_RECORD_BYTES, RECORD, read_json
 
 SKIPPED = "skipped.json"
 #: the sections of a record that are JSON objects whenever present
@@ -43,10 +43,10 @@ def iter_files(root: Path, names: tuple[str, ...] = (RECORD, SKIPPED)) -> Iterat
                 yield directory / name
 
 
-def load_json(path: Path, limit: int | None = None) -> dict | None:
+def load_json(path: Path, limit: int = MAX_RECORD_BYTES) -> dict | None:
     """The parsed file, or None if it is unreadable (a reader never fails on one bad file)."""
     try:
-        return read_json(path) if limit is None else read_json(path, limit)
+        return read_json(path, limit)
     except ValueError:
         return None
 
