@@ -239,12 +239,23 @@ class LeakageConfig:
 
 
 @dataclass
+class NetworkConfig:
+    """Schema of the ``network:`` config group (conf/network/*.yaml): the link between the parties.
+    ``bandwidth_mbit: null`` is an unshaped link (loopback)."""
+
+    name: str = "???"
+    bandwidth_mbit: float | None = None
+    rtt_ms: float = 0.0
+
+
+@dataclass
 class Config:
     """Schema of ``conf/config.yaml``: one job. ``method`` is typed by its group file's schema."""
 
     dataset: DatasetConfig = field(default_factory=DatasetConfig)
     method: Any = None
     leakage: LeakageConfig = field(default_factory=LeakageConfig)
+    network: NetworkConfig = field(default_factory=NetworkConfig)
     k: int = 4
     seed: int = 0
     split_seed: int = 0
@@ -262,6 +273,7 @@ def register() -> None:
     cs.store(name="base_config", node=Config)
     cs.store(group="dataset", name="dataset_schema", node=DatasetConfig)
     cs.store(group="leakage", name="leakage_schema", node=LeakageConfig)
+    cs.store(group="network", name="network_schema", node=NetworkConfig)
     for name, schema in METHOD_SCHEMAS.items():
         cs.store(group="method", name=f"{name}_schema", node=schema)
 
@@ -292,5 +304,6 @@ def conform(schema: type, values, where: str, what: str | None = None, complete:
     return merged
 
 
-__all__ = ["SEED_MAX", "Config", "ConfigError", "DatasetConfig", "LeakageConfig", "METHOD_SCHEMAS", "conform",
+__all__ = ["SEED_MAX", "Config", "ConfigError", "DatasetConfig", "LeakageConfig", "METHOD_SCHEMAS", "NetworkConfig",
+           "conform",
            "register"]

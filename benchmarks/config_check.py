@@ -7,6 +7,8 @@ the one :class:`~benchmarks.config.ConfigError` are in :mod:`benchmarks.config`.
 
 from __future__ import annotations
 
+import math
+
 import sys
 from typing import NoReturn
 
@@ -110,6 +112,18 @@ def check_method(method: DictConfig, k: int = 2, seed: int = 0) -> None:
             raise ConfigError(f"method={method.name}: {exc}") from exc
 
 
+def network_config(network: DictConfig) -> None:
+    """A network profile's ranges: a positive bandwidth (or null, unshaped) and a round-trip time
+    of zero or more milliseconds."""
+    bw, rtt = network.get("bandwidth_mbit"), network.get("rtt_ms")
+    if bw is not None and not (math.isfinite(bw) and bw > 0):
+        raise ConfigError(f"network.bandwidth_mbit={bw!r} (profile {network.get('name')!r}): expected a "
+                          "positive number of Mbit/s, or null for an unshaped link")
+    if not (math.isfinite(rtt) and rtt >= 0):
+        raise ConfigError(f"network.rtt_ms={rtt!r} (profile {network.get('name')!r}): expected a "
+                          "round-trip time of 0 or more milliseconds")
+
+
 def check(cfg: DictConfig, choices=None) -> DictConfig:
     """Every check that needs no data, on one job's composed config; returns the job's config
     (``per_method`` / ``per_dataset`` applied, each group conformed to its schema).
@@ -123,7 +137,7 @@ def check(cfg: DictConfig, choices=None) -> DictConfig:
     plain = cfg.copy() if isinstance(cfg, DictConfig) else OmegaConf.create(cfg)
     with open_dict(plain):
         plain.pop("hydra", None)
-        for group in ("dataset", "method", "leakage"):
+        for group in ("dataset", "method", "leakage", "network"):
             if isinstance(plain.get(group), DictConfig) and "defaults" in plain[group]:
                 del plain[group]["defaults"]  # a group file read without Hydra: its schema line
     if choices is not None:
@@ -144,6 +158,7 @@ def check(cfg: DictConfig, choices=None) -> DictConfig:
     datasets.check_config(conformed.dataset)
     check_method(conformed.method, conformed.k, conformed.seed)
     leakage_config(conformed.leakage)
+    network_config(conformed.network)
     return job
 
 
