@@ -304,6 +304,5 @@ def conform(schema: type, values, where: str, what: str | None = None, complete:
     return merged
 
 
-__all__ = ["SEED_MAX", "Config", "ConfigError", "DatasetConfig", "LeakageConfig", "METHOD_SCHEMAS", "NetworkConfig",
-           "conform",
-           "register"]
+__all__ = ["SEED_MAX", "Config", "ConfigError", "DatasetConfig", "LeakageConfig", "METHOD_SCHEMAS",
+           "NetworkConfig", "conform", "register"]

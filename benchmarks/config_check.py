@@ -8,7 +8,6 @@ the one :class:`~benchmarks.config.ConfigError` are in :mod:`benchmarks.config`.
 from __future__ import annotations
 
 import math
-
 import sys
 from typing import NoReturn
 
