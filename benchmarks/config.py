@@ -243,7 +243,7 @@ class NetworkConfig:
     """Schema of the ``network:`` config group (conf/network/*.yaml): the link between the parties.
     ``bandwidth_mbit: null`` is an unshaped link (loopback)."""
 
-    name: str = "???"
+    name: str = "loopback"
     bandwidth_mbit: float | None = None
     rtt_ms: float = 0.0
 
