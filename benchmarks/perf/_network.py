@@ -39,4 +39,6 @@ def summary(transport: str, network: dict, wall_s: float, bytes_total: int, roun
                                                          network["rtt_ms"]), 3),
             "bytes_per_customer": round(bytes_total / customers, 1) if customers else None,
             "wire_bytes": {role: link["wire_up"] + link["wire_down"] for role, link in links.items()},
+            # seconds the calls to the server spent crossing (call time minus the service's own)
+            "server_link_transit_s": round(links["server"]["transit_s"], 3) if "server" in links else None,
             "floor": None}

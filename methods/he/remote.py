@@ -162,22 +162,25 @@ class _Link:
         return {"up": self.client.sent, "down": self.client.received}
 
     def call(self, request, stage: str = ""):
-        before = self._counts()
+        before, wall, service = self._counts(), self.client.wall_s, self.client.service_s
         try:
             return self.client.call(request)
         finally:
             after = self._counts()
-            st = self.stages.setdefault(stage, {"up": 0, "down": 0, "calls": 0})
+            st = self.stages.setdefault(stage, {"up": 0, "down": 0, "calls": 0, "transit_s": 0.0})
             st["up"] += after["up"] - before["up"]
             st["down"] += after["down"] - before["down"]
             st["calls"] += 1
+            st["transit_s"] += (self.client.wall_s - wall) - (self.client.service_s - service)
 
     def counts(self) -> dict:
         wire = self._counts()
         return {"address": self.client.address, "socket_counted": self.shaper is not None,
                 "wire_up": wire["up"], "wire_down": wire["down"],
                 "messages_up": self.client.sent, "messages_down": self.client.received,
-                "calls": self.client.calls, "stages": {k: dict(v) for k, v in self.stages.items()}}
+                "calls": self.client.calls, "call_s": self.client.wall_s, "service_s": self.client.service_s,
+                "transit_s": self.client.wall_s - self.client.service_s,
+                "stages": {k: dict(v) for k, v in self.stages.items()}}
 
     def close(self) -> None:
         self.client.close()

@@ -143,7 +143,9 @@ def self_signed(directory: Path, host: str = "127.0.0.1") -> tuple[Path, Path]:
 class Client:
     """One party's connection to a service: ``call(request)`` sends one message, returns the reply.
 
-    Counts, per direction, the encoded messages (``sent`` / ``received``) and the calls."""
+    Counts, per direction, the encoded messages (``sent`` / ``received``) and the calls, and times
+    them: ``wall_s`` in calls, ``service_s`` of it spent in the service (each reply carries that
+    figure); the difference is the time the messages took to cross (encoding included)."""
 
     def __init__(self, address: str, token: str, cert: bytes | None = None, server_name: str | None = None):
         import grpc
@@ -159,16 +161,23 @@ class Client:
         self._stub = self.channel.stream_stream(METHOD)
         self.address, self._token = address, token
         self.sent = self.received = self.calls = 0
+        #: seconds in calls, and the part the service spent on them (the rest is on the link)
+        self.wall_s = self.service_s = 0.0
         self._lock = threading.Lock()
 
     def call(self, request: Any, timeout: float | None = None) -> Any:
+        t0 = time.perf_counter()
         data = dumps(request)
         reply = b"".join(self._stub(frames(data), metadata=((TOKEN_KEY, self._token),), timeout=timeout))
+        stream = io.BytesIO(reply)
+        status, value = SafeUnpickler(stream).load()
+        service_s = float(SafeUnpickler(stream).load())  # the service's own seconds, appended
         with self._lock:
             self.sent += len(data)
             self.received += len(reply)
             self.calls += 1
-        status, value = loads(reply)
+            self.wall_s += time.perf_counter() - t0
+            self.service_s += service_s
         if status != "ok":
             raise RemoteError(f"{self.address}: {value}")
         return value
