@@ -6,11 +6,12 @@ holder's shards) in services (:mod:`methods.he.serve`): at ``server`` / ``keyhol
 started by the session as child processes on 127.0.0.1 (``server=None``: both started, each with
 the run's ``workers``; stopped when the session ends; they die with this process).
 
-Each link to a service goes through a :class:`~methods.he.rpc.LinkShaper` that counts the bytes
-crossing its socket and applies the ``network`` profile (bandwidth per direction, RTT/2 each way).
-The owner and the key holder are on the same side (the merchant's): only owner <-> server and
-key holder <-> server traffic crosses the profile's link; a separate key-holder service is
-reached unshaped, and what the server and the key holder exchange is relayed by the owner.
+The link to the compute server goes through a :class:`~methods.he.rpc.LinkShaper` that counts the
+bytes crossing its socket, per direction and per call (one round trip), and applies the ``network``
+profile (bandwidth per direction, RTT/2 each way). The owner and the key holder are on the same
+side (the merchant's): only owner <-> server and key holder <-> server traffic crosses the
+profile's link; a key-holder service is reached unshaped (its bytes counted as encoded messages),
+and what the server and the key holder exchange is relayed by the owner.
 
 :class:`RemotePool` has :class:`~methods.he.transport.Pool`'s interface, so the protocol drivers
 run unchanged: a chain runs step by step, each step of all workers in one call to the party's
@@ -155,6 +156,7 @@ class _Link:
         self.client = rpc.Client(target, token, cert, server_name=name)
         self.client.address = address
         self.stages: dict[str, dict[str, int]] = {}
+        self.rounds: list[list] = []  # per call: [stage, bytes up, bytes down, seconds crossing]
 
     def _counts(self) -> dict[str, int]:
         if self.shaper is not None:
@@ -171,7 +173,11 @@ class _Link:
             st["up"] += after["up"] - before["up"]
             st["down"] += after["down"] - before["down"]
             st["calls"] += 1
-            st["transit_s"] += (self.client.wall_s - wall) - (self.client.service_s - service)
+            transit = (self.client.wall_s - wall) - (self.client.service_s - service)
+            st["transit_s"] += transit
+            # one request and its reply: a round trip on this link
+            self.rounds.append([stage, after["up"] - before["up"], after["down"] - before["down"],
+                                round(transit, 6)])
 
     def counts(self) -> dict:
         wire = self._counts()
@@ -180,7 +186,8 @@ class _Link:
                 "messages_up": self.client.sent, "messages_down": self.client.received,
                 "calls": self.client.calls, "call_s": self.client.wall_s, "service_s": self.client.service_s,
                 "transit_s": self.client.wall_s - self.client.service_s,
-                "stages": {k: dict(v) for k, v in self.stages.items()}}
+                "stages": {k: dict(v) for k, v in self.stages.items()},
+                "rounds": [list(r) for r in self.rounds]}
 
     def close(self) -> None:
         self.client.close()

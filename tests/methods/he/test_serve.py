@@ -210,6 +210,10 @@ def test_grpc_gives_the_local_results_and_counts_the_socket_bytes(X_small, servi
     payload = crossing - kept
     framing = wire - payload
     assert 0 < framing < 0.01 * wire + 100_000  # pickle, gRPC and TCP framing, the calls' small values
+    # per direction and per round trip: each call's bytes, adding up to the socket's
+    assert len(link["rounds"]) == link["calls"]
+    assert sum(r[1] for r in link["rounds"]) <= link["wire_up"] <= sum(r[1] for r in link["rounds"]) + 4096
+    assert sum(r[2] for r in link["rounds"]) <= link["wire_down"] <= sum(r[2] for r in link["rounds"]) + 4096
 
 
 def test_grpc_pipeline_gives_the_local_results(small_split):
