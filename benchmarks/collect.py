@@ -95,6 +95,9 @@ def flatten(path: Path, record: dict) -> dict:
     row["parallel"] = bool(costs.get("parallel", execution.get("parallel", False)))
     row["launcher"] = execution.get("launcher")
     row["n_jobs"] = execution.get("n_jobs")
+    network = costs.get("network") or {}  # what the run's traffic costs on its profile
+    for key in ("profile", "bandwidth_mbit", "rtt_ms", "modelled_s", "measured"):
+        row[f"network.{key}"] = network.get(key)
     for name, seconds in (costs.get("phases") or {}).items():
         row[f"phase.{name}_s"] = seconds
     for party, cost in (costs.get("parties") or {}).items():

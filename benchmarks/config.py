@@ -115,6 +115,13 @@ class HEConfig:
     lr_coeff_mod_bit_sizes: list[int] | None = None
     lr_scale_bits: int | None = None
     audit_transcript: bool = False
+    transport: str = "local"  # local | grpc (methods/he/remote.py)
+    server: str | None = None  # HOST:PORT of a running compute-server service
+    keyholder: str | None = None  # HOST:PORT of a running key-holder service
+    tls: bool = False
+    tls_cert: str | None = None  # the given services' certificate (PEM)
+    token_file: str | None = None  # the given services' run token
+    network: Any = None  # null: the job's network group (the runner fills it in)
 
 
 @dataclass

@@ -250,6 +250,9 @@ def _setting(doc: Doc, setting: str, slug: str, rows: pd.DataFrame, latex: dict[
               "Bytes (MiB)"]],
         f"Method comparison: {setting}, k = {k}; mean ± 95% CI over seeds.", f"tab:cmp-{slug}") + "\n"
     _leakage(doc, rows)
+    from benchmarks import _network_costs
+
+    _network_costs.section(doc, rows)
     _profiles(doc, rows)
 
 

@@ -41,6 +41,7 @@ from benchmarks.record import (
 from datasets.errors import shorten
 from methods._util import CONF, cpu_seconds
 from methods.base import FitInputs, ScoringCosts, peak_rss_mb
+from methods.network import network_cost, was_measured
 
 log = logging.getLogger("privmark")
 
@@ -60,6 +61,9 @@ def execute(cfg: DictConfig) -> dict:
     from methods.kmeans_core import reference_kmeans
 
     method = build(cfg.method, n_clusters=cfg.k, random_state=cfg.seed)
+    network = OmegaConf.to_container(cfg.network, resolve=True) if cfg.get("network") else None
+    if hasattr(method, "network") and method.network is None:  # the link a real transport applies
+        method.network = network
     dataset_cfg = OmegaConf.merge(cfg.dataset, dict(method.dataset_overrides))
     log.info("loading %s (subsample=%s, split_seed=%d)", dataset_cfg.name, dataset_cfg.subsample,
              cfg.split_seed)
@@ -97,10 +101,12 @@ def execute(cfg: DictConfig) -> dict:
         method.privacy_.leakage.update(leakage(method, split, cfg.split_seed, cfg.get("leakage")))
     segmentation["profile"] = segment_profile(test.frame, labels, cfg.k, split.segment_names,
                                               dataset_cfg.get("never_contacted"))
+    costs = {"wall_s": wall, "cpu_s": cpu, "peak_rss_mb": peak_rss_mb(), **method.costs_.to_dict()}
+    costs["network"] = network_cost(costs, network, was_measured(costs, network))
     return {
         "metrics": metrics.classification(test.y, proba, cfg.threshold),
         "segmentation": segmentation,
-        "costs": {"wall_s": wall, "cpu_s": cpu, "peak_rss_mb": peak_rss_mb(), **method.costs_.to_dict()},
+        "costs": costs,
         "privacy": method.privacy_.to_dict(),
         "data": {"source": split.source, "n_train": len(train), "n_test": len(test),
                  "n_features": train.X.shape[1], "segment_features": split.segment_names,

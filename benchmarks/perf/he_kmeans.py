@@ -2,6 +2,7 @@
 
     python -m benchmarks.perf he_kmeans [--subsample N] [--k 4] [--workers 2] [--scheme ckks]
                                         [--init kmeans++] [--speedup] [--repeat R]
+                                        [--transport grpc --network lan|wan|<profile>]
     python -m benchmarks.perf he_kmeans --accuracy 2,3,4,5,6,7,8 [--scheme ckks|bfv] [--max-iter M]
 
 The HE run is end to end (keys, encryption, seeding, Lloyd, final assignment). scikit-learn runs
@@ -28,6 +29,7 @@ from omegaconf import OmegaConf
 from sklearn.cluster import KMeans
 from sklearn.metrics import adjusted_rand_score
 
+from benchmarks.perf import _network
 from methods._util import CONF, cpu_seconds
 from methods.base import peak_rss_mb
 
@@ -116,13 +118,14 @@ def lower_bound(ops: dict[str, int], times: dict[str, float], workers: int) -> f
     return total / workers
 
 
-def run_he(X, k, workers, scheme, init, seed):
+def run_he(X, k, workers, scheme, init, seed, transport="local", network=None):
     """Returns the fitted model, its wall seconds and its CPU seconds (this process and its worker
     processes: a load-independent figure on a shared machine)."""
     from methods.he import HEKMeans
 
     t, cpu = time.perf_counter(), cpu_seconds()
-    model = HEKMeans(n_clusters=k, init=init, scheme=scheme, workers=workers, random_state=seed).fit(X)
+    model = HEKMeans(n_clusters=k, init=init, scheme=scheme, workers=workers, random_state=seed,
+                     transport=transport, network=network).fit(X)
     return model, time.perf_counter() - t, cpu_seconds() - cpu
 
 
@@ -170,7 +173,9 @@ def main(argv: list[str]) -> dict:
     ap.add_argument("--repeat", type=int, default=1, help="runs per configuration (medians reported)")
     ap.add_argument("--accuracy", default=None, help="comma-separated k values: accuracy against plaintext")
     ap.add_argument("--max-iter", type=int, default=300)
+    _network.add_arguments(ap)
     args = ap.parse_args(argv)
+    network = _network.profile(args.network)
 
     X = _data(args.subsample)
     if args.accuracy:
@@ -180,9 +185,10 @@ def main(argv: list[str]) -> dict:
         ap.error(f"--repeat {args.repeat}: expected at least 1")
     runs, one_runs = [], []
     for _ in range(args.repeat):  # alternate the configurations: the machine's load hits both alike
-        runs.append(run_he(X, args.k, args.workers, args.scheme, args.init, args.seed))
+        runs.append(run_he(X, args.k, args.workers, args.scheme, args.init, args.seed, args.transport,
+                           network))
         if args.speedup and args.workers > 1:
-            one_runs.append(run_he(X, args.k, 1, args.scheme, args.init, args.seed))
+            one_runs.append(run_he(X, args.k, 1, args.scheme, args.init, args.seed, args.transport, network))
     model, he_wall, he_cpu = sorted(runs, key=lambda r: r[1])[(len(runs) - 1) // 2]
     iters = model.n_iter_
 
@@ -223,4 +229,7 @@ def main(argv: list[str]) -> dict:
         if args.repeat > 1:
             out["he_wall_s_1_worker_runs"] = [round(r[1], 3) for r in one_runs]
     out["peak_rss_mb"] = round(peak_rss_mb(), 1)
+    # last: the run on its network (wall measured through the shaped link with --transport grpc)
+    out.update(_network.summary(args.transport, network, he_wall, int(model.costs_.bytes_total),
+                                int(model.costs_.rounds), len(X), model.costs_.extra.get("wire")))
     return out

@@ -1,6 +1,7 @@
 """The whole ``method=he`` job, encrypted end to end: wall time, bytes and rounds per stage, AUC.
 
-``python -m benchmarks.perf he_pipeline [--subsample N] [--workers W] [--include-duration] [--k K]``
+``python -m benchmarks.perf he_pipeline [--subsample N] [--workers W] [--include-duration] [--k K]
+[--transport grpc --network lan|wan|<profile>]``
 
 Runs the job exactly as ``python -m benchmarks.run method=he`` does (``benchmarks.run.execute`` on
 the composed config; leakage attacks off unless ``--leakage``): secure k-means++ seeding, Lloyd on
@@ -21,6 +22,7 @@ from hydra import compose, initialize_config_dir
 from sklearn.metrics import roc_auc_score
 
 import methods
+from benchmarks.perf import _network
 from benchmarks.run import execute
 from methods._util import CONF
 from methods.base import peak_rss_mb
@@ -37,6 +39,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--split-seed", type=int, default=0)
     p.add_argument("--leakage", action="store_true", help="also run the leakage attacks (as the runner does)")
+    _network.add_arguments(p)
     p.add_argument("overrides", nargs="*", help="further Hydra overrides, e.g. method.lr_n_iter=12")
     return p
 
@@ -49,8 +52,9 @@ def _config(args, method: str):
         overrides.append(f"dataset.subsample={args.subsample}")
     if os.environ.get("PRIVMARK_DATA_DIR"):
         overrides.append(f"dataset.data_dir={os.environ['PRIVMARK_DATA_DIR']}")
+    overrides.append(f"network={args.network}")
     if method == "he":
-        overrides += [f"method.workers={args.workers}", *args.overrides]
+        overrides += [f"method.workers={args.workers}", f"method.transport={args.transport}", *args.overrides]
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         return compose("config", overrides=overrides)
 
@@ -134,4 +138,9 @@ def main(argv: list[str]) -> dict:
         # last, as the issue asks: per-stage wall seconds, bytes and rounds
         "stages": {s: stages[s] for s in STAGES if s in stages},
         "total_wall_s": costs["wall_s"] + stages["scoring"]["wall_s"],
+        # the run on its network (measured through the shaped link with --transport grpc)
+        **_network.summary(args.transport, _network.profile(args.network), costs["wall_s"],
+                           int(costs["bytes_total"]), int(costs["rounds"]), int(record["data"]["n_train"]),
+                           costs.get("wire")),
+        "costs_network": costs["network"],
     }

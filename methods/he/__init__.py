@@ -15,13 +15,24 @@ One crypto core and two protocols of the same shape:
 - :mod:`~methods.he.method`: :class:`HEMethod`, the harness method.
 """
 
-from methods.he.crypto import HEParams, logreg_params, resolve_params
-from methods.he.kmeans import HEKMeans, quantized_lloyd
-from methods.he.kmeans_keyholder import KeyHolder
-from methods.he.kmeans_protocol import KMeansProtocol
-from methods.he.logreg import HELogisticRegression, LRKeyHolder
-from methods.he.method import HEMethod
-from methods.he.transport import Channel, Pool
+from __future__ import annotations
 
-__all__ = ["Channel", "HEKMeans", "HELogisticRegression", "HEMethod", "HEParams", "KMeansProtocol",
-           "KeyHolder", "LRKeyHolder", "Pool", "logreg_params", "quantized_lloyd", "resolve_params"]
+import importlib
+
+#: public name -> module (imported on first use: a service process needs only its party's code)
+_EXPORTS = {
+    "HEParams": "crypto", "logreg_params": "crypto", "resolve_params": "crypto",
+    "HEKMeans": "kmeans", "quantized_lloyd": "kmeans", "KeyHolder": "kmeans_keyholder",
+    "KMeansProtocol": "kmeans_protocol", "HELogisticRegression": "logreg", "LRKeyHolder": "logreg",
+    "HEMethod": "method", "Channel": "transport", "Pool": "transport",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'methods.he' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"methods.he.{_EXPORTS[name]}"), name)
+    globals()[name] = value
+    return value

@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from methods.he import remote
 from methods.he.blinding import FINAL_ROUND
 from methods.he.crypto import (
     BLIND_FACTOR,
@@ -27,7 +28,6 @@ from methods.he.crypto import (
     round_half_up,
 )
 from methods.he.kmeans_protocol import KMeansProtocol
-from methods.he.transport import Pool
 from methods.kmeans_core import nearest_center
 
 INITS = ("kmeans++", "kmeans_parallel", "random")
@@ -91,6 +91,18 @@ class HEKMeans:
         Records per ciphertext for those assignments (default: this run's slots).
     keep_transcript : bool
         Keep every message in ``channel_.transcript`` (security tests).
+    transport : {"local", "grpc"}
+        ``local``: every party's shards in this process's pool; ``grpc``: the compute server (and
+        the key holder's shards) in services (:mod:`methods.he.serve`), at ``server`` /
+        ``keyholder`` or started for the run on 127.0.0.1 (:mod:`methods.he.remote`).
+    server, keyholder : "HOST:PORT" or None
+        Running services to use (``keyholder=None`` with a ``server``: this process holds the key).
+    tls, tls_cert : bool, path or None
+        TLS on the links (a certificate made for the run, or the given services' ``tls_cert``).
+    token_file : path or None
+        The given services' run token (else ``$PRIVMARK_HE_TOKEN``).
+    network : dict or None
+        ``{name, bandwidth_mbit, rtt_ms}`` applied to the link to the server (grpc only).
 
     Attributes
     ----------
@@ -105,7 +117,8 @@ class HEKMeans:
                  workers=1, random_state=None, poly_modulus_degree=None, coeff_mod_bit_sizes=None,
                  scale_bits=None, frac_bits=None, allow_insecure=False, parallel_rounds=5,
                  oversampling=None, local_trials=None, assignment_context=None,
-                 assignment_chunk_size=None, keep_transcript=False):
+                 assignment_chunk_size=None, keep_transcript=False, transport="local", server=None,
+                 keyholder=None, tls=False, tls_cert=None, token_file=None, network=None):
         self.n_clusters = n_clusters
         self.init = init
         self.scheme = scheme
@@ -125,6 +138,13 @@ class HEKMeans:
         self.assignment_context = assignment_context
         self.assignment_chunk_size = assignment_chunk_size
         self.keep_transcript = keep_transcript
+        self.transport = transport
+        self.server = server
+        self.keyholder = keyholder
+        self.tls = tls
+        self.tls_cert = tls_cert
+        self.token_file = token_file
+        self.network = network
 
     # ---------------------------------------------------------------- validation
     def _check_params(self) -> HEParams:
@@ -143,6 +163,8 @@ class HEKMeans:
             raise ValueError(f"local_trials={self.local_trials!r}; expected an integer >= 1 or None")
         if not isinstance(self.parallel_rounds, (int, np.integer)) or self.parallel_rounds < 1:
             raise ValueError(f"parallel_rounds={self.parallel_rounds!r}; expected an integer >= 1")
+        remote.check_link(self.transport, self.server, self.keyholder, self.tls, self.tls_cert,
+                          self.token_file, self.network)
         return resolve_params(self.scheme, self.poly_modulus_degree, self.coeff_mod_bit_sizes,
                               self.scale_bits, self.frac_bits, self.allow_insecure)
 
@@ -224,7 +246,11 @@ class HEKMeans:
     def _run(self, proto: KMeansProtocol, Xenc: np.ndarray, init, params: HEParams):
         """Setup, seeding, Lloyd and the final assignment in one pool; returns
         (initial centers, centers, iterations, labels, served one-hots), centers encoded."""
-        with Pool(int(self.workers)) as pool:
+        workers, shared = int(self.workers), remote.current()
+        with remote.session_for(self, workers) as session, session.pool(workers, proto.channel) as pool:
+            if shared is None and session.remote:  # services started for this fit
+                proto.costs.phases["startup"] = session.startup_s
+                proto.costs.extra["startup_s"] = session.startup_s
             proto.setup(Xenc, pool)
             proto.channel.stage = "seeding"
             with proto.costs.phase("seeding"):
@@ -238,8 +264,10 @@ class HEKMeans:
             with proto.costs.phase("final_assignment"):
                 labels, served = proto.finish(C, n_iter, self.assignment_context, self.assignment_chunk_size)
             self.ops_ = proto.op_counts()
-            for party, cpu in pool.cpu.items():
-                proto.costs.party(party).cpu_s += cpu
+        for party, cpu in pool.cpu.items():
+            proto.costs.party(party).cpu_s += cpu
+        if session.remote:
+            proto.costs.extra["wire"] = session.wire()
         return C0, C, n_iter, labels, served
 
     def _decryption_error(self, X: np.ndarray, last, params: HEParams) -> float | None:

@@ -37,7 +37,7 @@ from methods.he.logreg_math import (
     nesterov_step,
 )
 from methods.he.logreg_protocol import run_protocol
-from methods.he.logreg_server import LRServer
+from methods.he.remote import lr_server
 from methods.he.transport import Channel
 
 __all__ = ["HELogisticRegression", "LRKeyHolder", "encrypt_column_with", "reference_gd"]
@@ -237,7 +237,7 @@ class HELogisticRegression:
         channel.send("owner", "server", [p for col in columns for p in col], tag="columns")
         channel.send("owner", "server", list(labels), tag="labels")
         with self.costs_.phase("he_load", "server"):
-            server = LRServer(public, params, seed=self.random_state)
+            server = lr_server(public, params, seed=self.random_state, channel=channel)
             intercept = [server.dump(ts.ckks_vector(server.ctx, ch))
                          for ch in column_chunks(np.ones(n_rows), params.slots)]
             server.receive_data(list(columns) + [intercept], labels, n_rows)

@@ -19,6 +19,7 @@ from sklearn.linear_model import LogisticRegression
 
 from methods import ConfigError
 from methods.base import Costs, PartyCost, Privacy, check_fit_inputs, with_segments
+from methods.he import remote
 from methods.he.crypto import HEParams, logreg_params
 from methods.he.kmeans import HEKMeans
 from methods.he.logreg import HELogisticRegression, LRKeyHolder
@@ -59,6 +60,9 @@ class HEMethod:
     lr_poly_modulus_degree, lr_coeff_mod_bit_sizes, lr_scale_bits :
         Its CKKS parameters (null: the 128-bit defaults, :data:`methods.he.crypto.LOGREG_DEFAULT`);
         ``allow_insecure`` applies to both stages.
+    transport, server, keyholder, tls, tls_cert, token_file, network :
+        Where the parties run (:class:`HEKMeans`; :mod:`methods.he.remote`): both stages share one
+        session, so services started for the run serve K-means and the logistic regression.
     """
 
     name: ClassVar[str] = "he"
@@ -70,7 +74,8 @@ class HEMethod:
                  local_trials=None, predictor="encrypted", C=1.0, class_weight=None, lr_max_iter=1000,
                  lr_n_iter=10, lr_learning_rate=2.0, lr_l2=1e-3, lr_interval=16.0, lr_class_weight="balanced",
                  lr_clip=4.0, lr_poly_modulus_degree=None, lr_coeff_mod_bit_sizes=None, lr_scale_bits=None,
-                 audit_transcript=False):
+                 audit_transcript=False, transport="local", server=None, keyholder=None, tls=False,
+                 tls_cert=None, token_file=None, network=None):
         self.n_clusters = n_clusters
         self.random_state = random_state
         self.scheme = scheme
@@ -101,6 +106,13 @@ class HEMethod:
         self.lr_coeff_mod_bit_sizes = lr_coeff_mod_bit_sizes
         self.lr_scale_bits = lr_scale_bits
         self.audit_transcript = audit_transcript
+        self.transport = transport
+        self.server = server
+        self.keyholder = keyholder
+        self.tls = tls
+        self.tls_cert = tls_cert
+        self.token_file = token_file
+        self.network = network
 
     @property
     def dataset_overrides(self) -> dict:
@@ -132,7 +144,9 @@ class HEMethod:
             scale_bits=self.scale_bits, frac_bits=self.frac_bits, allow_insecure=self.allow_insecure,
             parallel_rounds=self.parallel_rounds, oversampling=self.oversampling,
             local_trials=self.local_trials, assignment_context=assignment_context,
-            assignment_chunk_size=chunk_size, keep_transcript=self.audit_transcript)
+            assignment_chunk_size=chunk_size, keep_transcript=self.audit_transcript,
+            transport=self.transport, server=self.server, keyholder=self.keyholder, tls=self.tls,
+            tls_cert=self.tls_cert, token_file=self.token_file, network=self.network)
 
     def _init(self, X_segment):
         """The K-means initial centers, or the name of the seeding to run on ciphertexts."""
@@ -161,9 +175,17 @@ class HEMethod:
     def fit(self, X, y, X_segment):
         X, y, X_segment = check_fit_inputs(X, y, X_segment, self.n_clusters)
         self._check_predictor()
-        if self.predictor == "owner":
-            return self._fit_owner(X, y, X_segment)
-        return self._fit_encrypted(X, y, X_segment)
+        with remote.Session(self.transport, self.server, self.keyholder, self.tls, self.tls_cert,
+                            self.token_file, self.network, int(self.workers)) as session:
+            if self.predictor == "owner":
+                self._fit_owner(X, y, X_segment)
+            else:
+                self._fit_encrypted(X, y, X_segment)
+        if session.remote:  # start-up of the services, outside every stage; what crossed each link
+            self.costs_.phases["startup"] = session.startup_s
+            self.costs_.extra["startup_s"] = session.startup_s
+            self.costs_.extra["wire"] = session.wire()
+        return self
 
     def _fit_owner(self, X, y, X_segment):
         self.kmeans_ = self._kmeans(self._init(X_segment)).fit(X_segment)

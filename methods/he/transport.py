@@ -154,6 +154,8 @@ class Channel:
 # --------------------------------------------------------------------------- worker pool
 
 CHAIN = "__chain__"
+#: a call that drops every shard of a worker (a service starting its next run)
+RESET = "__reset__"
 
 
 @dataclass(frozen=True)
@@ -200,6 +202,9 @@ def _call(shards: dict, party: str, method: str, args: tuple) -> Any:
         return _run_chain(shards, method, *args)
     if method == "__init__":
         shards[party] = SHARDS[party](*args)
+        return None
+    if method == RESET:
+        shards.clear()
         return None
     return getattr(shards[party], method)(*args)
 
@@ -284,22 +289,34 @@ class Pool:
     def map(self, party: str, method: str, per_worker: list[tuple]) -> list:
         if len(per_worker) != self.workers:
             raise ValueError(f"{len(per_worker)} argument tuples for {self.workers} workers")
-        if self.workers == 1:
-            cpu = time.process_time()
-            try:
-                return [_call(self._local, party, method, per_worker[0])]
-            finally:
-                self.cpu[party] = self.cpu.get(party, 0.0) + time.process_time() - cpu
-        for conn, args in zip(self._conns, per_worker, strict=True):
-            conn.send((party, method, args))
-        results, errors = [], []
-        for conn in self._conns:
-            status, value, cpu = conn.recv()
-            self.cpu[party] = self.cpu.get(party, 0.0) + cpu
-            (results if status == "ok" else errors).append(value)
+        done = self.run({w: (party, method, args) for w, args in enumerate(per_worker)})
+        errors = [value for status, value, _ in done.values() if status != "ok"]
         if errors:
             raise WorkerError(f"{party}.{method} failed in a worker:\n{errors[0]}")
-        return results
+        return [done[w][1] for w in range(self.workers)]
+
+    def run(self, calls: dict[int, tuple[str, str, tuple]]) -> dict[int, tuple[str, Any, float]]:
+        """One call ``(party, method, args)`` on each worker named, in parallel; returns
+        ``{worker: (status, value or traceback, cpu seconds)}`` ("ok" or "error") and charges the
+        CPU seconds to ``cpu[party]``."""
+        done: dict[int, tuple[str, Any, float]] = {}
+        if self.workers == 1:
+            for w, (party, method, args) in calls.items():
+                if w != 0:
+                    raise ValueError(f"worker {w} of a one-worker pool")
+                cpu = time.process_time()
+                try:  # in-process: an exception propagates as it is
+                    value = _call(self._local, party, method, args)
+                finally:
+                    self.cpu[party] = self.cpu.get(party, 0.0) + time.process_time() - cpu
+                done[w] = ("ok", value, time.process_time() - cpu)
+            return done
+        for w, msg in calls.items():
+            self._conns[w].send(msg)
+        for w, (party, _, _) in calls.items():
+            done[w] = self._conns[w].recv()
+            self.cpu[party] = self.cpu.get(party, 0.0) + done[w][2]
+        return done
 
     def broadcast(self, party: str, method: str, args: tuple) -> list:
         return self.map(party, method, [args] * self.workers)
