@@ -18,8 +18,6 @@ import numpy as np
 from methods.he.blinding import FINAL_ROUND
 from methods.he.crypto import (
     BLIND_FACTOR,
-    CKKS_MASK,
-    CKKS_OFFSET,
     HEParams,
     bfv_bounds,
     choose_plain_modulus,
@@ -165,9 +163,11 @@ class HEKMeans:
     def _resolve(self, X: np.ndarray, params: HEParams) -> tuple[HEParams, np.ndarray, Any]:
         init = self.init
         if params.scheme == "ckks":
-            # worst-case blinded score r * (||c||^2 + 2|x||c|) + o must fit the degree-3 headroom
+            # worst-case blinded score difference r * (||c_j||^2 - ||c_0||^2 - 2 x.(c_j - c_0)) and
+            # seeding distance sigma ||x - c||^2 (centroids are means: ||c||^2 <= max ||x||^2 = r2)
+            # must fit the degree-3 headroom
             r2 = float((X**2).sum(1).max())
-            worst = BLIND_FACTOR * 3 * r2 + CKKS_OFFSET + CKKS_MASK * params.slots
+            worst = BLIND_FACTOR * 6 * r2
             if worst >= 2.0**params.headroom_bits:
                 raise ValueError(
                     f"data too large for CKKS headroom: blinded values reach {worst:.3e} >= "

@@ -45,7 +45,13 @@ class KeyHolder:
         return self.ctx.serialize(save_secret_key=True)
 
     def public_context(self) -> bytes:
+        """The owner's public context: the public key alone."""
         return public_bytes(self.ctx)
+
+    def server_context(self) -> bytes:
+        """The server's public context: the public key and, in CKKS, the relinearisation keys it
+        relinearises what it sends with (never the secret key, never Galois keys)."""
+        return public_bytes(self.ctx, relin_keys=self.params.scheme == "ckks")
 
     def update(self, vals: list, k: int, d: int):
         """New centroids from the slot sums of the blinded cluster sums and counts (``rho_j``
@@ -84,13 +90,14 @@ class KeyHolderShard:
 
     def assign(self, scores: dict[int, list[bytes]], k: int,
                n_onehots: int | None = None) -> tuple[dict, dict]:
-        """Argmin of each point's blinded scores; fresh encrypted one-hots of the argmin position,
-        the first ``n_onehots`` positions (default k; k - 1 suffice for the server's sums)."""
+        """Argmin of each point's blinded scores, from the k - 1 blinded differences to position 0
+        (position 0 scores 0); fresh encrypted one-hots of the argmin position, the first
+        ``n_onehots`` positions (default k; k - 1 suffice for the server's sums)."""
         onehots, labels = {}, {}
         for c, cts in scores.items():
             m = self._valid(c)
-            vals = np.stack([self.codec.decrypt(b)[:m] for b in cts], axis=1)
-            self.ops["decrypt"] += k
+            vals = np.stack([np.zeros(m)] + [self.codec.decrypt(b)[:m] for b in cts], axis=1)
+            self.ops["decrypt"] += len(cts)
             lab = vals.argmin(axis=1)
             labels[c] = lab
             onehots[c] = self.onehot(lab, k if n_onehots is None else n_onehots)  # positions 0, 1, ...

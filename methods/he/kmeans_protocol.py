@@ -118,14 +118,16 @@ class KMeansProtocol:
             t0 = time.process_time()
             self.keyholder = KeyHolder(self.params)
             public = self.keyholder.public_context()
+            server_public = self.keyholder.server_context()
             secret = self.keyholder.secret_context()
             self._cpu(KEYHOLDER, t0)
             self.public_context = public
-            self._send(KEYHOLDER, SERVER, public, "public context")
+            self.server_context = server_public
+            self._send(KEYHOLDER, SERVER, server_public, "public context")
             self._send(KEYHOLDER, OWNER, public, "public context")
             p = self.params.to_dict()
             pool.broadcast(OWNER, "__init__", (p, public))
-            pool.broadcast(SERVER, "__init__", (p, public, self.n, self.server_seed))
+            pool.broadcast(SERVER, "__init__", (p, server_public, self.n, self.server_seed))
             pool.broadcast(KEYHOLDER, "__init__", (p, secret, self.n))
         self.channel.stage = "encrypt"
         with self.costs.phase("encrypt"):
