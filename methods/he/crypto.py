@@ -83,6 +83,10 @@ CKKS_MASK_BOUND = 2.0**29
 RHO_FRAC_BITS, RHO_SUM_SCALE_BITS, RHO_COUNT_SCALE_BITS = 24, 32, 28
 #: floors on the scale of what the server sends: blinded scores and distances, masked totals
 SCORE_MIN_SCALE_BITS, TOTAL_MIN_SCALE_BITS = 30, 30
+#: position 0's offset-blinded score r * s_0 + o: r encoded at 2^BASE_SCALE_BITS (degree 3 at 2^115
+#: holds the 31-bit offset), sent at a scale of at least 2^BASE_MIN_SCALE_BITS (the argmin does not
+#: use it: it keeps the key holder's view what it was)
+BASE_SCALE_BITS, BASE_MIN_SCALE_BITS = 35, 27
 
 
 @dataclass(frozen=True)

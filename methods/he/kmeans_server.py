@@ -35,8 +35,11 @@ from methods.he.blinding import (
     zero_sum_vector,
 )
 from methods.he.crypto import (
+    BASE_MIN_SCALE_BITS,
+    BASE_SCALE_BITS,
     BLIND_FACTOR,
     CKKS_MASK_BOUND,
+    CKKS_OFFSET,
     RHO_COUNT_SCALE_BITS,
     RHO_SUM_SCALE_BITS,
     SCORE_MIN_SCALE_BITS,
@@ -177,11 +180,11 @@ class ServerShard:
         for c in sorted(self.x):
             rng = blinding_rng(self.seed, Stream.SCORES, iteration, c)
             r = blinding_factors(rng, S, self.ckks)
-            if not self.ckks:  # the BFV offsets' draw keeps the stream's later draws (permutation) as before
+            if self.ckks:
+                o = blinding_offsets(rng, S)
+            else:  # |o| <= t/8
                 t = self.params.plain_modulus
-                rng.integers(-(t >> 3), (t >> 3) + 1, S)
-            else:
-                blinding_offsets(rng, S)
+                o = rng.integers(-(t >> 3), (t >> 3) + 1, S)
             s = []
             for j in range(k):
                 acc = None
@@ -205,12 +208,42 @@ class ServerShard:
                 self.ops["pt_mul"] += k * k
                 self.ops["add"] += k * k
                 diffs = [blinded[pos] - blinded[0] for pos in range(1, k)]
+                weights = [np.where(perm[:, 0] == j, r, 0) for j in range(k)]
             else:
                 diffs = [(s[j] - s[0]) * self.codec.plain(r) for j in range(1, k)]
                 self.ops["pt_mul"] += k - 1
+                weights = [r] + [None] * (k - 1)
             self.ops["add"] += k - 1
-            out[c] = [self._send(v) for v in diffs]
+            out[c] = [self._base(s, weights, o)] + [self._send(v) for v in diffs]
         return out
+
+    def _base(self, s: list, weights: list, o: np.ndarray) -> bytes:
+        """Position 0's offset-blinded score ``sum_j s_j * weights_j + o`` (``weights_j`` the
+        factors r where cluster j sits at position 0). With the k - 1 differences it gives the key
+        holder every ``r * s + o`` of the point, as k offset-blinded scores did; in CKKS the
+        factors are encoded at 2^BASE_SCALE_BITS and the offset added as a plaintext at the true
+        scale, so the degree-3 value fits the modulus with the offset's 31 bits."""
+        if not self.ckks:
+            acc = None
+            for sj, w in zip(s, weights, strict=True):
+                if w is not None:
+                    term = sj * self.codec.plain(w)
+                    acc = term if acc is None else acc + term
+            self.ops["pt_mul"] += sum(w is not None for w in weights)
+            return (acc + self.codec.plain(o)).serialize()
+        lv, acc = self.codec.levels, None
+        for sj, w in zip(s, weights, strict=True):
+            if w is None:
+                continue
+            ct = levels.raw(sj)
+            lv.evaluator.multiply_plain_inplace(ct, lv.encode(w, levels.level(ct), 2.0**BASE_SCALE_BITS))
+            self.ops["pt_mul"] += 1
+            if acc is None:
+                acc = ct
+            else:
+                lv.evaluator.add_inplace(acc, ct)
+        lv.add_plain(acc, o)
+        return lv.shrink_bytes(acc, CKKS_OFFSET + 2.0**self.params.headroom_bits, BASE_MIN_SCALE_BITS)
 
     def partial_sums(self, onehots: dict[int, list[bytes]], k: int, iteration: int, permute: bool,
                      owners: list[list[int]], me: int) -> dict:

@@ -7,6 +7,7 @@ from scipy import stats
 from benchmarks.attacks.he import key_holder_spearman
 from methods.he import KMeansProtocol, Pool, resolve_params
 from methods.he.crypto import load_context
+from methods.he.kmeans_keyholder import blinded_scores
 from methods.he.kmeans_protocol import d2_sample
 from methods.he.kmeans_server import ServerShard
 from methods.he.transport import Channel
@@ -81,8 +82,8 @@ def _decrypted_rounds(model, X):
     for _, _, tag, payload in model.channel_.transcript:
         if tag == "centroids":
             centers = np.array([codec.decrypt(b)[0] for b in payload]).reshape(k, d)
-        elif tag == "blinded scores":
-            seen = np.stack([codec.decrypt(b)[: len(X)] for b in payload], axis=1)
+        elif tag == "blinded scores":  # one chunk: position 0's r s_0 + o, then r (s_l - s_0)
+            seen = blinded_scores([codec.decrypt(b)[: len(X)] for b in payload])
             out.append((((X[:, None, :] - centers[None]) ** 2).sum(-1), seen))
     return out
 
