@@ -77,12 +77,15 @@ CKKS_MASK = 2.0**20
 #: draws in [-M, M], has a standard deviation of M * sqrt((S - 1) / 3) = 2^25.2 at S = 4096: 2^29 is
 #: 14 standard deviations; the server refuses a draw beyond it rather than overflow)
 CKKS_MASK_BOUND = 2.0**29
-#: rho_j is rounded to RHO_FRAC_BITS fractional bits, so the constant encodes exactly at the scales
-#: it multiplies the masked sums (2^RHO_SUM_SCALE_BITS) and counts (2^RHO_COUNT_SCALE_BITS) with,
-#: and cancels exactly in sum / count
-RHO_FRAC_BITS, RHO_SUM_SCALE_BITS, RHO_COUNT_SCALE_BITS = 24, 32, 28
+#: rho_j is rounded to RHO_FRAC_BITS fractional bits, so the constant encodes exactly at any scale
+#: from 2^RHO_FRAC_BITS up (it multiplies the masked sums and counts at the finest scale up to
+#: 2^RHO_MAX_SCALE_BITS that leaves room for the value) and cancels exactly in sum / count. The
+#: permuted protocol's un-permuting masks carry rho at 2^RHO_SUM_SCALE_BITS.
+RHO_FRAC_BITS, RHO_MAX_SCALE_BITS, RHO_SUM_SCALE_BITS = 24, 36, 32
+#: a masked total is rescaled before the mask while its scale stays at or above 2^PRE_RESCALE_BITS
+PRE_RESCALE_BITS = 36
 #: floors on the scale of what the server sends: blinded scores and distances, masked totals
-SCORE_MIN_SCALE_BITS, TOTAL_MIN_SCALE_BITS = 30, 30
+SCORE_MIN_SCALE_BITS, TOTAL_MIN_SCALE_BITS = 30, 28
 #: position 0's offset-blinded score r * s_0 + o: r encoded at 2^BASE_SCALE_BITS (degree 3 at 2^115
 #: holds the 31-bit offset), sent at a scale of at least 2^BASE_MIN_SCALE_BITS (the argmin does not
 #: use it: it keeps the key holder's view what it was)
@@ -119,7 +122,7 @@ class HEParams:
     @property
     def sum_headroom_bits(self) -> int:
         """CKKS: bits left for a masked, rho-scaled cluster sum (degree 2 times rho's constant)."""
-        return sum(self.coeff_mod_bit_sizes[:-1]) - 2 * self.scale_bits - RHO_SUM_SCALE_BITS - 1
+        return sum(self.coeff_mod_bit_sizes[:-1]) - 2 * self.scale_bits - RHO_FRAC_BITS - 1
 
     @classmethod
     def from_dict(cls, d: dict) -> HEParams:
@@ -159,7 +162,7 @@ def resolve_params(scheme: str, poly_modulus_degree=None, coeff_mod_bit_sizes=No
                 f"{params.headroom_bits} bits for degree-3 values and {params.sum_headroom_bits} for "
                 f"the masked cluster sums; expected >= 16 and >= {need} (the data modulus, all primes "
                 f"but the last, must reach 3 * scale_bits + 17 and 2 * scale_bits + "
-                f"{RHO_SUM_SCALE_BITS + need + 1})")
+                f"{RHO_FRAC_BITS + need + 1})")
     elif not 0 <= params.frac_bits <= 20:
         raise ValueError(f"frac_bits={params.frac_bits}; expected 0..20")
     return params

@@ -22,6 +22,8 @@ one masked total per vector whatever the number of workers, never a worker's par
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from methods.he import levels
@@ -40,7 +42,9 @@ from methods.he.crypto import (
     BLIND_FACTOR,
     CKKS_MASK_BOUND,
     CKKS_OFFSET,
-    RHO_COUNT_SCALE_BITS,
+    PRE_RESCALE_BITS,
+    RHO_FRAC_BITS,
+    RHO_MAX_SCALE_BITS,
     RHO_SUM_SCALE_BITS,
     SCORE_MIN_SCALE_BITS,
     TOTAL_MIN_SCALE_BITS,
@@ -93,12 +97,20 @@ class ServerShard:
             raise ValueError("a zero-sum mask exceeded its 14-sigma bound; rerun with another seed")
         lv = self.codec.levels
         ct = levels.raw(v)
-        lv.add_plain(ct, mask)
-        bound = CKKS_MASK_BOUND
+        # a slot adds one record per chunk: |value| <= chunks * max|x| (|x| < 2^11 by the fit's check)
+        bound = float(np.abs(mask).max()) + 2.0**11 * -(-self.n // self.params.slots)
         if rho is not None:
-            bits = RHO_COUNT_SCALE_BITS if count else RHO_SUM_SCALE_BITS
-            lv.mul_constant(ct, quantize_rho(rho), 2.0**bits)
             bound *= BLIND_FACTOR
+        # rescale a product before the mask and rho while its scale stays >= 2^PRE_RESCALE_BITS: the
+        # room it frees lets rho be encoded finely enough for the result to reach the last prime
+        lv.rescale_while(ct, PRE_RESCALE_BITS)
+        lv.add_plain(ct, mask)
+        if rho is not None:
+            bits = lv.factor_scale_bits(ct, bound, TOTAL_MIN_SCALE_BITS, RHO_FRAC_BITS, RHO_MAX_SCALE_BITS)
+            if bits is None:
+                raise ValueError(f"no room for rho at scale 2^{math.log2(ct.scale):.0f}, "
+                                 f"level {levels.level(ct)}")
+            lv.mul_constant(ct, quantize_rho(rho), 2.0**bits)
             self.ops["sc_mul"] += 1
         return lv.shrink_bytes(ct, bound, TOTAL_MIN_SCALE_BITS)
 

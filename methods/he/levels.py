@@ -130,6 +130,40 @@ class Levels:
         at most log2(scale) fractional bits): the scale grows by ``scale`` (in place)."""
         self.evaluator.multiply_plain_inplace(ct, self.encode(float(value), level(ct), scale))
 
+    def _shrunk_level(self, lv: int, scale: float, value_bound: float, min_scale_bits: float) -> int:
+        """The level :meth:`shrink` brings a ciphertext at (lv, scale) to."""
+        while lv > 1:
+            if math.log2(scale / self.top_prime[lv]) >= min_scale_bits:
+                scale /= self.top_prime[lv]
+            elif math.log2(max(value_bound, 1.0)) + math.log2(scale) + 1 < self.bits[lv - 1]:
+                pass
+            else:
+                break
+            lv -= 1
+        return lv
+
+    def factor_scale_bits(self, ct: seal.Ciphertext, value_bound: float, min_scale_bits: float,
+                          lo: int, hi: int) -> int | None:
+        """The scale exponent in [lo, hi] to encode a constant factor at (the value bound already
+        includes the factor) that lets :meth:`shrink` send the product at the lowest level, the
+        finest such; None if none fits the current modulus."""
+        best = None
+        for b in range(hi, lo - 1, -1):
+            scale = ct.scale * 2.0**b
+            if math.log2(max(value_bound, 1.0)) + math.log2(scale) + 1 >= self.bits[level(ct)]:
+                continue
+            lv = self._shrunk_level(level(ct), scale, value_bound, min_scale_bits)
+            if best is None or lv < best[0]:
+                best = (lv, b)
+        return None if best is None else best[1]
+
+    def rescale_while(self, ct: seal.Ciphertext, min_scale_bits: float) -> None:
+        """Relinearise a product, then rescale while the scale stays >= 2^min_scale_bits (in place)."""
+        if ct.size() > 2 and self._relin is not None:
+            self.evaluator.relinearize_inplace(ct, self._relin)
+        while level(ct) > 1 and math.log2(ct.scale / self.top_prime[level(ct)]) >= min_scale_bits:
+            self.evaluator.rescale_to_next_inplace(ct)
+
     def shrink(self, ct: seal.Ciphertext, value_bound: float, min_scale_bits: float) -> seal.Ciphertext:
         """The smallest form of ``ct`` that still decrypts to its values (``|value| <= value_bound``)
         at a scale of at least ``2^min_scale_bits``: rescale while the scale allows (the value keeps
