@@ -63,7 +63,7 @@ def cluster_factors(seed: int, iteration: int, k: int, ckks: bool) -> np.ndarray
 def quantize_rho(rho: float) -> float:
     """rho_j rounded to RHO_FRAC_BITS fractional bits: a constant CKKS encodes exactly at the
     scales it multiplies the cluster sums and counts with, so it cancels exactly in their ratio."""
-    from methods.he.crypto import RHO_FRAC_BITS
+    from methods.he.levels import RHO_FRAC_BITS
 
     return float(np.round(float(rho) * 2.0**RHO_FRAC_BITS) / 2.0**RHO_FRAC_BITS)
 

@@ -27,6 +27,8 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import tenseal as ts
 
+from methods.he.levels import RHO_FRAC_BITS, Levels
+
 #: poly_modulus_degree N -> max log2(q) for 128-bit classical security
 MAX_LOGQ_128 = {1024: 27, 2048: 54, 4096: 109, 8192: 218, 16384: 438, 32768: 881}
 
@@ -77,19 +79,6 @@ CKKS_MASK = 2.0**20
 #: draws in [-M, M], has a standard deviation of M * sqrt((S - 1) / 3) = 2^25.2 at S = 4096: 2^29 is
 #: 14 standard deviations; the server refuses a draw beyond it rather than overflow)
 CKKS_MASK_BOUND = 2.0**29
-#: rho_j is rounded to RHO_FRAC_BITS fractional bits, so the constant encodes exactly at any scale
-#: from 2^RHO_FRAC_BITS up (it multiplies the masked sums and counts at the finest scale up to
-#: 2^RHO_MAX_SCALE_BITS that leaves room for the value) and cancels exactly in sum / count. The
-#: permuted protocol's un-permuting masks carry rho at 2^RHO_SUM_SCALE_BITS.
-RHO_FRAC_BITS, RHO_MAX_SCALE_BITS, RHO_SUM_SCALE_BITS = 24, 36, 32
-#: a masked total is rescaled before the mask while its scale stays at or above 2^PRE_RESCALE_BITS
-PRE_RESCALE_BITS = 36
-#: floors on the scale of what the server sends: blinded scores and distances, masked totals
-SCORE_MIN_SCALE_BITS, TOTAL_MIN_SCALE_BITS = 30, 28
-#: position 0's offset-blinded score r * s_0 + o: r encoded at 2^BASE_SCALE_BITS (degree 3 at 2^115
-#: holds the 31-bit offset), sent at a scale of at least 2^BASE_MIN_SCALE_BITS (the argmin does not
-#: use it: it keeps the key holder's view what it was)
-BASE_SCALE_BITS, BASE_MIN_SCALE_BITS = 35, 27
 
 
 @dataclass(frozen=True)
@@ -366,8 +355,6 @@ class Codec:
     """Encrypts, decrypts and (de)serializes protocol values for one context and parameters."""
 
     def __init__(self, ctx: ts.Context, params: HEParams):
-        from methods.he.levels import Levels
-
         self.ctx = ctx
         self.params = params
         self.ckks = params.scheme == "ckks"

@@ -37,21 +37,23 @@ from methods.he.blinding import (
     zero_sum_vector,
 )
 from methods.he.crypto import (
-    BASE_MIN_SCALE_BITS,
-    BASE_SCALE_BITS,
     BLIND_FACTOR,
     CKKS_MASK_BOUND,
     CKKS_OFFSET,
+    Codec,
+    HEParams,
+    load_context,
+    valid_rows,
+)
+from methods.he.levels import (
+    BASE_MIN_SCALE_BITS,
+    BASE_SCALE_BITS,
     PRE_RESCALE_BITS,
     RHO_FRAC_BITS,
     RHO_MAX_SCALE_BITS,
     RHO_SUM_SCALE_BITS,
     SCORE_MIN_SCALE_BITS,
     TOTAL_MIN_SCALE_BITS,
-    Codec,
-    HEParams,
-    load_context,
-    valid_rows,
 )
 
 

@@ -30,6 +30,23 @@ import numpy as np
 import tenseal as ts
 import tenseal.sealapi as seal
 
+# --------------------------------------------------------------------------- the K-means scale plan
+
+#: rho_j is rounded to RHO_FRAC_BITS fractional bits, so the constant encodes exactly at any scale
+#: from 2^RHO_FRAC_BITS up (it multiplies the masked sums and counts at the finest scale up to
+#: 2^RHO_MAX_SCALE_BITS that leaves room for the value) and cancels exactly in sum / count. The
+#: permuted protocol's un-permuting masks carry rho at 2^RHO_SUM_SCALE_BITS.
+RHO_FRAC_BITS, RHO_MAX_SCALE_BITS, RHO_SUM_SCALE_BITS = 24, 36, 32
+#: a masked total is rescaled before the mask while its scale stays at or above 2^PRE_RESCALE_BITS
+PRE_RESCALE_BITS = 36
+#: floors on the scale of what the server sends: blinded scores and distances, masked totals
+SCORE_MIN_SCALE_BITS, TOTAL_MIN_SCALE_BITS = 30, 36
+#: position 0's offset-blinded score r * s_0 + o: r encoded at 2^BASE_SCALE_BITS (degree 3 at 2^115
+#: holds the 31-bit offset), sent at a scale of at least 2^BASE_MIN_SCALE_BITS (the argmin does not
+#: use it: it keeps the key holder's view what it was)
+BASE_SCALE_BITS, BASE_MIN_SCALE_BITS = 35, 27
+
+
 _DIR = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else tempfile.gettempdir()
 _COUNTER = itertools.count()
 
