@@ -148,10 +148,8 @@ def resolve_params(scheme: str, poly_modulus_degree=None, coeff_mod_bit_sizes=No
         if params.headroom_bits < 16 or params.sum_headroom_bits < need:
             raise InsecureParameters(
                 f"coeff_mod_bit_sizes={list(mods)} with scale_bits={params.scale_bits} leaves "
-                f"{params.headroom_bits} bits for degree-3 values and {params.sum_headroom_bits} for "
-                f"the masked cluster sums; expected >= 16 and >= {need} (the data modulus, all primes "
-                f"but the last, must reach 3 * scale_bits + 17 and 2 * scale_bits + "
-                f"{RHO_FRAC_BITS + need + 1})")
+                f"{params.headroom_bits} bits for degree-3 values, {params.sum_headroom_bits} for masked sums"
+                f"; expected >= 16 and >= {need} (all primes but the last: >= 3 * scale_bits + 17 bits)")
     elif not 0 <= params.frac_bits <= 20:
         raise ValueError(f"frac_bits={params.frac_bits}; expected 0..20")
     return params

@@ -86,3 +86,14 @@ def test_floor_counts_the_view_and_one_hots_at_the_last_prime():
     # 3 differences (2 x 8192 x 60 bits) and 3 seeded one-hots (8192 x 60 bits) per 4,096 customers
     assert f["per_customer_per_iteration"] == pytest.approx(3 * (122880 + 61440) / 4096)
     assert f["broadcast_per_iteration"] == pytest.approx(20 * 61440 + 24 * 122880)
+
+
+def test_logreg_floor_counts_scores_and_the_broadcast():
+    from methods.he.crypto import logreg_params
+    from methods.he.logreg_protocol import iteration_bytes_floor
+
+    p = logreg_params()  # [50, 36, 36, 36 | 60], scale 2^36
+    f = iteration_bytes_floor(4096, 10, p)
+    # per record: masked z (2 x 8192 x (21 + 36 + 1) bits) and a seeded fresh z on 158 bits, per 4,096
+    assert f["per_record_per_iteration"] == pytest.approx((2 * 8192 * 58 + 8192 * 158) / 8 / 4096)
+    assert f["broadcast_per_iteration"] == pytest.approx(10 * (2 * 8192 * 50 + 8192 * 122) / 8)
