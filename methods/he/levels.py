@@ -45,6 +45,8 @@ SCORE_MIN_SCALE_BITS, TOTAL_MIN_SCALE_BITS = 30, 36
 #: holds the 31-bit offset), sent at a scale of at least 2^BASE_MIN_SCALE_BITS (the argmin does not
 #: use it: it keeps the key holder's view what it was)
 BASE_SCALE_BITS, BASE_MIN_SCALE_BITS = 35, 27
+#: a 3-component product may be rescaled as it is while the scale left stays at or above this
+RELIN_SCALE_BITS = 60
 
 
 _DIR = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else tempfile.gettempdir()
@@ -176,8 +178,7 @@ class Levels:
 
     def rescale_while(self, ct: seal.Ciphertext, min_scale_bits: float) -> None:
         """Relinearise a product, then rescale while the scale stays >= 2^min_scale_bits (in place)."""
-        if ct.size() > 2 and self._relin is not None:
-            self.evaluator.relinearize_inplace(ct, self._relin)
+        self._relinearize(ct)
         while level(ct) > 1 and math.log2(ct.scale / self.top_prime[level(ct)]) >= min_scale_bits:
             self.evaluator.rescale_to_next_inplace(ct)
 
@@ -186,19 +187,26 @@ class Levels:
         at a scale of at least ``2^min_scale_bits``: rescale while the scale allows (the value keeps
         fitting, rescaling divides it and the modulus alike), then mod-switch while ``value_bound``
         times the scale stays below half the smaller modulus (in place). A product is relinearised
-        first: rescaling a 3-component ciphertext multiplies the rounding of its third component by
-        the square of the secret, which at the low scales reached here is visible noise."""
-        if ct.size() > 2 and self._relin is not None:
-            self.evaluator.relinearize_inplace(ct, self._relin)
+        before the first rescale that leaves a scale under 2^RELIN_SCALE_BITS: rescaling a
+        3-component ciphertext multiplies the rounding of its third component by the square of the
+        secret, visible noise at low scales and none at high ones, and key switching is cheaper on
+        fewer primes."""
         while level(ct) > 1:
             L = level(ct)
             if math.log2(ct.scale / self.top_prime[L]) >= min_scale_bits:
+                if math.log2(ct.scale / self.top_prime[L]) < RELIN_SCALE_BITS:
+                    self._relinearize(ct)
                 self.evaluator.rescale_to_next_inplace(ct)
             elif math.log2(max(value_bound, 1.0)) + math.log2(ct.scale) + 1 < self.bits[L - 1]:
                 self.evaluator.mod_switch_to_next_inplace(ct)
             else:
                 break
+        self._relinearize(ct)
         return ct
+
+    def _relinearize(self, ct: seal.Ciphertext) -> None:
+        if ct.size() > 2 and self._relin is not None:
+            self.evaluator.relinearize_inplace(ct, self._relin)
 
     def shrink_bytes(self, vec_or_ct, value_bound: float, min_scale_bits: float) -> bytes:
         ct = raw(vec_or_ct)
