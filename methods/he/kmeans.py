@@ -94,7 +94,8 @@ class HEKMeans:
     ----------
     labels_, cluster_centers_, n_iter_, inertia_, costs_, params_, ops_, init_centers_,
     encrypted_assignments_ (list over chunks of k serialized ciphertexts, column-major one-hot),
-    public_context_ (bytes of the K-means public context), channel_.
+    public_context_ (bytes of the K-means public context: the owner's), server_context_ (the server's:
+    with the relinearisation keys in CKKS), channel_.
     """
 
     name: ClassVar[str] = "he_kmeans"
@@ -206,6 +207,7 @@ class HEKMeans:
         self.inertia_ = float(((X - self.cluster_centers_[self.labels_]) ** 2).sum())
         self.encrypted_assignments_ = served
         self.public_context_ = proto.public_context
+        self.server_context_ = proto.server_context
         self.channel_ = proto.channel
         self.keyholder_ = proto.keyholder
         self.costs_ = proto.costs

@@ -48,6 +48,7 @@ from methods.he.crypto import (
 from methods.he.levels import (
     BASE_MIN_SCALE_BITS,
     BASE_SCALE_BITS,
+    EXTRACT_MIN_SCALE_BITS,
     PRE_RESCALE_BITS,
     RHO_FRAC_BITS,
     RHO_MAX_SCALE_BITS,
@@ -65,6 +66,9 @@ class ServerShard:
         self.ctx = load_context(public_context)
         if self.ctx.is_private() or self.ctx.has_secret_key():
             raise ValueError("the compute server must be given a public context (it holds a secret key)")
+        if self.params.scheme == "ckks" and not self.ctx.has_relin_keys():
+            raise ValueError("the CKKS compute server needs the relinearisation keys: give it "
+                             "KeyHolder.server_context(), not the owner's public context")
         self.codec = Codec(self.ctx, self.params)
         self.ckks = self.params.scheme == "ckks"
         self.n, self.seed = int(n), int(seed)
@@ -81,7 +85,8 @@ class ServerShard:
             self.two_x[c] = [v + v for v in self.x[c]]
             self.ops["add"] += len(cols)
 
-    def _finish(self, v, rng: np.random.Generator, rho=None, count: bool = False) -> bytes:
+    def _finish(self, v, rng: np.random.Generator, rho=None, count: bool = False,
+                min_scale_bits: float = TOTAL_MIN_SCALE_BITS) -> bytes:
         """``v`` plus a random vector whose slots sum to zero (mod t), times ``rho`` if given,
         serialized: every slot hidden, the slot sum kept. The key holder decrypts ``v + mask``
         either way, so the mask is a plaintext: in CKKS encoded at the ciphertext's own level and
@@ -105,7 +110,7 @@ class ServerShard:
             bound *= BLIND_FACTOR
         # rescale a product before the mask and rho while its scale stays >= 2^PRE_RESCALE_BITS: the
         # room it frees lets rho be encoded finely enough for the result to reach the last prime
-        lv.rescale_while(ct, PRE_RESCALE_BITS)
+        lv.rescale_while(ct, max(PRE_RESCALE_BITS, min_scale_bits))
         lv.add_plain(ct, mask)
         if rho is not None:
             bits = lv.factor_scale_bits(ct, bound, TOTAL_MIN_SCALE_BITS, RHO_FRAC_BITS, RHO_MAX_SCALE_BITS)
@@ -114,7 +119,7 @@ class ServerShard:
                                  f"level {levels.level(ct)}")
             lv.mul_constant(ct, quantize_rho(rho), 2.0**bits)
             self.ops["sc_mul"] += 1
-        return lv.shrink_bytes(ct, bound, TOTAL_MIN_SCALE_BITS)
+        return lv.shrink_bytes(ct, bound, min_scale_bits)
 
     def _send(self, v) -> bytes:
         """A blinded score or distance (degree 3) in its smallest form."""
@@ -176,8 +181,11 @@ class ServerShard:
                         acc = acc + v
                         self.ops["add"] += 1
             rho = None if scales is None else scales[i]
+            # extracted coordinates keep their products' scale (a rescale would round them to
+            # about 2^-19): they are a record's values, and few
+            floor = EXTRACT_MIN_SCALE_BITS if stream == Stream.EXTRACTION_MASKS else TOTAL_MIN_SCALE_BITS
             out.append(self._finish(acc, blinding_rng(self.seed, stream, call, i), rho,
-                                    count=degrees[i] < max(degrees)))
+                                    count=degrees[i] < max(degrees), min_scale_bits=floor))
         self.partials = {}
         return out
 

@@ -39,8 +39,9 @@ import tenseal.sealapi as seal
 RHO_FRAC_BITS, RHO_MAX_SCALE_BITS, RHO_SUM_SCALE_BITS = 24, 36, 32
 #: a masked total is rescaled before the mask while its scale stays at or above 2^PRE_RESCALE_BITS
 PRE_RESCALE_BITS = 36
-#: floors on the scale of what the server sends: blinded scores and distances, masked totals
-SCORE_MIN_SCALE_BITS, TOTAL_MIN_SCALE_BITS = 30, 36
+#: floors on the scale of what the server sends: blinded scores and distances, masked totals,
+#: extracted coordinates
+SCORE_MIN_SCALE_BITS, TOTAL_MIN_SCALE_BITS, EXTRACT_MIN_SCALE_BITS = 30, 36, 60
 #: position 0's offset-blinded score r * s_0 + o: r encoded at 2^BASE_SCALE_BITS (degree 3 at 2^115
 #: holds the 31-bit offset), sent at a scale of at least 2^BASE_MIN_SCALE_BITS (the argmin does not
 #: use it: it keeps the key holder's view what it was)

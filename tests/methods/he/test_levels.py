@@ -97,3 +97,17 @@ def test_logreg_floor_counts_scores_and_the_broadcast():
     # per record: masked z (2 x 8192 x (21 + 36 + 1) bits) and a seeded fresh z on 158 bits, per 4,096
     assert f["per_record_per_iteration"] == pytest.approx((2 * 8192 * 58 + 8192 * 158) / 8 / 4096)
     assert f["broadcast_per_iteration"] == pytest.approx(10 * (2 * 8192 * 50 + 8192 * 122) / 8)
+
+
+def test_extracted_coordinates_keep_their_precision():
+    """Seeding extracts records through masked totals that are not rescaled: a record's values
+    come back to well under 1e-6 (two chunks, large and small columns)."""
+    from methods.he import KMeansProtocol, Pool
+
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(5000, 3)) * np.array([1.0, 3.0, 20.0])
+    proto = KMeansProtocol(resolve_params("ckks"), 3, seed=11)
+    with Pool(1) as pool:
+        proto.setup(X, pool)
+        got = proto.extract([3, 4500])
+    np.testing.assert_allclose(got, X[[3, 4500]], atol=1e-6)

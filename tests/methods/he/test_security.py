@@ -18,7 +18,9 @@ def test_server_holds_no_secret_key_and_cannot_decrypt(ckks_fit):
     ctx = load_context(model.public_context_)
     assert not ctx.is_private() and not ctx.has_secret_key()
     assert not ctx.has_galois_keys() and not ctx.has_relin_keys()
-    shard = ServerShard(model.params_.to_dict(), model.public_context_, 10, 0)
+    server = load_context(model.server_context_)  # the owner's context plus relinearisation keys
+    assert not server.is_private() and not server.has_secret_key() and not server.has_galois_keys()
+    shard = ServerShard(model.params_.to_dict(), model.server_context_, 10, 0)
     with pytest.raises(ValueError, match="secret"):
         shard.codec.load(model.encrypted_assignments_[0][0]).decrypt()
     with pytest.raises(ValueError, match="public context"):
