@@ -104,6 +104,8 @@ def key_holder_spearman(model, X: np.ndarray) -> float:
     fitted with ``keep_transcript``."""
     from scipy import stats
 
+    from methods.he.kmeans_keyholder import blinded_scores
+
     if not model.channel_.transcript:
         raise ValueError("key_holder_spearman needs a model fitted with keep_transcript=True")
     codec, k, d = model.keyholder_.codec, model.n_clusters, X.shape[1]
@@ -112,9 +114,10 @@ def key_holder_spearman(model, X: np.ndarray) -> float:
         if tag == "centroids":
             centers = np.array([codec.decrypt(b)[0] for b in payload]).reshape(k, d)
         elif tag == "blinded scores" and centers is not None:
-            # the payload is chunk-major: chunk c's k ciphertexts, one per cluster, then chunk c + 1's
-            seen = np.stack([np.concatenate([codec.decrypt(b) for b in payload[j::k]])[: len(X)]
-                             for j in range(k)], axis=1)
+            # the payload is chunk-major: chunk c's k ciphertexts (position 0's offset-blinded score,
+            # then the k - 1 differences to it), then chunk c + 1's; the key holder rebuilds r s + o
+            seen = blinded_scores([np.concatenate([codec.decrypt(b) for b in payload[j::k]])[: len(X)]
+                                   for j in range(k)])
             true = ((X[:, None, :] - centers[None]) ** 2).sum(-1)
             for j in range(k):
                 rho = stats.spearmanr(true[:, j], seen[:, j]).statistic

@@ -110,6 +110,27 @@ def slot_sum_alternatives(params) -> dict:
             "public_context_with_galois_bytes": len(gal_pub.serialize())}
 
 
+def bytes_report(model, X: np.ndarray, k: int, iters: int) -> dict:
+    """Bytes per customer, and one Lloyd iteration's measured bytes against the protocol floor
+    (:func:`methods.he.kmeans_protocol.lloyd_bytes_floor`: at the last prime's 60 bits, and at the
+    bits the differences need, their value bound plus a 2^30 scale plus one)."""
+    from methods.he.kmeans_protocol import lloyd_bytes_floor
+
+    params, (n, d) = model.params_, X.shape
+    lloyd = model.costs_.extra["channel_stages"].get("lloyd", {}).get("bytes", 0)
+    per_iter = lloyd / max(iters, 1)
+    out = {"bytes_per_customer": round(model.costs_.bytes_total / n, 1),
+           "lloyd_bytes_per_iteration": int(per_iter),
+           "lloyd_bytes_per_customer_per_iteration": round(per_iter / n, 1)}
+    if params.scheme == "ckks":
+        need = np.log2(96 * float((X**2).sum(1).max()) + 1) + 30 + 1
+        for name, bits in (("floor", None), ("floor_ideal", float(np.ceil(need)))):
+            f = lloyd_bytes_floor(n, k, d, params, bits)
+            out[name] = {key: round(v, 1) for key, v in f.items()}
+            out[f"lloyd_over_{name}"] = round(per_iter / f["per_iteration"], 2)
+    return out
+
+
 def lower_bound(ops: dict[str, int], times: dict[str, float], workers: int) -> float:
     total = 0.0
     for key, count in ops.items():
@@ -216,6 +237,7 @@ def main(argv: list[str]) -> dict:
         "public_context_bytes": int(model.costs_.extra["public_context_bytes"]),
         "ciphertext_bytes": model.costs_.extra["ciphertext_bytes"],
     }
+    out.update(bytes_report(model, X, args.k, iters))
     out["slot_sum"] = slot_sum_alternatives(model.params_)
     if args.repeat > 1:
         out["he_wall_s_runs"] = [round(r[1], 3) for r in runs]

@@ -136,6 +136,21 @@ def lower_bound_s(est: HELogisticRegression, t: dict[str, float]) -> tuple[float
     return float(sum(parts.values())), parts
 
 
+def _bytes_vs_floor(he, n: int) -> dict:
+    """Bytes per record, and one training iteration's measured bytes against the floor
+    (:func:`methods.he.logreg_protocol.iteration_bytes_floor`)."""
+    from methods.he.logreg_protocol import iteration_bytes_floor
+
+    stages = he.costs_.extra.get("channel_stages", {})
+    iters = max(int(he.n_iter), 1)
+    per_iter = stages.get("training", {}).get("bytes", 0) / iters
+    floor = iteration_bytes_floor(n, len(he.w_), he.params_)
+    return {"bytes_per_customer": round(he.costs_.bytes_total / n, 1),
+            "training_bytes_per_iteration": int(per_iter),
+            "floor": {k: round(v, 1) for k, v in floor.items()},
+            "training_over_floor": round(per_iter / floor["per_iteration"], 2)}
+
+
 def main(argv: list[str]) -> dict:
     args = _parser().parse_args(argv)
     Xtr, ytr, Xte, yte = _features(args)
@@ -190,6 +205,7 @@ def main(argv: list[str]) -> dict:
         "lower_bound_parts_s": lb_parts,
         "efficiency": lb / train_wall,
         "bytes_total": he.costs_.bytes_total,
+        **_bytes_vs_floor(he, len(ytr)),
         "peak_rss_mb": peak_rss_mb(),
         "auc": auc,
         "auc_gap_he_vs_plaintext_gd": auc["he"] - auc["plaintext_gd"],

@@ -82,6 +82,25 @@ def _run(cfg) -> tuple[dict, object, object]:
     return record, built[-1], loaded[-1]
 
 
+def _floors(he, lr, stages: dict, n: int, bytes_total: int) -> dict:
+    """Bytes per customer, and the clustering's and the training's bytes per iteration against
+    their floors (``lloyd_bytes_floor``, ``iteration_bytes_floor``)."""
+    from methods.he.kmeans_protocol import lloyd_bytes_floor
+    from methods.he.logreg_protocol import iteration_bytes_floor
+
+    km = he.kmeans_
+    k_floor = lloyd_bytes_floor(n, he.n_clusters, km.cluster_centers_.shape[1], km.params_)
+    k_iter = stages["clustering"]["bytes"] / max(int(km.n_iter_), 1)
+    l_floor = iteration_bytes_floor(n, len(lr.w_), lr.params_)
+    l_iter = stages["lr_training"]["bytes"] / max(int(lr.n_iter), 1)
+    return {"bytes_per_customer": round(bytes_total / n, 1),
+            "kmeans_bytes_per_iteration": int(k_iter),
+            "kmeans_floor_per_iteration": int(k_floor["per_iteration"]),
+            "kmeans_over_floor": round(k_iter / k_floor["per_iteration"], 2),
+            "lr_bytes_per_iteration": int(l_iter), "lr_floor_per_iteration": int(l_floor["per_iteration"]),
+            "lr_over_floor": round(l_iter / l_floor["per_iteration"], 2)}
+
+
 def main(argv: list[str]) -> dict:
     args = _parser().parse_args(argv)
     t = time.perf_counter()
@@ -135,7 +154,8 @@ def main(argv: list[str]) -> dict:
         "ari_vs_plaintext": record["segmentation"]["ari_vs_plaintext"],
         "out_of_interval_train_max_over_iterations": float(out_of_interval.max()),
         "machine": {"cpus": os.cpu_count(), "loadavg_1m": os.getloadavg()[0]},
-        # last, as the issue asks: per-stage wall seconds, bytes and rounds
+        **_floors(he, lr, stages, record["data"]["n_train"], costs["bytes_total"]),
+        # last: per-stage wall seconds, bytes and rounds
         "stages": {s: stages[s] for s in STAGES if s in stages},
         "total_wall_s": costs["wall_s"] + stages["scoring"]["wall_s"],
         # the run on its network (measured through the shaped link with --transport grpc)

@@ -13,7 +13,7 @@ from enum import IntEnum
 
 import numpy as np
 
-from methods.he.crypto import BLIND_FACTOR, CKKS_MASK, CKKS_OFFSET, Codec, HEParams
+from methods.he.crypto import BLIND_FACTOR, CKKS_MASK, CKKS_OFFSET, HEParams
 
 
 class Stream(IntEnum):
@@ -25,7 +25,7 @@ class Stream(IntEnum):
     CLUSTER_FACTORS = 1
     #: once: the seeding's common distance factor sigma
     SEEDING_FACTOR = 3
-    #: per (iteration, first chunk of the shard): the random base the offsets are multiples of
+    #: reserved (the random base of earlier runs' score offsets; scores are now sent as differences)
     OFFSET_BASE = 4
     #: per (iteration, vector): the zero-sum masks of the cluster sums and counts
     SUM_MASKS = 5
@@ -33,7 +33,7 @@ class Stream(IntEnum):
     EXTRACTION_MASKS = 6
 
 
-#: Iteration index of the final assignment round (streams SCORES and OFFSET_BASE): above any
+#: Iteration index of the final assignment round (stream SCORES): above any
 #: Lloyd iteration (``max_iter`` is kept below it), so that round never reuses an iteration's draws.
 FINAL_ROUND = 1_000_000
 
@@ -60,30 +60,18 @@ def cluster_factors(seed: int, iteration: int, k: int, ckks: bool) -> np.ndarray
     return blinding_factors(blinding_rng(seed, Stream.CLUSTER_FACTORS, iteration), k, ckks)
 
 
+def quantize_rho(rho: float) -> float:
+    """rho_j rounded to RHO_FRAC_BITS fractional bits: a constant CKKS encodes exactly at the
+    scales it multiplies the cluster sums and counts with, so it cancels exactly in their ratio."""
+    from methods.he.levels import RHO_FRAC_BITS
+
+    return float(np.round(float(rho) * 2.0**RHO_FRAC_BITS) / 2.0**RHO_FRAC_BITS)
+
+
 def seeding_factor(seed: int, ckks: bool):
     """The seeding's secret common factor sigma (a float in CKKS, an int in BFV)."""
     sigma = blinding_factors(blinding_rng(seed, Stream.SEEDING_FACTOR), 1, ckks)[0]
     return float(sigma) if ckks else int(sigma)
-
-
-def random_base(codec: Codec, rng: np.random.Generator, degree: int):
-    """A server-made ciphertext of a random vector m with nonzero slots, of ``degree - 1`` so that
-    ``base * plaintext`` has ``degree`` (TenSEAL encodes a plaintext operand at the ciphertext's
-    initial scale, so a degree-2 base is a product of two fresh degree-1 encryptions).
-    Returns (m, ciphertext, encryptions made)."""
-    S, p = codec.params.slots, codec.params
-    if not codec.ckks:
-        t = p.plain_modulus
-        m = rng.integers(1, t, S, dtype=np.int64)
-        m = np.where(m > t // 2, m - t, m)
-        return m, codec.encrypt(m), 1
-    m = rng.uniform(1.0, 2.0, S) * rng.choice([-1.0, 1.0], S)
-    ct = codec.encrypt(m)
-    for _ in range(degree - 2):
-        extra = rng.uniform(1.0, 2.0, S)
-        ct = ct * codec.encrypt(extra)
-        m = m * extra
-    return m, ct, max(degree - 1, 1)
 
 
 def zero_sum_vector(params: HEParams, rng: np.random.Generator) -> np.ndarray:

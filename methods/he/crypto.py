@@ -13,12 +13,11 @@
   column, the last chunk zero-padded) and the **one-hot** vectors of a chunk's labels.
 
 K-means degrees: every K-means protocol value has a *degree*: the number of encoded factors
-multiplied into it. Nothing is ever rescaled or relinearised (no relinearisation or Galois keys
-exist in its public context), so a CKKS value of degree ``p`` sits at scale ``Δ^p`` on the full
-modulus, and the largest degree the protocol reaches is 3 (``r ⊙ (x · c)``). Plaintext terms
-added to a degree-``p`` value are encrypted at scale ``Δ^p`` by whichever party adds them. In BFV
-the degree only matters for the bound on the integers, which must stay below ``t / 2`` (BFV wraps
-silently).
+multiplied into it. The arithmetic never rescales, so a CKKS value of degree ``p`` sits at scale
+``Δ^p`` on the full modulus, and the largest degree the protocol reaches is 3 (``r ⊙ (x · c)``);
+only what the server sends is rescaled, mod-switched and relinearised to its smallest form
+(:mod:`methods.he.levels`), with SEAL keeping the true scale. In BFV the degree only matters for
+the bound on the integers, which must stay below ``t / 2`` (BFV wraps silently).
 """
 
 from __future__ import annotations
@@ -27,6 +26,8 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import tenseal as ts
+
+from methods.he.levels import RHO_FRAC_BITS, Levels
 
 #: poly_modulus_degree N -> max log2(q) for 128-bit classical security
 MAX_LOGQ_128 = {1024: 27, 2048: 54, 4096: 109, 8192: 218, 16384: 438, 32768: 881}
@@ -57,9 +58,10 @@ def check_security(poly_modulus_degree: int, coeff_mod_bit_sizes, allow_insecure
 
 # --------------------------------------------------------------------------- parameters
 
-#: K-means CKKS defaults: N = 8192, a 160-bit data modulus (degree-3 values at scale 2^120 keep 39 bits of
-#: headroom) and a 58-bit special prime; total 218 bits, the 128-bit limit for N = 8192.
-CKKS_DEFAULT = {"poly_modulus_degree": 8192, "coeff_mod_bit_sizes": (60, 50, 50, 58), "scale_bits": 40}
+#: K-means CKKS defaults: N = 8192, data primes 60, 44, 44 (degree-3 values at scale 2^120 keep 27 bits of
+#: headroom; two rescales by the 44-bit primes bring a blinded score to the 60-bit prime alone at scale
+#: 2^32) and a 60-bit special prime; total 208 bits, inside the 218-bit limit for N = 8192.
+CKKS_DEFAULT = {"poly_modulus_degree": 8192, "coeff_mod_bit_sizes": (60, 44, 44, 60), "scale_bits": 40}
 #: K-means BFV defaults: N = 16384 (noise budget for a ciphertext product followed by a full plaintext
 #: product at t up to 2^50), 360-bit modulus, well inside the 438-bit limit.
 BFV_DEFAULT = {"poly_modulus_degree": 16384, "coeff_mod_bit_sizes": (60,) * 6, "frac_bits": 8}
@@ -73,6 +75,10 @@ LOGREG_DEFAULT = {"poly_modulus_degree": 8192, "coeff_mod_bit_sizes": (50, 36, 3
 BLIND_FACTOR = 16.0
 CKKS_OFFSET = 2.0**30
 CKKS_MASK = 2.0**20
+#: a zero-sum mask's largest slot stays below this (its last slot, minus the sum of S - 1 uniform
+#: draws in [-M, M], has a standard deviation of M * sqrt((S - 1) / 3) = 2^25.2 at S = 4096: 2^29 is
+#: 14 standard deviations; the server refuses a draw beyond it rather than overflow)
+CKKS_MASK_BOUND = 2.0**29
 
 
 @dataclass(frozen=True)
@@ -101,6 +107,11 @@ class HEParams:
     def headroom_bits(self) -> int:
         """CKKS: bits left for |value| at degree 3 on the data modulus (special prime excluded)."""
         return sum(self.coeff_mod_bit_sizes[:-1]) - 3 * self.scale_bits - 1
+
+    @property
+    def sum_headroom_bits(self) -> int:
+        """CKKS: bits left for a masked, rho-scaled cluster sum (degree 2 times rho's constant)."""
+        return sum(self.coeff_mod_bit_sizes[:-1]) - 2 * self.scale_bits - RHO_FRAC_BITS - 1
 
     @classmethod
     def from_dict(cls, d: dict) -> HEParams:
@@ -133,11 +144,12 @@ def resolve_params(scheme: str, poly_modulus_degree=None, coeff_mod_bit_sizes=No
     if scheme == "ckks":
         if not 20 <= params.scale_bits <= 60:
             raise ValueError(f"scale_bits={params.scale_bits}; expected 20..60")
-        if params.headroom_bits < 24:
+        need = int(np.log2(CKKS_MASK_BOUND * BLIND_FACTOR)) + 1
+        if params.headroom_bits < 16 or params.sum_headroom_bits < need:
             raise InsecureParameters(
                 f"coeff_mod_bit_sizes={list(mods)} with scale_bits={params.scale_bits} leaves "
-                f"{params.headroom_bits} bits for degree-3 values; expected >= 24 (the data modulus, "
-                "all primes but the last, must exceed 3 * scale_bits + 24)")
+                f"{params.headroom_bits} bits for degree-3 values, {params.sum_headroom_bits} for masked sums"
+                f"; expected >= 16 and >= {need} (all primes but the last: >= 3 * scale_bits + 17 bits)")
     elif not 0 <= params.frac_bits <= 20:
         raise ValueError(f"frac_bits={params.frac_bits}; expected 0..20")
     return params
@@ -277,10 +289,11 @@ def configure(ctx: ts.Context) -> ts.Context:
 
 
 def make_context(params: HEParams, relin_keys: bool = False) -> ts.Context:
-    """A fresh secret-key context (the key holder's). K-means: public key only, never relinearised
-    or rescaled (:func:`configure`). ``relin_keys`` (logistic regression): relinearisation keys
-    too, and TenSEAL's automatic relinearisation and rescaling, which the server switches off
-    around its unrelinearised products."""
+    """A fresh secret-key context (the key holder's). K-means: TenSEAL never relinearises or
+    rescales behind the protocol (:func:`configure`); CKKS gets relinearisation keys, which the
+    server uses only on what it sends (:mod:`methods.he.levels`). ``relin_keys`` (logistic
+    regression): relinearisation keys and TenSEAL's automatic relinearisation and rescaling,
+    which the server switches off around its unrelinearised products."""
     if params.scheme == "ckks":
         ctx = ts.context(ts.SCHEME_TYPE.CKKS, params.poly_modulus_degree,
                          coeff_mod_bit_sizes=list(params.coeff_mod_bit_sizes), n_threads=1)
@@ -293,6 +306,8 @@ def make_context(params: HEParams, relin_keys: bool = False) -> ts.Context:
     if relin_keys:
         ctx.generate_relin_keys()
         return ctx
+    if params.scheme == "ckks":
+        ctx.generate_relin_keys()
     return configure(ctx)
 
 
@@ -345,6 +360,7 @@ class Codec:
         # `python -m benchmarks.perf he_kmeans`); other parties with the public key
         self._enc_ctx = ctx if ctx.is_public() else secret_key_encryptor(ctx)
         self._secret = ctx.secret_key() if ctx.is_private() else None
+        self.levels = Levels(ctx, params.slots) if self.ckks else None
 
     def encrypt(self, values, degree: int = 1):
         v = np.asarray(values)
@@ -353,7 +369,19 @@ class Codec:
         return ts.bfv_vector(self._enc_ctx, v.astype(np.int64).tolist())
 
     def encrypt_bytes(self, values, degree: int = 1) -> bytes:
+        """Serialized fresh encryption; with the secret key (CKKS) in SEAL's seeded form (half the
+        size, :meth:`methods.he.levels.Levels.encrypt_bytes`)."""
+        if self.ckks and self._secret is not None:
+            v = np.asarray(values, dtype=float)
+            return self.levels.encrypt_bytes(v, self.params.delta**degree)
         return self.encrypt(values, degree).serialize()
+
+    def shrink_bytes(self, vec, value_bound: float, min_scale_bits: float) -> bytes:
+        """What the server sends: CKKS in its smallest form (rescaled, mod-switched, relinearised);
+        BFV as it is."""
+        if not self.ckks:
+            return vec.serialize()
+        return self.levels.shrink_bytes(vec, value_bound, min_scale_bits)
 
     def load(self, data: bytes):
         return (ts.ckks_vector_from if self.ckks else ts.bfv_vector_from)(self.ctx, data)

@@ -19,8 +19,6 @@ from methods.he import remote
 from methods.he.blinding import FINAL_ROUND
 from methods.he.crypto import (
     BLIND_FACTOR,
-    CKKS_MASK,
-    CKKS_OFFSET,
     HEParams,
     bfv_bounds,
     choose_plain_modulus,
@@ -108,7 +106,8 @@ class HEKMeans:
     ----------
     labels_, cluster_centers_, n_iter_, inertia_, costs_, params_, ops_, init_centers_,
     encrypted_assignments_ (list over chunks of k serialized ciphertexts, column-major one-hot),
-    public_context_ (bytes of the K-means public context), channel_.
+    public_context_ (bytes of the K-means public context: the owner's), server_context_ (the server's:
+    with the relinearisation keys in CKKS), channel_.
     """
 
     name: ClassVar[str] = "he_kmeans"
@@ -187,9 +186,11 @@ class HEKMeans:
     def _resolve(self, X: np.ndarray, params: HEParams) -> tuple[HEParams, np.ndarray, Any]:
         init = self.init
         if params.scheme == "ckks":
-            # worst-case blinded score r * (||c||^2 + 2|x||c|) + o must fit the degree-3 headroom
+            # worst-case blinded score difference r * (||c_j||^2 - ||c_0||^2 - 2 x.(c_j - c_0)) and
+            # seeding distance sigma ||x - c||^2 (centroids are means: ||c||^2 <= max ||x||^2 = r2)
+            # must fit the degree-3 headroom
             r2 = float((X**2).sum(1).max())
-            worst = BLIND_FACTOR * 3 * r2 + CKKS_OFFSET + CKKS_MASK * params.slots
+            worst = BLIND_FACTOR * 6 * r2
             if worst >= 2.0**params.headroom_bits:
                 raise ValueError(
                     f"data too large for CKKS headroom: blinded values reach {worst:.3e} >= "
@@ -228,6 +229,7 @@ class HEKMeans:
         self.inertia_ = float(((X - self.cluster_centers_[self.labels_]) ** 2).sum())
         self.encrypted_assignments_ = served
         self.public_context_ = proto.public_context
+        self.server_context_ = proto.server_context
         self.channel_ = proto.channel
         self.keyholder_ = proto.keyholder
         self.costs_ = proto.costs

@@ -32,6 +32,13 @@ from methods.he.crypto import (
 )
 
 
+def blinded_scores(decrypted: list[np.ndarray]) -> np.ndarray:
+    """The k offset-blinded scores ``r s_l + o`` of each point (columns) from one chunk's decrypted
+    message: position 0's score, then the k - 1 differences to it."""
+    base = np.asarray(decrypted[0])
+    return np.stack([base] + [base + np.asarray(v) for v in decrypted[1:]], axis=1)
+
+
 class KeyHolder:
     """Makes and holds the secret key; turns the blinded cluster totals into centroids."""
 
@@ -45,7 +52,13 @@ class KeyHolder:
         return self.ctx.serialize(save_secret_key=True)
 
     def public_context(self) -> bytes:
+        """The owner's public context: the public key alone."""
         return public_bytes(self.ctx)
+
+    def server_context(self) -> bytes:
+        """The server's public context: the public key and, in CKKS, the relinearisation keys it
+        relinearises what it sends with (never the secret key, never Galois keys)."""
+        return public_bytes(self.ctx, relin_keys=self.params.scheme == "ckks")
 
     def update(self, vals: list, k: int, d: int):
         """New centroids from the slot sums of the blinded cluster sums and counts (``rho_j``
@@ -85,12 +98,14 @@ class KeyHolderShard:
     def assign(self, scores: dict[int, list[bytes]], k: int,
                n_onehots: int | None = None) -> tuple[dict, dict]:
         """Argmin of each point's blinded scores; fresh encrypted one-hots of the argmin position,
-        the first ``n_onehots`` positions (default k; k - 1 suffice for the server's sums)."""
+        the first ``n_onehots`` positions (default k; k - 1 suffice for the server's sums). A
+        chunk's scores are position 0's ``r s_0 + o`` and the k - 1 differences ``r (s_l - s_0)``
+        (see :func:`blinded_scores`); the argmin needs only the differences."""
         onehots, labels = {}, {}
         for c, cts in scores.items():
             m = self._valid(c)
-            vals = np.stack([self.codec.decrypt(b)[:m] for b in cts], axis=1)
-            self.ops["decrypt"] += k
+            vals = np.stack([np.zeros(m)] + [self.codec.decrypt(b)[:m] for b in cts[1:]], axis=1)
+            self.ops["decrypt"] += len(cts) - 1
             lab = vals.argmin(axis=1)
             labels[c] = lab
             onehots[c] = self.onehot(lab, k if n_onehots is None else n_onehots)  # positions 0, 1, ...

@@ -49,6 +49,22 @@ def d2_sample(values: np.ndarray, rng: np.random.Generator) -> int:
     return int(np.searchsorted(np.cumsum(v), rng.uniform(0.0, total), side="right").clip(0, len(v) - 1))
 
 
+def lloyd_bytes_floor(n: int, k: int, d: int, params: HEParams, modulus_bits: float | None = None) -> dict:
+    """The floor of one Lloyd iteration's bytes (docs/he.md, "Bytes and the floor"): per customer,
+    the key holder's k - 1 blinded differences as 2-component ciphertexts and the k - 1 one-hots
+    in seeded form (1 component), all at the modulus of ``modulus_bits`` (default: the last data
+    prime alone, the smallest modulus that holds the differences with the argmin exact); plus the
+    broadcast that does not grow with n: k*d replicated centroid coordinates (seeded) and k(d+1)
+    masked totals (2 components) at that modulus. CKKS slots are N/2 per ciphertext."""
+    N, S = params.poly_modulus_degree, params.slots
+    qb = float(modulus_bits if modulus_bits is not None else params.coeff_mod_bit_sizes[0])
+    full, seeded = 2 * N * qb / 8, N * qb / 8
+    per_customer = (k - 1) * (full + seeded) / S
+    broadcast = k * d * seeded + k * (d + 1) * full
+    return {"modulus_bits": qb, "per_customer_per_iteration": per_customer,
+            "broadcast_per_iteration": broadcast, "per_iteration": per_customer * n + broadcast}
+
+
 class KMeansProtocol:
     """One run of the three parties on one data matrix (rows are the owner's records)."""
 
@@ -118,14 +134,16 @@ class KMeansProtocol:
             t0 = time.process_time()
             self.keyholder = KeyHolder(self.params)
             public = self.keyholder.public_context()
+            server_public = self.keyholder.server_context()
             secret = self.keyholder.secret_context()
             self._cpu(KEYHOLDER, t0)
             self.public_context = public
-            self._send(KEYHOLDER, SERVER, public, "public context")
+            self.server_context = server_public
+            self._send(KEYHOLDER, SERVER, server_public, "public context")
             self._send(KEYHOLDER, OWNER, public, "public context")
             p = self.params.to_dict()
             pool.broadcast(OWNER, "__init__", (p, public))
-            pool.broadcast(SERVER, "__init__", (p, public, self.n, self.server_seed))
+            pool.broadcast(SERVER, "__init__", (p, server_public, self.n, self.server_seed))
             pool.broadcast(KEYHOLDER, "__init__", (p, secret, self.n))
         self.channel.stage = "encrypt"
         with self.costs.phase("encrypt"):

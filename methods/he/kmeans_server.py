@@ -22,18 +22,40 @@ one masked total per vector whatever the number of workers, never a worker's par
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
+from methods.he import levels
 from methods.he.blinding import (
     Stream,
     blinding_factors,
     blinding_offsets,
     blinding_rng,
     cluster_factors,
-    random_base,
+    quantize_rho,
     zero_sum_vector,
 )
-from methods.he.crypto import Codec, HEParams, load_context, valid_rows
+from methods.he.crypto import (
+    BLIND_FACTOR,
+    CKKS_MASK_BOUND,
+    CKKS_OFFSET,
+    Codec,
+    HEParams,
+    load_context,
+    valid_rows,
+)
+from methods.he.levels import (
+    BASE_MIN_SCALE_BITS,
+    BASE_SCALE_BITS,
+    EXTRACT_MIN_SCALE_BITS,
+    PRE_RESCALE_BITS,
+    RHO_FRAC_BITS,
+    RHO_MAX_SCALE_BITS,
+    RHO_SUM_SCALE_BITS,
+    SCORE_MIN_SCALE_BITS,
+    TOTAL_MIN_SCALE_BITS,
+)
 
 
 class ServerShard:
@@ -44,6 +66,9 @@ class ServerShard:
         self.ctx = load_context(public_context)
         if self.ctx.is_private() or self.ctx.has_secret_key():
             raise ValueError("the compute server must be given a public context (it holds a secret key)")
+        if self.params.scheme == "ckks" and not self.ctx.has_relin_keys():
+            raise ValueError("the CKKS compute server needs the relinearisation keys: give it "
+                             "KeyHolder.server_context(), not the owner's public context")
         self.codec = Codec(self.ctx, self.params)
         self.ckks = self.params.scheme == "ckks"
         self.n, self.seed = int(n), int(seed)
@@ -60,17 +85,45 @@ class ServerShard:
             self.two_x[c] = [v + v for v in self.x[c]]
             self.ops["add"] += len(cols)
 
-    def _mask(self, v, degree: int, rng: np.random.Generator):
-        """``v`` plus a random vector whose slots sum to zero (mod t): every slot hidden, the slot
-        sum kept. The key holder decrypts ``v + mask`` either way, so the mask is a plaintext where
-        TenSEAL can add one exactly (BFV; CKKS degree 1, at the ciphertext's scale) and a fresh
-        public-key encryption at the value's scale otherwise (CKKS degrees 2 and 3)."""
+    def _finish(self, v, rng: np.random.Generator, rho=None, count: bool = False,
+                min_scale_bits: float = TOTAL_MIN_SCALE_BITS) -> bytes:
+        """``v`` plus a random vector whose slots sum to zero (mod t), times ``rho`` if given,
+        serialized: every slot hidden, the slot sum kept. The key holder decrypts ``v + mask``
+        either way, so the mask is a plaintext: in CKKS encoded at the ciphertext's own level and
+        true scale, rho a constant rounded to RHO_FRAC_BITS fractional bits (exact at the scale it
+        is encoded at), and the result sent in its smallest form."""
         mask = zero_sum_vector(self.params, rng)
         self.ops["add"] += 1
-        if not self.ckks or degree == 1:
-            return v + self.codec.plain(mask)
-        self.ops["encrypt"] += 1
-        return v + self.codec.encrypt(mask, degree=degree)
+        if not self.ckks:
+            v = v + self.codec.plain(mask)
+            if rho is not None:
+                v = v * rho
+                self.ops["sc_mul"] += 1
+            return v.serialize()
+        if np.abs(mask).max() >= CKKS_MASK_BOUND:
+            raise ValueError("a zero-sum mask exceeded its 14-sigma bound; rerun with another seed")
+        lv = self.codec.levels
+        ct = levels.raw(v)
+        # a slot adds one record per chunk: |value| <= chunks * max|x| (|x| < 2^11 by the fit's check)
+        bound = float(np.abs(mask).max()) + 2.0**11 * -(-self.n // self.params.slots)
+        if rho is not None:
+            bound *= BLIND_FACTOR
+        # rescale a product before the mask and rho while its scale stays >= 2^PRE_RESCALE_BITS: the
+        # room it frees lets rho be encoded finely enough for the result to reach the last prime
+        lv.rescale_while(ct, max(PRE_RESCALE_BITS, min_scale_bits))
+        lv.add_plain(ct, mask)
+        if rho is not None:
+            bits = lv.factor_scale_bits(ct, bound, TOTAL_MIN_SCALE_BITS, RHO_FRAC_BITS, RHO_MAX_SCALE_BITS)
+            if bits is None:
+                raise ValueError(f"no room for rho at scale 2^{math.log2(ct.scale):.0f}, "
+                                 f"level {levels.level(ct)}")
+            lv.mul_constant(ct, quantize_rho(rho), 2.0**bits)
+            self.ops["sc_mul"] += 1
+        return lv.shrink_bytes(ct, bound, min_scale_bits)
+
+    def _send(self, v) -> bytes:
+        """A blinded score or distance (degree 3) in its smallest form."""
+        return self.codec.shrink_bytes(v, 2.0**self.params.headroom_bits, SCORE_MIN_SCALE_BITS)
 
     def _valid(self, c: int) -> list:
         """Plaintext 1 on chunk ``c``'s records, 0 on its padding (n is public)."""
@@ -127,37 +180,33 @@ class ServerShard:
                     else:
                         acc = acc + v
                         self.ops["add"] += 1
-            acc = self._mask(acc, degrees[i], blinding_rng(self.seed, stream, call, i))
-            if scales is not None and scales[i] is not None:
-                acc = acc * scales[i]
-                self.ops["sc_mul"] += 1
-            out.append(acc.serialize())
+            rho = None if scales is None else scales[i]
+            # extracted coordinates keep their products' scale (a rescale would round them to
+            # about 2^-19): they are a record's values, and few
+            floor = EXTRACT_MIN_SCALE_BITS if stream == Stream.EXTRACTION_MASKS else TOTAL_MIN_SCALE_BITS
+            out.append(self._finish(acc, blinding_rng(self.seed, stream, call, i), rho,
+                                    count=degrees[i] < max(degrees), min_scale_bits=floor))
         self.partials = {}
         return out
 
     def scores(self, centroids: list[bytes], k: int, iteration: int, permute: bool) -> dict[int, list[bytes]]:
-        """Blinded scores r * (||c_j||^2 - 2 x.c_j) + o for each chunk and cluster (order optionally
-        permuted per point). ``centroids`` holds k*d ciphertexts of c_jf (degree 1, replicated);
-        ``||c_j||^2 - 2 x.c_j = sum_f c_jf (c_jf - 2 x_f)`` needs no extra ciphertext."""
+        """The k - 1 blinded score differences ``r * (s_l - s_0)`` of each chunk, where
+        ``s_j = ||c_j||^2 - 2 x.c_j`` and ``l`` runs over the clusters (or, with ``permute``, over
+        positions in a random per-point order of them). They carry what the k offset-blinded scores
+        ``r * s_j + o`` carried (the offset cancels in the differences the argmin needs) in one
+        ciphertext fewer, with no offset to make room for. ``centroids`` holds k*d ciphertexts of
+        c_jf (degree 1, replicated); ``s_j = sum_f c_jf (c_jf - 2 x_f)`` needs no extra ciphertext."""
         d = len(centroids) // k
         cs = [self.codec.load(b) for b in centroids]
         S, out = self.params.slots, {}
-        # one random base per call; each chunk's offsets o = m * (o / m), uniform as drawn
-        rng0 = blinding_rng(self.seed, Stream.OFFSET_BASE, iteration, min(self.x, default=0))
-        m, base, n_enc = random_base(self.codec, rng0, 3)
-        self.ops["encrypt"] += n_enc
-        self.ops["ct_mul"] += n_enc - 1
         for c in sorted(self.x):
             rng = blinding_rng(self.seed, Stream.SCORES, iteration, c)
             r = blinding_factors(rng, S, self.ckks)
             if self.ckks:
-                u = blinding_offsets(rng, S) / m
-            else:  # |o| <= t/8: u in [-t/8, t/8] times m^-1 mod t
+                o = blinding_offsets(rng, S)
+            else:  # |o| <= t/8
                 t = self.params.plain_modulus
                 o = rng.integers(-(t >> 3), (t >> 3) + 1, S)
-                u = np.array([(int(a) * pow(int(b), -1, t)) % t for a, b in zip(o, m, strict=True)])
-                u = np.where(u > t // 2, u - t, u)
-            offset = base * self.codec.plain(u)
             s = []
             for j in range(k):
                 acc = None
@@ -168,7 +217,6 @@ class ServerShard:
                 s.append(acc)
             self.ops["ct_mul"] += k * d
             self.ops["add"] += 2 * k * d
-            self.ops["pt_mul"] += 1
             if permute:
                 perm = np.argsort(rng.random((S, k)), axis=1)  # position l holds cluster perm[:, l]
                 self.perm[c] = perm
@@ -178,15 +226,46 @@ class ServerShard:
                     for j in range(k):
                         term = s[j] * self.codec.plain(np.where(perm[:, pos] == j, r, 0))
                         acc = term if acc is None else acc + term
-                    blinded.append(acc + offset)
+                    blinded.append(acc)
                 self.ops["pt_mul"] += k * k
                 self.ops["add"] += k * k
+                diffs = [blinded[pos] - blinded[0] for pos in range(1, k)]
+                weights = [np.where(perm[:, 0] == j, r, 0) for j in range(k)]
             else:
-                blinded = [s[j] * self.codec.plain(r) + offset for j in range(k)]
-                self.ops["pt_mul"] += k
-                self.ops["add"] += k
-            out[c] = [b.serialize() for b in blinded]
+                diffs = [(s[j] - s[0]) * self.codec.plain(r) for j in range(1, k)]
+                self.ops["pt_mul"] += k - 1
+                weights = [r] + [None] * (k - 1)
+            self.ops["add"] += k - 1
+            out[c] = [self._base(s, weights, o)] + [self._send(v) for v in diffs]
         return out
+
+    def _base(self, s: list, weights: list, o: np.ndarray) -> bytes:
+        """Position 0's offset-blinded score ``sum_j s_j * weights_j + o`` (``weights_j`` the
+        factors r where cluster j sits at position 0). With the k - 1 differences it gives the key
+        holder every ``r * s + o`` of the point, as k offset-blinded scores did; in CKKS the
+        factors are encoded at 2^BASE_SCALE_BITS and the offset added as a plaintext at the true
+        scale, so the degree-3 value fits the modulus with the offset's 31 bits."""
+        if not self.ckks:
+            acc = None
+            for sj, w in zip(s, weights, strict=True):
+                if w is not None:
+                    term = sj * self.codec.plain(w)
+                    acc = term if acc is None else acc + term
+            self.ops["pt_mul"] += sum(w is not None for w in weights)
+            return (acc + self.codec.plain(o)).serialize()
+        lv, acc = self.codec.levels, None
+        for sj, w in zip(s, weights, strict=True):
+            if w is None:
+                continue
+            ct = levels.raw(sj)
+            lv.evaluator.multiply_plain_inplace(ct, lv.encode(w, levels.level(ct), 2.0**BASE_SCALE_BITS))
+            self.ops["pt_mul"] += 1
+            if acc is None:
+                acc = ct
+            else:
+                lv.evaluator.add_inplace(acc, ct)
+        lv.add_plain(acc, o)
+        return lv.shrink_bytes(acc, CKKS_OFFSET + 2.0**self.params.headroom_bits, BASE_MIN_SCALE_BITS)
 
     def partial_sums(self, onehots: dict[int, list[bytes]], k: int, iteration: int, permute: bool,
                      owners: list[list[int]], me: int) -> dict:
@@ -212,11 +291,7 @@ class ServerShard:
                 perm = self.perm[c]
                 a_hat, a = a, []
                 for j in range(k):
-                    acc = None
-                    for pos in range(k):
-                        term = a_hat[pos] * self.codec.plain(np.where(perm[:, pos] == j, rho[j], 0))
-                        acc = term if acc is None else acc + term
-                    a.append(acc)
+                    a.append(self._unpermute(a_hat, perm, j, rho[j]))
                 self.ops["pt_mul"] += k * k
                 self.ops["add"] += k * (k - 1)
             for j in range(m):
@@ -238,6 +313,28 @@ class ServerShard:
             acc_n.append(self._negated(self._sum(acc_n)) + valid)
             self.ops["add"] += d + 1  # the subtractions (the sums' additions are counted by _sum)
         return self._share(acc_s + acc_n, owners, me)
+
+    def _unpermute(self, a_hat: list, perm: np.ndarray, j: int, rho_j):
+        """``sum_pos a_hat[pos] * [perm[:, pos] == j] * rho_j``: cluster j's one-hot, scaled by rho_j.
+        CKKS encodes the plaintext masks at 2^RHO_SUM_SCALE_BITS (not at the one-hots' scale), so
+        the masked sums of degree 3 fit the modulus; the scale is SEAL's true one."""
+        if not self.ckks:
+            acc = None
+            for pos in range(len(a_hat)):
+                term = a_hat[pos] * self.codec.plain(np.where(perm[:, pos] == j, rho_j, 0))
+                acc = term if acc is None else acc + term
+            return acc
+        lv, acc = self.codec.levels, None
+        for pos in range(len(a_hat)):
+            ct = levels.raw(a_hat[pos])
+            mask = np.where(perm[:, pos] == j, quantize_rho(rho_j), 0.0)
+            pt = lv.encode(mask, levels.level(ct), 2.0**RHO_SUM_SCALE_BITS)
+            lv.evaluator.multiply_plain_inplace(ct, pt)
+            if acc is None:
+                acc = ct
+            else:
+                lv.evaluator.add_inplace(acc, ct)
+        return lv.vector(acc)
 
     def extract_partials(self, selections: dict[int, list[bytes]], owners: list[list[int]], me: int) -> dict:
         """Partial sum_i e_i x_i (degree 2) for each selection vector e, over this shard's chunks;
@@ -270,7 +367,7 @@ class ServerShard:
                     diff = self.x[c][f] - ci[f]
                     term = diff * diff
                     acc = term if acc is None else acc + term
-                blobs.append((acc * sigma).serialize())
+                blobs.append(self._send(acc * sigma))
             out[c] = blobs
             self.ops["ct_mul"] += m * d
             self.ops["add"] += 2 * m * d

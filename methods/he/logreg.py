@@ -189,7 +189,7 @@ class HELogisticRegression:
         with self.costs_.phase("he_keys", "owner"):
             key_holder = LRKeyHolder(params, keep_transcript=self.keep_transcript)
         with self.costs_.phase("he_encrypt", "owner"):
-            columns = [key_holder.encrypt_column(Z[:, j]) for j in range(Z.shape[1])]
+            columns = [key_holder.encrypt_column(Z[:, j], key_holder.column_level) for j in range(Z.shape[1])]
             labels = key_holder.encrypt_column(y)
         self._fit_ciphertexts(key_holder, columns, labels, len(y), counts, params)
         self._set_model(self.w_)

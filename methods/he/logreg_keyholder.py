@@ -15,6 +15,7 @@ import numpy as np
 import tenseal as ts
 
 from methods.he.crypto import HEParams, check_logreg_params, column_chunks, make_context, public_bytes
+from methods.he.levels import Levels
 from methods.he.logreg_math import NesterovState, nesterov_step
 
 
@@ -28,6 +29,10 @@ class LRKeyHolder:
         check_logreg_params(params)
         self.params = params
         self._ctx = make_context(params, relin_keys=True)
+        self._levels = Levels(self._ctx, params.slots)
+        #: the level (primes left) the model columns and the broadcast weights are sent at: the
+        #: server uses them only one prime down (products for the scores), never at the top
+        self.column_level = self._levels.top - 1
         self.keep_transcript = keep_transcript
         self.transcript: list[np.ndarray] = []
         self.decryptions = 0
@@ -38,13 +43,16 @@ class LRKeyHolder:
         """The server's context: public and relinearisation keys, no secret key, no Galois keys."""
         return public_bytes(self._ctx, relin_keys=True)
 
-    def encrypt(self, values: np.ndarray) -> bytes:
+    def encrypt(self, values: np.ndarray, level: int | None = None) -> bytes:
+        """A secret-key encryption at ``level`` (default: all primes), in SEAL's seeded form (half
+        the size; :meth:`methods.he.levels.Levels.encrypt_bytes`)."""
         self.encryptions += 1
-        return ts.ckks_vector(self._ctx, np.asarray(values, float)).serialize()
+        return self._levels.encrypt_bytes(np.asarray(values, float), self._ctx.global_scale, level)
 
-    def encrypt_column(self, values: np.ndarray) -> list[bytes]:
+    def encrypt_column(self, values: np.ndarray, level: int | None = None) -> list[bytes]:
         """One column, chunked column-major into ciphertexts of N/2 slots (last chunk padded)."""
-        return [self.encrypt(chunk) for chunk in column_chunks(np.asarray(values, float), self.params.slots)]
+        chunks = column_chunks(np.asarray(values, float), self.params.slots)
+        return [self.encrypt(chunk, level) for chunk in chunks]
 
     def _decrypt(self, payload: bytes) -> np.ndarray:
         self.decryptions += 1
@@ -86,4 +94,4 @@ class LRKeyHolder:
         return self._broadcast(self._state.w)
 
     def _broadcast(self, values: np.ndarray) -> list[bytes]:
-        return [self.encrypt(np.full(self.params.slots, v)) for v in values]
+        return [self.encrypt(np.full(self.params.slots, v), self.column_level) for v in values]

@@ -22,6 +22,23 @@ from methods.he.transport import Channel
 from methods.progress import Progress
 
 
+def iteration_bytes_floor(n: int, d: int, params, z_bound_bits: float = 21.0,
+                          gradient_bound_bits: float = 13.0) -> dict:
+    """The floor of one training iteration's bytes (docs/he_logreg.md, "Bytes and the floor"): per
+    record, the masked score (2 components, at the bits its bound and the scale need, plus a sign
+    bit) and its fresh encryption (seeded, on the data primes the gradient step consumes); per
+    iteration, d masked gradient vectors (2 components, their bound plus the scale plus a sign bit)
+    and d fresh weights (seeded, one prime below the top, where the scores use them)."""
+    N, S, scale = params.poly_modulus_degree, params.slots, params.scale_bits
+    data = sum(params.coeff_mod_bit_sizes[:-1])
+    z_bits, zf_bits = z_bound_bits + scale + 1, data
+    g_bits, w_bits = gradient_bound_bits + scale + 1, data - params.coeff_mod_bit_sizes[-2]
+    per_record = (2 * N * z_bits + N * zf_bits) / 8 / S
+    broadcast = d * (2 * N * g_bits + N * w_bits) / 8
+    return {"per_record_per_iteration": per_record, "broadcast_per_iteration": broadcast,
+            "per_iteration": per_record * n + broadcast}
+
+
 def run_protocol(server: LRServer, key_holder: LRKeyHolder, channel: Channel, *, poly: SigmoidPoly,
                  w_neg: float, w_pos: float, total_weight: float, l2: float, penalised: np.ndarray,
                  eta: np.ndarray, gamma: np.ndarray, kh: str = "owner", costs=None) -> list[bytes]:

@@ -30,6 +30,7 @@ import numpy as np
 import tenseal as ts
 
 from methods.he.crypto import HEParams, check_logreg_params, load_context
+from methods.he.levels import Levels
 from methods.he.logreg_math import NesterovState, SigmoidPoly, nesterov_step
 
 #: Per-slot mask half-widths. z and u masks have ~2^49 of headroom at their level; gradient
@@ -94,6 +95,7 @@ class LRServer:
             raise ValueError("the server's context must not hold a secret key")
         self.ctx.global_scale = 2.0**params.scale_bits
         self.rng = np.random.default_rng(seed)
+        self.levels = Levels(self.ctx, params.slots)
         self.ops = OpCounts()
         self._ones: dict[float, ts.CKKSVector] = {}
 
@@ -105,6 +107,12 @@ class LRServer:
     def dump(self, vec: ts.CKKSVector) -> bytes:
         self.ops.serialize += 1
         return vec.serialize()
+
+    def dump_small(self, vec: ts.CKKSVector, value_bound: float) -> bytes:
+        """A masked vector for the key holder in its smallest form: relinearised, rescaled while
+        the scale stays >= 2^(scale_bits - 4), mod-switched while ``value_bound`` still fits."""
+        self.ops.serialize += 1
+        return self.levels.shrink_bytes(vec, value_bound, self.params.scale_bits - 4)
 
     def _load_at_level_of(self, payload: bytes, ref: ts.CKKSVector) -> ts.CKKSVector:
         """Load ``payload`` mod-switched down to ``ref``'s level (TenSEAL switches the higher
@@ -171,7 +179,7 @@ class LRServer:
             self.ops.mul_scalar += 2
             r = self.rng.uniform(-Z_MASK, Z_MASK, self.params.slots)
             self._u_mask.append(r)
-            u_masked.append(self.dump(u + r.tolist()))
+            u_masked.append(self.dump_small(u + r.tolist(), 2 * Z_MASK))
             with _Lazy(self.ctx):
                 self.x_g[0][c] * e   # switches e down to L2 in place
             const = self._accumulate(const, c, e)
@@ -208,7 +216,7 @@ class LRServer:
             r = (self.rng.uniform(-GRAD_MASK, GRAD_MASK, self.params.slots)
                  + self.rng.uniform(-GRAD_OFFSET, GRAD_OFFSET))
             sums[j] = r.sum()
-            out.append(self.dump(self._mask(vec, r)))
+            out.append(self.dump_small(self._mask(vec, r), 2 * (GRAD_MASK + GRAD_OFFSET)))
         return out, sums
 
     def _set_v(self, masked_v: Sequence[bytes]) -> None:
@@ -227,7 +235,7 @@ class LRServer:
             self.ops.add += self.d - 1
             r = self.rng.uniform(-Z_MASK, Z_MASK, self.params.slots)
             self._z_mask.append(r)
-            out.append(self.dump(self._mask(z, r, encrypt=True)))
+            out.append(self.dump_small(self._mask(z, r, encrypt=True), 2 * Z_MASK))
         return out
 
     def gradients(self, refreshed_z: Sequence[bytes]) -> list[bytes]:

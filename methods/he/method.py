@@ -231,7 +231,7 @@ class HEMethod:
         sd = X.std(axis=0)
         self.scale_ = np.where(sd > 0, sd, 1.0)
         Z = self._standardise(X)
-        columns = [kh.encrypt_column(Z[:, j]) for j in range(Z.shape[1])]
+        columns = [kh.encrypt_column(Z[:, j], kh.column_level) for j in range(Z.shape[1])]
         labels = kh.encrypt_column(y)
         walls["lr_encryption"] = time.perf_counter() - t
         lr_owner_cpu += time.process_time() - c

@@ -32,7 +32,7 @@ def test_weak_parameters_are_refused_with_the_parameter_named():
 
 def test_ckks_headroom_is_checked():
     with pytest.raises(InsecureParameters, match="scale_bits=40"):
-        resolve_params("ckks", 8192, [60, 40, 40, 60])
+        resolve_params("ckks", 8192, [60, 30, 30, 60])
 
 
 def test_batching_prime_is_prime_and_one_mod_2n():

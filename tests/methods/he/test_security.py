@@ -7,6 +7,7 @@ from scipy import stats
 from benchmarks.attacks.he import key_holder_spearman
 from methods.he import KMeansProtocol, Pool, resolve_params
 from methods.he.crypto import load_context
+from methods.he.kmeans_keyholder import blinded_scores
 from methods.he.kmeans_protocol import d2_sample
 from methods.he.kmeans_server import ServerShard
 from methods.he.transport import Channel
@@ -17,7 +18,9 @@ def test_server_holds_no_secret_key_and_cannot_decrypt(ckks_fit):
     ctx = load_context(model.public_context_)
     assert not ctx.is_private() and not ctx.has_secret_key()
     assert not ctx.has_galois_keys() and not ctx.has_relin_keys()
-    shard = ServerShard(model.params_.to_dict(), model.public_context_, 10, 0)
+    server = load_context(model.server_context_)  # the owner's context plus relinearisation keys
+    assert not server.is_private() and not server.has_secret_key() and not server.has_galois_keys()
+    shard = ServerShard(model.params_.to_dict(), model.server_context_, 10, 0)
     with pytest.raises(ValueError, match="secret"):
         shard.codec.load(model.encrypted_assignments_[0][0]).decrypt()
     with pytest.raises(ValueError, match="public context"):
@@ -81,8 +84,8 @@ def _decrypted_rounds(model, X):
     for _, _, tag, payload in model.channel_.transcript:
         if tag == "centroids":
             centers = np.array([codec.decrypt(b)[0] for b in payload]).reshape(k, d)
-        elif tag == "blinded scores":
-            seen = np.stack([codec.decrypt(b)[: len(X)] for b in payload], axis=1)
+        elif tag == "blinded scores":  # one chunk: position 0's r s_0 + o, then r (s_l - s_0)
+            seen = blinded_scores([codec.decrypt(b)[: len(X)] for b in payload])
             out.append((((X[:, None, :] - centers[None]) ** 2).sum(-1), seen))
     return out
 
