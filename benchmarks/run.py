@@ -76,7 +76,7 @@ def execute(cfg: DictConfig) -> dict:
     log.info("fit done in %.2f s wall; scoring on %d test rows", wall, len(test))
 
     scoring = time.perf_counter()
-    proba = method.predict_proba(test.X, test.X_segment)
+    proba = method.predict_proba(test.X, test.X_segment)[:, 1]  # P(y = yes)
     if isinstance(method, ScoringCosts):
         method.record_scoring(time.perf_counter() - scoring, len(proba))
     labels = np.asarray(method.segment(test.X_segment))
