@@ -250,9 +250,15 @@ def main(cfg: DictConfig) -> None:
         sys.exit(1)
 
 
-if __name__ == "__main__":
-    if len(sys.argv) == 1:  # the main job: compare every method at k = 4 and write a report
+def cli() -> None:
+    """``privmark`` / ``python -m benchmarks.run``: no arguments run the main job (every method at
+    k = 4, then a report); otherwise one job or a sweep (Hydra's command line)."""
+    if len(sys.argv) == 1:
         from benchmarks._quickstart import quickstart
 
         sys.exit(quickstart())
     main()
+
+
+if __name__ == "__main__":
+    cli()
