@@ -65,7 +65,11 @@ HE_KMEANS = {
 EXPECTED_FAILURES = {
     "HEKMeans": HE_KMEANS,
     "HEMethod": HE_KMEANS,
-    "HELogisticRegression": {},
+    "HELogisticRegression": {
+        "check_fit_idempotent": "CKKS: every fit encrypts with fresh noise (SEAL draws it from the system's "
+                                "randomness, never from random_state), and the gradient descent carries it "
+                                "into the weights: two fits agree to about 1e-3, not to the check's 1e-9",
+    },
     "DPMethod": {
         "check_classifiers_train": "ε = 1 (the default budget) on the check's 300 rows: the noise that "
                                    "makes the model ε-DP keeps its accuracy below the check's 0.83",
