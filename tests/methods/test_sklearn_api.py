@@ -64,7 +64,12 @@ HE_KMEANS = {
 }
 EXPECTED_FAILURES = {
     "HEKMeans": HE_KMEANS,
-    "HEMethod": HE_KMEANS,
+    "HEMethod": {
+        **{k: v for k, v in HE_KMEANS.items() if k != "check_pipeline_consistency"},  # predictions agree
+        "check_class_weight_classifiers": "class_weight is the owner predictor's (predictor='owner'); the "
+                                          "encrypted predictor weights the classes by lr_class_weight, from "
+                                          "the label counts the owner knows",
+    },
     "HELogisticRegression": {
         "check_fit_idempotent": "CKKS: every fit encrypts with fresh noise (SEAL draws it from the system's "
                                 "randomness, never from random_state), and the gradient descent carries it "
