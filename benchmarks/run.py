@@ -80,7 +80,7 @@ def execute(cfg: DictConfig) -> dict:
     log.info("fit done in %.2f s wall; scoring on %d test rows", wall, len(test))
 
     scoring = time.perf_counter()
-    proba = method.predict_proba(test.X, test.X_segment)
+    proba = method.predict_proba(test.X, test.X_segment)[:, 1]  # P(y = yes)
     if isinstance(method, ScoringCosts):
         method.record_scoring(time.perf_counter() - scoring, len(proba))
     labels = np.asarray(method.segment(test.X_segment))
@@ -256,9 +256,15 @@ def main(cfg: DictConfig) -> None:
         sys.exit(1)
 
 
-if __name__ == "__main__":
-    if len(sys.argv) == 1:  # the main job: compare every method at k = 4 and write a report
+def cli() -> None:
+    """``privmark`` / ``python -m benchmarks.run``: no arguments run the main job (every method at
+    k = 4, then a report); otherwise one job or a sweep (Hydra's command line)."""
+    if len(sys.argv) == 1:
         from benchmarks._quickstart import quickstart
 
         sys.exit(quickstart())
     main()
+
+
+if __name__ == "__main__":
+    cli()

@@ -13,6 +13,10 @@ from diffprivlib.accountant import BudgetAccountant
 from diffprivlib.mechanisms import Laplace
 from diffprivlib.models import LogisticRegression as _DiffprivlibLR
 from scipy.special import expit
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from methods._estimator import binary_tags, encode_binary
 
 #: Su et al.'s coordinate normalisation factor rho (their empirical constant, data in [-1, 1]^d).
 SU_RHO = 0.225
@@ -102,7 +106,7 @@ def lr_C_for(epsilon: float, share: float, C_max: float) -> float:
     return min(C_max, 4 * math.expm1(share * epsilon / 2))
 
 
-class DPLogisticRegression:
+class DPLogisticRegression(ClassifierMixin, BaseEstimator):
     """ε-DP logistic regression: diffprivlib's objective perturbation (Chaudhuri et al. 2011) on rows
     mapped into the unit ball, with the intercept as a regularised constant column.
 
@@ -122,6 +126,9 @@ class DPLogisticRegression:
     max_iter, tol : L-BFGS limits.
     random_state : int, RandomState or None (None: diffprivlib's ``SystemRandom``).
     accountant : diffprivlib BudgetAccountant, optional
+
+    A binary scikit-learn classifier: ``classes_`` are the two labels of ``y``; ``coef_`` and
+    ``intercept_`` (the ε-DP release) score ``classes_[1]``.
     """
 
     def __init__(self, *, epsilon=1.0, data_norm=None, C=1.0, max_iter=1000, tol=1e-8, random_state=None,
@@ -140,8 +147,13 @@ class DPLogisticRegression:
         X = X * np.minimum(1.0, self.data_norm / np.where(norms > 0, norms, 1.0))
         return np.hstack([X, np.ones((len(X), 1))]) / math.sqrt(self.data_norm**2 + 1)
 
+    def __sklearn_tags__(self):
+        return binary_tags(super().__sklearn_tags__())
+
     def fit(self, X, y):
         epsilon = check_epsilon(self.epsilon)
+        X, y = validate_data(self, X, y, dtype=np.float64)
+        y = encode_binary(self, y)
         if self.data_norm is None:
             raise ValueError("data_norm is missing: give a public bound on the L2 norm of a row of X; "
                              "it is never read from the data")
@@ -156,17 +168,24 @@ class DPLogisticRegression:
             # diffprivlib 0.6.6 passes an option scipy 1.17 deprecates; not ours to fix
             warnings.filterwarnings("ignore", message=".*L-BFGS-B solver are deprecated",
                                     category=DeprecationWarning)
-            self.model_.fit(self._unit_rows(X), np.asarray(y))
+            self.model_.fit(self._unit_rows(X), y)
+        self.n_iter_ = int(np.max(getattr(self.model_, "n_iter_", 1)))
         w = self.model_.coef_[0] / math.sqrt(self.data_norm**2 + 1)
         self.coef_, self.intercept_ = w[None, :-1], w[-1:]
         return self
 
     def decision_function(self, X):
+        check_is_fitted(self)
+        X = validate_data(self, X, reset=False, dtype=np.float64)
         return self.model_.decision_function(self._unit_rows(X))
 
     def predict_proba(self, X):
         p = expit(self.decision_function(X))
         return np.column_stack([1 - p, p])
+
+    def predict(self, X):
+        positive = self.decision_function(X) >= 0.0
+        return self.classes_[positive.astype(np.int64)]
 
     def noise_epsilon(self) -> float:
         """ε' of the noise vector b (density ∝ exp(-ε'‖b‖/2)) implied by diffprivlib's calibration."""

@@ -18,10 +18,11 @@ from typing import Any
 
 import numpy as np
 
-#: the clone's root (the project is run from its clone, never installed)
+#: the clone's root (an editable install, as ``uv run`` makes, runs from it); for an installed
+#: wheel, the site-packages folder holding the three packages
 REPO = Path(__file__).resolve().parents[1]
-#: the Hydra config tree
-CONF = REPO / "conf"
+#: the Hydra config tree: ``conf/`` in a clone, ``benchmarks/conf`` inside an installed wheel
+CONF = (REPO / "benchmarks" / "conf") if (REPO / "benchmarks" / "conf").is_dir() else REPO / "conf"
 
 
 def _file_mode() -> int:

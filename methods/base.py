@@ -1,8 +1,9 @@
 """The contract every privacy technique implements, and the cost/privacy facts it reports.
 
-A method has scikit-learn manners: configuration in ``__init__`` (stored unchanged), learning in
-``fit``, learned state in attributes ending in ``_``. During ``fit`` it fills ``costs_`` (what it
-cost, per phase and per party) and ``privacy_`` (who sees what, and any formal guarantee).
+A method is a scikit-learn estimator (a binary classifier, :class:`methods._estimator.MethodMixin`):
+configuration in ``__init__`` (stored unchanged), learning in ``fit``, learned state in attributes
+ending in ``_``, ``sklearn.base.clone`` makes a fresh copy. During ``fit`` it fills ``costs_`` (what
+it cost, per phase and per party) and ``privacy_`` (who sees what, and any formal guarantee).
 """
 
 from __future__ import annotations
@@ -126,11 +127,13 @@ class Method(Segmenter, Protocol):
     costs_: Costs
     privacy_: Privacy
 
-    def fit(self, X: np.ndarray, y: np.ndarray, X_segment: np.ndarray) -> Method:
-        """Learn from the training rows; the :class:`FitInputs` named in ``fit_inputs`` come as
-        keyword-only arguments (``fit(X, y, X_segment, feature_names=...)``)."""
+    def fit(self, X: np.ndarray, y: np.ndarray, X_segment: np.ndarray | None = None) -> Method:
+        """Learn from the training rows (``X_segment``: the columns K-means sees, default ``X``);
+        the :class:`FitInputs` named in ``fit_inputs`` come as keyword-only arguments
+        (``fit(X, y, X_segment, feature_names=...)``)."""
 
-    def predict_proba(self, X: np.ndarray, X_segment: np.ndarray) -> np.ndarray: ...
+    def predict_proba(self, X: np.ndarray, X_segment: np.ndarray | None = None) -> np.ndarray:
+        """``(n, 2)``, one column per class of ``classes_``; column 1 is P(y = 1)."""
 
 
 # -- artefacts the leakage attacks read (benchmarks/attacks) -------------------------------------
@@ -199,22 +202,3 @@ def peak_rss_mb() -> float:
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     return max(own, kids) / 1024.0
-
-
-def check_fit_inputs(X: np.ndarray, y: np.ndarray, X_segment: np.ndarray, n_clusters: int) -> tuple:
-    """Validate the arrays handed to ``fit``; errors name the argument and what was expected."""
-    X = np.asarray(X, dtype=float)
-    X_segment = np.asarray(X_segment, dtype=float)
-    y = np.asarray(y)
-    if X.ndim != 2 or X_segment.ndim != 2:
-        raise ValueError(f"X and X_segment must be 2-D; got shapes {X.shape} and {X_segment.shape}")
-    if not len(X) == len(y) == len(X_segment):
-        raise ValueError(
-            f"X, y and X_segment need one row per record; got {len(X)}, {len(y)}, {len(X_segment)}")
-    if not np.isin(y, (0, 1)).all():
-        raise ValueError("y must hold 0/1 labels")
-    if not np.isfinite(X).all() or not np.isfinite(X_segment).all():
-        raise ValueError("X and X_segment must be finite")
-    if not 2 <= n_clusters <= len(X_segment):
-        raise ValueError(f"n_clusters={n_clusters}; expected 2 <= n_clusters <= {len(X_segment)} (rows)")
-    return X, y.astype(np.int64), X_segment

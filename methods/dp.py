@@ -29,7 +29,9 @@ from typing import ClassVar
 import numpy as np
 from diffprivlib.accountant import BudgetAccountant
 from scipy.special import expit
+from sklearn.base import BaseEstimator
 from sklearn.cluster import KMeans as _SkKMeans
+from sklearn.utils.validation import validate_data
 
 from methods import ConfigError
 from methods._dp_mechanisms import (
@@ -46,7 +48,8 @@ from methods._dp_mechanisms import (
     lr_C_for,
     su_split,
 )
-from methods.base import Costs, Privacy, check_fit_inputs, with_segments
+from methods._estimator import KMeansMixin, MethodMixin, check_n_clusters
+from methods.base import Costs, Privacy, with_segments
 from methods.kmeans_core import cluster_sums, m_step, nearest_center
 
 # -- K-means -------------------------------------------------------------------------------------
@@ -76,9 +79,14 @@ def noisy_histogram(counts: np.ndarray, epsilon: float, rng) -> np.ndarray:
     return laplace_noise(counts, epsilon, HISTOGRAM_SENSITIVITY, rng)
 
 
-class DPKMeans:
+class DPKMeans(KMeansMixin, BaseEstimator):
     """DPLloyd (Su et al. 2016): Lloyd iterations whose cluster counts and sums are released with
     Laplace noise, the budget split between them as Su et al. prescribe.
+
+    A scikit-learn cluster estimator and transformer, like :class:`sklearn.cluster.KMeans`. Only
+    ``cluster_centers_`` is the ε-DP release; ``labels_`` and ``inertia_`` are the owner's view
+    of its own training rows (clipped to ``bounds``), and ``predict``/``transform``/``score``
+    clip new rows to ``bounds`` too.
 
     Neighbouring data sets differ in one row (replace-one). One row moved from cluster a to b changes
     the count vector by 2 in L1 and, with the data centred in its box, each dimension's vector of sums by
@@ -104,6 +112,11 @@ class DPKMeans:
         Seeds the initial centres and the noise (None: diffprivlib's cryptographic ``SystemRandom``).
     accountant : diffprivlib BudgetAccountant, optional
         Charged ``epsilon`` once the fit is done (refused before any work if it cannot pay).
+
+    Attributes
+    ----------
+    cluster_centers_, labels_, inertia_, n_iter_, n_features_in_, epsilon_init_, epsilon_count_,
+    epsilon_sum_, count_sensitivity_, sum_sensitivity_.
     """
 
     def __init__(self, n_clusters=4, *, epsilon=1.0, bounds=None, n_iter="auto", init="histogram",
@@ -159,11 +172,8 @@ class DPKMeans:
 
     def fit(self, X, y=None):
         epsilon = check_epsilon(self.epsilon)
-        if not isinstance(self.n_clusters, Integral) or self.n_clusters < 2:
-            raise ValueError(f"n_clusters={self.n_clusters!r}; expected an integer >= 2")
-        X = np.asarray(X, dtype=float)
-        if X.ndim != 2 or len(X) < self.n_clusters:
-            raise ValueError(f"X has shape {X.shape}; expected 2-D with at least n_clusters rows")
+        X = validate_data(self, X, dtype=np.float64)
+        check_n_clusters(self.n_clusters, len(X))
         n, d = X.shape
         lower, upper = check_bounds(self.bounds, d)
         if self.init not in ("histogram", "random"):
@@ -204,11 +214,14 @@ class DPKMeans:
         accountant.spend(epsilon, 0)
         self.n_iter_ = n_iter
         self.cluster_centers_ = centers + self.mid_
-        self.labels_ = nearest_center(np.clip(X, lower, upper), self.cluster_centers_)
+        X = np.clip(X, lower, upper)
+        self.labels_ = nearest_center(X, self.cluster_centers_)
+        self.inertia_ = float(((X - self.cluster_centers_[self.labels_]) ** 2).sum())
         return self
 
-    def predict(self, X):
-        return nearest_center(np.asarray(X, dtype=float), self.cluster_centers_)
+    def _predict_rows(self, X):
+        X = super()._predict_rows(X)
+        return np.clip(X, self.mid_ - self.width_ / 2, self.mid_ + self.width_ / 2)
 
     def spent_epsilon(self) -> float:
         """The budget the fit's mechanisms spent, from their parameters (equals ``epsilon``)."""
@@ -218,8 +231,9 @@ class DPKMeans:
 
 # -- the method ----------------------------------------------------------------------------------
 
-class DPMethod:
-    """ε-DP segmentation and subscription model, under one budget.
+class DPMethod(MethodMixin, BaseEstimator):
+    """ε-DP segmentation and subscription model, under one budget. A binary scikit-learn
+    classifier (:class:`methods._estimator.MethodMixin`).
 
     Parameters
     ----------
@@ -330,8 +344,8 @@ class DPMethod:
         return math.sqrt((n_features - onehot_cols) * per_col + len(cats) + segment)
 
     # -- fit -----------------------------------------------------------------------------------
-    def fit(self, X, y, X_segment):
-        X, y, X_segment = check_fit_inputs(X, y, X_segment, self.n_clusters)
+    def fit(self, X, y, X_segment=None):
+        X, y, X_segment = self._fit_arrays(X, y, X_segment)
         check_method_options(self)
         budget = self.budget()
         total = check_epsilon(self.epsilon)
@@ -440,8 +454,7 @@ class DPMethod:
             return np.zeros(len(X_segment), dtype=np.int64)
         return self.kmeans_.predict(X_segment)
 
-    def predict_proba(self, X, X_segment):
-        X = np.asarray(X, dtype=float)
+    def _proba(self, X, X_segment):
         z = self.model_.decision_function(self._lr_features(X, self.segment(X_segment)))
         if self.prior_ is not None:
             z = z - math.log(self.prior_ / (1 - self.prior_))

@@ -11,6 +11,8 @@ Two tools, both keyed on the parent's PID (a parent's death reparents its childr
   the parent's descendants; when the parent dies it kills, by PID, every one of them still running
   (the same process: PID and start time) and every live process whose environment carries the
   run's tag, then removes the run's directory.
+
+Process tables (descendants, environments, start times, states) are read through psutil.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ import sys
 import threading
 import time
 from pathlib import Path
+
+import psutil
 
 from methods._util import REPO
 
@@ -86,68 +90,55 @@ def close_fds(fds) -> None:
             pass
 
 
-# -- processes tagged by an environment variable ------------------------------------------------
+# -- processes tagged by an environment variable (psutil) ---------------------------------------
 def tagged_processes(name: str, value: str) -> set[int]:
     """PIDs of live processes (other than this one) whose environment holds ``name=value``. Not
     complete on its own: a process that retitles itself (setproctitle, as Ray's agents do) may
-    overwrite what ``/proc/<pid>/environ`` shows, hence the watchdog's list of descendants."""
-    tag = f"{name}={value}".encode() + b"\0"
+    overwrite the environment the system shows, hence the watchdog's list of descendants."""
     out = set()
-    for env in Path("/proc").glob("[0-9]*/environ"):
-        pid = int(env.parent.name)
-        try:
-            found = tag in env.read_bytes()
-        except OSError:
+    me = os.getpid()
+    for proc in psutil.process_iter():
+        if proc.pid == me:
             continue
-        if found and pid != os.getpid() and alive(pid):
-            out.add(pid)
+        try:
+            if proc.environ().get(name) == value and alive(proc.pid):
+                out.add(proc.pid)
+        except psutil.Error:  # gone, a zombie, or not ours to read
+            continue
     return out
 
 
-def _stat(stat: Path) -> tuple[int, int] | None:
-    """(parent PID, start time) of a process from its ``/proc/<pid>/stat``."""
-    try:
-        fields = stat.read_text().rsplit(")", 1)[1].split()
-        return int(fields[1]), int(fields[19])
-    except (OSError, IndexError, ValueError):
-        return None
-
-
-def descendants(root: int) -> dict[int, int]:
+def descendants(root: int) -> dict[int, float]:
     """Every live descendant of ``root`` (children, their children, ...), with its start time."""
-    children: dict[int, list[tuple[int, int]]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        info = _stat(stat)
-        if info is not None:
-            children.setdefault(info[0], []).append((int(stat.parent.name), info[1]))
-    out, todo = {}, [root]
-    while todo:
-        for pid, start in children.get(todo.pop(), []):
-            out[pid] = start
-            todo.append(pid)
+    try:
+        children = psutil.Process(root).children(recursive=True)
+    except psutil.Error:
+        return {}
+    out = {}
+    for child in children:
+        try:
+            out[child.pid] = child.create_time()
+        except psutil.Error:
+            continue
     return out
 
 
-def same_process(pid: int, start: int) -> bool:
-    info = _stat(Path(f"/proc/{pid}/stat"))
-    return info is not None and info[1] == start and alive(pid)
+def same_process(pid: int, start: float) -> bool:
+    """Whether ``pid`` is still the process that started at ``start`` (a PID can be reused)."""
+    try:
+        return psutil.Process(pid).create_time() == start and alive(pid)
+    except psutil.Error:
+        return False
 
 
 def alive(pid: int) -> bool:
     """Whether ``pid`` runs (a zombie does not)."""
     try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        if sys.platform.startswith("linux"):
-            return False
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+    except psutil.AccessDenied:
         return True
-    return state != "Z"
 
 
 def kill_all(pids, sig: int = signal.SIGKILL) -> None:
@@ -212,7 +203,7 @@ def _watch(parent: int, tag: str, remove: str | None) -> int:
 
     threading.Thread(target=read_stdin, daemon=True).start()
     me = os.getpid()
-    known: dict[int, int] = {}  # the parent's descendants seen so far: PID -> start time
+    known: dict[int, float] = {}  # the parent's descendants seen so far: PID -> start time
     while not (died.is_set() or done.is_set()):
         known.update(descendants(parent))
         died.wait(POLL_S)

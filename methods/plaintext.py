@@ -10,17 +10,19 @@ from __future__ import annotations
 from typing import ClassVar
 
 import numpy as np
+from sklearn.base import BaseEstimator
 from sklearn.linear_model import LogisticRegression
 
-from methods.base import Costs, Privacy, check_fit_inputs, with_segments
+from methods._estimator import MethodMixin
+from methods.base import Costs, Privacy, with_segments
 from methods.kmeans_core import reference_init, reference_kmeans
 
 __all__ = ["PlaintextMethod", "reference_init", "reference_kmeans"]
 
 
-class PlaintextMethod:
+class PlaintextMethod(MethodMixin, BaseEstimator):
     """scikit-learn KMeans on the segment features, then logistic regression on all features plus
-    the segment one-hot.
+    the segment one-hot. A binary scikit-learn classifier (:class:`methods._estimator.MethodMixin`).
 
     Parameters
     ----------
@@ -51,8 +53,8 @@ class PlaintextMethod:
         self.class_weight = class_weight
         self.lr_max_iter = lr_max_iter
 
-    def fit(self, X, y, X_segment):
-        X, y, X_segment = check_fit_inputs(X, y, X_segment, self.n_clusters)
+    def fit(self, X, y, X_segment=None):
+        X, y, X_segment = self._fit_arrays(X, y, X_segment)
         self.costs_ = Costs()
         init = None if isinstance(self.init, str) and self.init == "k-means++" else self.init
         with self.costs_.phase("segmentation", party="owner"):
@@ -74,6 +76,5 @@ class PlaintextMethod:
     def segment(self, X_segment):
         return self.kmeans_.predict(np.asarray(X_segment, dtype=float))
 
-    def predict_proba(self, X, X_segment):
-        Z = with_segments(np.asarray(X, dtype=float), self.segment(X_segment), self.n_clusters)
-        return self.model_.predict_proba(Z)[:, 1]
+    def _proba(self, X, X_segment):
+        return self.model_.predict_proba(with_segments(X, self.segment(X_segment), self.n_clusters))[:, 1]

@@ -4,7 +4,7 @@ HE checks, under one protocol for every method (docs/attacks.md).
 The runner calls :func:`leakage` once per job; the attack functions are usable on plain arrays.
 """
 
-from benchmarks.attacks._hook import LeakageConfig, LeakageConfigError, clone_method, leakage, leakage_config
+from benchmarks.attacks._hook import LeakageConfig, LeakageConfigError, leakage, leakage_config
 from benchmarks.attacks._metrics import (
     AttackScores,
     auc_ci,
@@ -33,7 +33,7 @@ from benchmarks.attacks.membership import (
 
 __all__ = [
     "AttackScores", "LeakageConfig", "LeakageConfigError", "advantage_bound", "audit_targets", "auc_ci",
-    "centroid_attack", "ciphertext_leakage", "clone_method", "clopper_pearson", "distinguisher_auc",
+    "centroid_attack", "ciphertext_leakage", "clopper_pearson", "distinguisher_auc",
     "dp_audit", "epsilon_lower_bound", "fit_logreg", "kmeans_singletons", "leakage", "leakage_config",
     "lira_offline", "loss_attack", "reconstruct_lr_inputs", "reconstruction_report",
     "reconstruction_sweep", "simulate_fedavg_lr", "small_clusters", "summarize", "tpr_at_fpr",

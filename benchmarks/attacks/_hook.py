@@ -16,7 +16,6 @@ guarantee.
 
 from __future__ import annotations
 
-import inspect
 import logging
 import math
 import time
@@ -24,6 +23,7 @@ from collections.abc import Callable
 
 import numpy as np
 from omegaconf import OmegaConf
+from sklearn.base import clone as sklearn_clone
 from threadpoolctl import threadpool_limits
 
 from benchmarks.attacks import dp as _dp
@@ -76,18 +76,9 @@ class Skip(Exception):
     """An attack does not apply (the method does not expose what it needs)."""
 
 
-def clone_method(method):
-    """A fresh, unfitted method with the same constructor parameters (scikit-learn ``clone``
-    manners: ``__init__`` stores its parameters unchanged)."""
-    cls = type(method)
-    kwargs = {}
-    for name, p in inspect.signature(cls).parameters.items():
-        if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
-            continue
-        if not hasattr(method, name):
-            raise Skip(f"{cls.__name__} does not store its parameter {name!r}; cannot refit it")
-        kwargs[name] = getattr(method, name)
-    return cls(**kwargs)
+def _positive_proba(method) -> Callable:
+    """The released predictor as the attacks read it: ``(X, X_segment) -> P(y = 1)``."""
+    return lambda X, Xs: method.predict_proba(X, Xs)[:, 1]
 
 
 def _model_features(method) -> Callable | None:
@@ -209,7 +200,7 @@ def _leakage(method, split, seed: int, c) -> dict:
     results: dict[str, AttackScores] = {}
     audit = _Audit(train, test, members, nonmembers, c, seed, out, results)
 
-    _section(out, "mia", lambda: audit.predictor(method.predict_proba, _model_features(method), pool,
+    _section(out, "mia", lambda: audit.predictor(_positive_proba(method), _model_features(method), pool,
                                                   len(train), "mia"))
     if c.centroids.enabled:
         _section(out, "centroids", lambda: _centroids(method, audit, c))
@@ -271,7 +262,7 @@ def _small_train(method, split, seed, c, out, results) -> dict:
     found: dict[str, list[AttackScores]] = {}
     sizes_small = []
     for r, rows in enumerate(subsets):
-        clone = clone_method(method)
+        clone = sklearn_clone(method)  # a fresh, unfitted copy with the same parameters
         clone.fit(train.X[rows], train.y[rows], train.X_segment[rows])
         # members: every row of the small training set; non-members: label-matched test rows
         pos, nonmembers = _mi.audit_targets(train.y[rows], test.y, seed + 1000 + r)
@@ -280,7 +271,7 @@ def _small_train(method, split, seed, c, out, results) -> dict:
         # per-copy curves are dropped (the pooled one is kept); skips and errors are reported
         scratch = {"roc": {}, "skipped": out["skipped"], "errors": out["errors"]}
         a = _Audit(train, test, members, nonmembers, c, seed, scratch, sub)
-        a.predictor(clone.predict_proba, _model_features(clone), np.setdiff1d(np.arange(len(train)), rows),
+        a.predictor(_positive_proba(clone), _model_features(clone), np.setdiff1d(np.arange(len(train)), rows),
                     len(rows), "small_mia")
         if c.centroids.enabled and isinstance(clone, Centroids) and clone.cluster_centers_ is not None:
             a.centroids(clone.cluster_centers_, "small_centroid_mia")

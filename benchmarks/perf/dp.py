@@ -74,7 +74,7 @@ def ours(split, k: int, epsilon: float, seed: int, **params):
     m = DPMethod(n_clusters=k, random_state=seed, epsilon=epsilon,
                  categorical=dict(split.preprocessor.categorical), **params)
     m.fit(split.train.X, split.train.y, split.train.X_segment)
-    return m.cluster_centers_, m.labels_, m.predict_proba(split.test.X, split.test.X_segment)
+    return m.cluster_centers_, m.labels_, m.predict_proba(split.test.X, split.test.X_segment)[:, 1]
 
 
 def kmeans_noise(n_dims: int, epsilon: float = 1.0, iters: int = 5, rounds: int = 200,
@@ -182,7 +182,8 @@ def ablation(args) -> list[dict]:
                 kw = {"categorical": dict(split.preprocessor.categorical), **params}
                 m = DPMethod(n_clusters=args.k, random_state=seed, epsilon=eps, **kw)
                 m.fit(split.train.X, split.train.y, split.train.X_segment)
-                aucs.append(roc_auc_score(split.test.y, m.predict_proba(split.test.X, split.test.X_segment)))
+                proba = m.predict_proba(split.test.X, split.test.X_segment)[:, 1]
+                aucs.append(roc_auc_score(split.test.y, proba))
                 ref = reference_kmeans(split.train.X_segment, args.k, seed).inertia_
                 ratios.append(inertia(split.train.X_segment, m.cluster_centers_) / ref)
             row = {"change": name, "epsilon": eps, "auc": float(np.median(aucs)),
@@ -242,7 +243,7 @@ def main(argv: list[str]) -> dict:
     for seed in args.seeds:
         pm = PlaintextMethod(n_clusters=args.k, random_state=seed).fit(plain.train.X, plain.train.y,
                                                                         plain.train.X_segment)
-        auc = roc_auc_score(plain.test.y, pm.predict_proba(plain.test.X, plain.test.X_segment))
+        auc = roc_auc_score(plain.test.y, pm.predict_proba(plain.test.X, plain.test.X_segment)[:, 1])
         results["plaintext"][seed] = {"auc": auc, "inertia": float(pm.kmeans_.inertia_)}
         for v in args.variants:
             ref_inertia[v, seed] = float(reference_kmeans(splits[v].train.X_segment, args.k, seed).inertia_)

@@ -66,7 +66,7 @@ def main(argv: list[str]) -> dict:
     kmeans = [r for r in fed["per_round"] if r["phase"] == "kmeans"]
     from sklearn.metrics import roc_auc_score
 
-    auc = float(roc_auc_score(te.y, method.predict_proba(te.X, te.X_segment)))
+    auc = float(roc_auc_score(te.y, method.predict_proba(te.X, te.X_segment)[:, 1]))
     out = {
         "benchmark": "federated", "dataset": args.dataset, "n_train": len(tr), "partition": args.partition,
         "alpha": args.alpha if args.partition == "dirichlet" else None, "clients": fed["num_clients"],
@@ -92,7 +92,7 @@ def main(argv: list[str]) -> dict:
 
         lloyd = reference_kmeans(tr.X_segment, args.k, args.seed, init=method.initial_centers_)
         plain = PlaintextMethod(n_clusters=args.k, random_state=args.seed).fit(tr.X, tr.y, tr.X_segment)
-        auc_plain = float(roc_auc_score(te.y, plain.predict_proba(te.X, te.X_segment)))
+        auc_plain = float(roc_auc_score(te.y, plain.predict_proba(te.X, te.X_segment)[:, 1]))
         out.update(
             ari_vs_lloyd_train=float(adjusted_rand_score(lloyd.labels_, method.labels_)),
             ari_vs_lloyd_test=float(adjusted_rand_score(lloyd.predict(te.X_segment),

@@ -12,9 +12,12 @@ from typing import Any, ClassVar
 
 import numpy as np
 from scipy.special import expit
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.utils.validation import check_is_fitted, validate_data
 
 from methods import ConfigError
-from methods.base import Costs, Privacy, check_fit_inputs, with_segments
+from methods._estimator import KMeansMixin, MethodMixin, binary_tags, check_n_clusters, encode_binary
+from methods.base import Costs, Privacy, with_segments
 from methods.federated.partition import PARTITIONS, make_partition, onehot_groups
 from methods.federated.simulation import private_run_dir, run_federation
 from methods.kmeans_core import nearest_center, reference_init
@@ -23,9 +26,11 @@ INITS = ("k-fed", "reference")
 DP_KEYS = {"noise_multiplier", "clipping_norm", "delta"}
 
 
-class FederatedMethod:
+class _Federation(BaseEstimator):
     """Federated K-means (per-client sums and counts, k-FED seeding) and FedAvg logistic regression
-    on all features plus the segment one-hot, run in Flower's simulation engine.
+    on all features plus the segment one-hot, run in Flower's simulation engine: the parameters,
+    the run and what the server saw, shared by :class:`FederatedMethod` (both tasks, the harness
+    method), :class:`FederatedKMeans` and :class:`FedAvgLogisticRegression` (one task each).
 
     Parameters
     ----------
@@ -78,9 +83,6 @@ class FederatedMethod:
     costs_, privacy_.
     """
 
-    name: ClassVar[str] = "federated"
-    dataset_overrides: ClassVar[dict] = {}
-    fit_inputs: ClassVar[tuple[str, ...]] = ("feature_names", "eval_set")
     _tasks: ClassVar[tuple[str, ...]] = ("kmeans", "logreg")
 
     def __init__(self, n_clusters=4, random_state=0, num_clients=10, partition="iid", alpha=0.5,
@@ -163,19 +165,6 @@ class FederatedMethod:
         self._check_params()
 
     # -- fitting -------------------------------------------------------------------------------
-    def fit(self, X, y, X_segment, *, feature_names: Sequence[str] | None = None, eval_set=None):
-        """Fit on the training rows. ``feature_names`` (the columns of ``X``) are needed for
-        ``partition="natural"``; ``eval_set=(X, y, X_segment)`` is the server's held-out set,
-        scored after every FedAvg round (``history_["fedavg"]``)."""
-        X, y, X_segment = check_fit_inputs(X, y, X_segment, self.n_clusters)
-        groups = None
-        if self.partition == "natural":
-            if feature_names is None:
-                raise ValueError("method.partition='natural' needs fit(..., feature_names=...) to find "
-                                 f"the one-hot columns of method.partition_column={self.partition_column!r}")
-            groups, self.group_names_ = onehot_groups(X, feature_names, self.partition_column)
-        return self._fit(X, y, X_segment, groups, eval_set)
-
     def _initial_centers(self, X_segment: np.ndarray) -> np.ndarray | None:
         if isinstance(self.init, str):
             if self.init == "k-fed":
@@ -353,53 +342,95 @@ class FederatedMethod:
         """Per-client cluster sums of every federated K-means round, (rounds, clients, k, d)."""
         return self._kmeans_stat("sums")
 
+class FederatedMethod(MethodMixin, _Federation):
+    """Federated K-means, then FedAvg logistic regression on all features plus the segment
+    one-hot (parameters: :class:`_Federation`). A binary scikit-learn classifier
+    (:class:`methods._estimator.MethodMixin`)."""
+
+    name: ClassVar[str] = "federated"
+    dataset_overrides: ClassVar[dict] = {}
+    fit_inputs: ClassVar[tuple[str, ...]] = ("feature_names", "eval_set")
+
+    def fit(self, X, y, X_segment=None, *, feature_names: Sequence[str] | None = None, eval_set=None):
+        """Fit on the training rows. ``feature_names`` (the columns of ``X``) are needed for
+        ``partition="natural"``; ``eval_set=(X, y, X_segment)`` is the server's held-out set,
+        scored after every FedAvg round (``history_["fedavg"]``)."""
+        X, y, X_segment = self._fit_arrays(X, y, X_segment)
+        groups = None
+        if self.partition == "natural":
+            if feature_names is None:
+                raise ValueError("method.partition='natural' needs fit(..., feature_names=...) to find "
+                                 f"the one-hot columns of method.partition_column={self.partition_column!r}")
+            groups, self.group_names_ = onehot_groups(X, feature_names, self.partition_column)
+        return self._fit(X, y, X_segment, groups, eval_set)
+
     # -- use -----------------------------------------------------------------------------------
     def segment(self, X_segment):
         return nearest_center(np.asarray(X_segment, dtype=float), self.cluster_centers_)
 
-    def decision_function(self, X, X_segment):
-        Z = with_segments(np.asarray(X, dtype=float), self.segment(X_segment), self.n_clusters)
-        return Z @ self.coef_ + self.intercept_
+    def _decision(self, X, X_segment):
+        return with_segments(X, self.segment(X_segment), self.n_clusters) @ self.coef_ + self.intercept_
 
-    def predict_proba(self, X, X_segment):
-        return expit(self.decision_function(X, X_segment))
+    def decision_function(self, X, X_segment=None):
+        """The linear score of ``classes_[1]`` (the global model on features + segment one-hot)."""
+        return self._decision(*self._predict_arrays(X, X_segment))
+
+    def _proba(self, X, X_segment):
+        return expit(self._decision(X, X_segment))
 
 
-class FederatedKMeans(FederatedMethod):
-    """Federated K-means alone, on any array: ``FederatedKMeans(n_clusters=4).fit(X).labels_``.
-    With ``partition="natural"``, ``groups`` (one label per row) says which client holds each row."""
+class FederatedKMeans(KMeansMixin, _Federation):
+    """Federated K-means alone, on any array: ``FederatedKMeans(n_clusters=4).fit(X).labels_``
+    (parameters: :class:`_Federation`; the FedAvg ones are not used). A scikit-learn cluster
+    estimator and transformer like :class:`sklearn.cluster.KMeans`: ``predict``, ``transform`` and
+    ``score`` use the global centroids. With ``partition="natural"``, ``groups`` (one label per
+    row) says which client holds each row; ``y`` (optional) is what ``partition="dirichlet"``
+    skews the clients by."""
 
     _tasks = ("kmeans",)
-    fit_inputs = ()  # an estimator on any array, not run by the runner
 
     def fit(self, X, y=None, groups=None):
-        X = np.asarray(X, dtype=float)
-        y = np.zeros(len(X), dtype=np.int64) if y is None else y
-        X, y, X_segment = check_fit_inputs(np.empty((len(X), 0)), y, X, self.n_clusters)
-        return self._fit(X, y, X_segment, groups, None)
+        X = validate_data(self, X, dtype=np.float64)
+        check_n_clusters(self.n_clusters, len(X))
+        y = np.zeros(len(X), dtype=np.int64) if y is None else np.asarray(y)
+        if len(y) != len(X):
+            raise ValueError(f"y has {len(y)} rows; expected one per row of X ({len(X)})")
+        self._fit(np.empty((len(X), 0)), y, X, groups, None)
+        self.inertia_ = float(((X - self.cluster_centers_[self.labels_]) ** 2).sum())
+        return self
 
-    def predict(self, X):
-        return self.segment(X)
 
-
-class FedAvgLogisticRegression(FederatedMethod):
-    """FedAvg logistic regression alone, on any array: ``.fit(X, y).predict_proba(X)[:, 1]``;
-    ``eval_set=(X, y)`` is scored after every round; with ``partition="natural"``, ``groups`` (one
-    label per row) says which client holds each row."""
+class FedAvgLogisticRegression(ClassifierMixin, _Federation):
+    """FedAvg logistic regression alone, on any array: ``.fit(X, y).predict_proba(X)[:, 1]``
+    (parameters: :class:`_Federation`; the K-means ones are not used). A binary scikit-learn
+    classifier: ``classes_`` are the two labels of ``y``. ``eval_set=(X, y)`` is scored after
+    every round; with ``partition="natural"``, ``groups`` (one label per row) says which client
+    holds each row."""
 
     _tasks = ("logreg",)
-    fit_inputs = ()  # an estimator on any array, not run by the runner
+
+    def __sklearn_tags__(self):
+        return binary_tags(super().__sklearn_tags__())
 
     def fit(self, X, y, groups=None, eval_set=None):
-        X = np.asarray(X, dtype=float)
-        X, y, _ = check_fit_inputs(X, y, X, 2)
+        X, y = validate_data(self, X, y, dtype=np.float64)
+        y = encode_binary(self, y)
         if eval_set is not None:
-            eval_set = (eval_set[0], eval_set[1], np.empty((len(eval_set[1]), 0)))
+            Xe, ye = eval_set
+            ye = np.searchsorted(self.classes_, np.asarray(ye))
+            eval_set = (Xe, ye, np.empty((len(ye), 0)))
         return self._fit(X, y, np.empty((len(X), 0)), groups, eval_set)
 
     def decision_function(self, X):
-        return np.asarray(X, dtype=float) @ self.coef_ + self.intercept_
+        """The linear score of ``classes_[1]`` (the global model)."""
+        check_is_fitted(self)
+        X = validate_data(self, X, reset=False, dtype=np.float64)
+        return X @ self.coef_ + self.intercept_
 
     def predict_proba(self, X):
         p = expit(self.decision_function(X))
         return np.column_stack([1.0 - p, p])
+
+    def predict(self, X):
+        positive = self.decision_function(X) >= 0.0
+        return self.classes_[positive.astype(np.int64)]

@@ -13,13 +13,14 @@ import logging
 import os
 import pickle
 import shutil
-import signal
 import sys
 import tempfile
 import time
 import warnings
 from contextlib import contextmanager, suppress
 from pathlib import Path
+
+import psutil
 
 from methods.lifeline import Watchdog, alive, tagged_processes
 
@@ -124,21 +125,34 @@ def private_run_dir(work_dir: str | Path | None = None, keep: bool = False):
             shutil.rmtree(run_dir, ignore_errors=True)
 
 
+def _running(procs: list[psutil.Process]) -> list[psutil.Process]:
+    """Those still running: the same process (PID and start time, so a reused PID never counts)
+    and not a zombie."""
+    out = []
+    for proc in procs:
+        with suppress(psutil.Error):
+            if proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE:
+                out.append(proc)
+    return out
+
+
 def _reap(run_dir: Path, grace_s: float = 5.0) -> None:
     """Wait for the run's processes to exit after ``ray.shutdown()``: Ray's actor workers can outlive
-    their raylet for a minute on a busy machine. Stragglers get SIGTERM, then SIGKILL, by PID."""
-    pids = run_processes(run_dir)
-    deadline = time.monotonic() + grace_s
-    for sig in (None, signal.SIGTERM, signal.SIGKILL):
-        if sig is not None:
-            for pid in pids:
-                if alive(pid):
-                    with suppress(OSError):
-                        os.kill(pid, sig)
-            deadline = time.monotonic() + 5.0
-        while time.monotonic() < deadline and any(alive(p) for p in pids):
+    their raylet for a minute on a busy machine. Stragglers get SIGTERM, then SIGKILL (through psutil,
+    which signals only the very process it listed)."""
+    procs = []
+    for pid in run_processes(run_dir):
+        with suppress(psutil.Error):
+            procs.append(psutil.Process(pid))
+    for step in (None, "terminate", "kill"):
+        if step is not None:
+            for proc in _running(procs):
+                with suppress(psutil.Error):
+                    getattr(proc, step)()
+        deadline = time.monotonic() + (grace_s if step is None else 5.0)
+        while time.monotonic() < deadline and _running(procs):
             time.sleep(0.1)
-        if not any(alive(p) for p in pids):
+        if not _running(procs):
             return
 
 

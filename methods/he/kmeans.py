@@ -14,7 +14,10 @@ import time
 from typing import Any, ClassVar
 
 import numpy as np
+from sklearn.base import BaseEstimator
+from sklearn.utils.validation import validate_data
 
+from methods._estimator import KMeansMixin, check_n_clusters
 from methods.he import remote
 from methods.he.blinding import FINAL_ROUND
 from methods.he.crypto import (
@@ -26,7 +29,6 @@ from methods.he.crypto import (
     round_half_up,
 )
 from methods.he.kmeans_protocol import KMeansProtocol
-from methods.kmeans_core import nearest_center
 
 INITS = ("kmeans++", "kmeans_parallel", "random")
 
@@ -56,8 +58,12 @@ def quantized_lloyd(Xq: np.ndarray, init_q: np.ndarray, max_iter: int, tol: floa
     return labels, Ci, n_iter
 
 
-class HEKMeans:
+class HEKMeans(KMeansMixin, BaseEstimator):
     """K-means on ciphertexts: an outside server clusters records it cannot read.
+
+    A scikit-learn cluster estimator and transformer, like :class:`sklearn.cluster.KMeans`:
+    ``predict``, ``transform`` and ``score`` use the released centroids in the clear (owner side).
+    A pickled model keeps what was released; the key holder (its secret key) is left out.
 
     Parameters
     ----------
@@ -104,7 +110,7 @@ class HEKMeans:
 
     Attributes
     ----------
-    labels_, cluster_centers_, n_iter_, inertia_, costs_, params_, ops_, init_centers_,
+    labels_, cluster_centers_, n_iter_, inertia_, n_features_in_, costs_, params_, ops_, init_centers_,
     encrypted_assignments_ (list over chunks of k serialized ciphertexts, column-major one-hot),
     public_context_ (bytes of the K-means public context: the owner's), server_context_ (the server's:
     with the relinearisation keys in CKKS), channel_.
@@ -169,14 +175,13 @@ class HEKMeans:
 
     def _check(self, X) -> np.ndarray:
         """The checks on the data (and on the parameters that depend on it)."""
-        X = np.asarray(X, dtype=float)
-        if X.ndim != 2 or X.shape[0] < 1 or X.shape[1] < 1:
-            raise ValueError(f"X must be a non-empty 2-D array; got shape {X.shape}")
-        if not np.isfinite(X).all():
-            raise ValueError("X must be finite")
-        k = self.n_clusters
-        if not isinstance(k, (int, np.integer)) or not 2 <= k <= len(X):
-            raise ValueError(f"n_clusters={k!r}; expected an integer with 2 <= n_clusters <= {len(X)} (rows)")
+        X = validate_data(self, X, dtype=np.float64)
+        if len(X) < 2:
+            raise ValueError(f"n_samples={len(X)}; HE K-means needs at least 2 rows (n_clusters >= 2)")
+        k = check_n_clusters(self.n_clusters, len(X))
+        if k < 2:  # the server derives the last cluster's sums and counts from the totals
+            raise ValueError(f"n_clusters={k}; HE K-means needs n_clusters >= 2 (one segment is the "
+                             "mean of the data)")
         if not isinstance(self.init, str):
             init = np.asarray(self.init, dtype=float)
             if init.shape != (k, X.shape[1]) or not np.isfinite(init).all():
@@ -281,12 +286,10 @@ class HEKMeans:
                 for j in range(self.n_clusters) if (last == j).any()]
         return float(max(errs)) if errs else None
 
-    def predict(self, X) -> np.ndarray:
-        """Nearest released centroid (owner-side, in the clear)."""
-        return nearest_center(np.asarray(X, dtype=float), self.cluster_centers_)
-
-    def fit_predict(self, X, y=None) -> np.ndarray:
-        return self.fit(X).labels_
+    def __getstate__(self):
+        state = super().__getstate__()
+        state.pop("keyholder_", None)  # the secret key never leaves the process in a pickle
+        return state
 
     def revealed(self) -> dict[str, str]:
         """What each party saw in this run (for ``privacy.revealed``)."""

@@ -25,7 +25,10 @@ from collections.abc import Sequence
 import numpy as np
 import tenseal as ts
 from scipy.special import expit
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.utils.validation import check_is_fitted, validate_data
 
+from methods._estimator import binary_tags, encode_binary
 from methods.base import Costs, Privacy
 from methods.he.crypto import HEParams, check_logreg_params, column_chunks, load_context, logreg_params
 from methods.he.logreg_keyholder import LRKeyHolder
@@ -80,8 +83,13 @@ def encrypt_column_with(public_context: bytes, values: np.ndarray,
     return [ts.ckks_vector(ctx, chunk).serialize() for chunk in chunks]
 
 
-class HELogisticRegression:
+class HELogisticRegression(ClassifierMixin, BaseEstimator):
     """Logistic regression trained on ciphertexts (or, with ``encrypted=False``, its plaintext twin).
+
+    A binary scikit-learn classifier: ``classes_`` are the two labels of ``y`` (0/1 or any other
+    pair), ``predict_proba`` has one column per class. A pickled model keeps the decrypted model;
+    the key holder (secret key) and the server's state are left out, so encrypted inference
+    (:meth:`encrypted_decision_function`) needs the fitted object itself.
 
     Parameters
     ----------
@@ -157,16 +165,9 @@ class HELogisticRegression:
     # -- fitting ---------------------------------------------------------------------------------
     def fit(self, X, y):
         """Owner-side entry: standardise and clip, encrypt, let the server train, decrypt the model."""
+        X, y = validate_data(self, X, y, dtype=np.float64)
+        y = encode_binary(self, y)
         params = self._check_params()
-        X = np.asarray(X, dtype=float)
-        y = np.asarray(y)
-        if X.ndim != 2 or len(X) != len(y) or len(X) == 0:
-            raise ValueError(f"X must be 2-D with one row per label; got X {X.shape} and y {y.shape}")
-        if not np.isin(y, (0, 1)).all():
-            raise ValueError("y must hold 0/1 labels")
-        if not np.isfinite(X).all():
-            raise ValueError("X must be finite")
-        y = y.astype(np.int64)
         self.costs_ = Costs()
         t0 = time.perf_counter()
         with self.costs_.phase("owner_preprocess", "owner"):
@@ -218,6 +219,7 @@ class HELogisticRegression:
         self._fit_ciphertexts(key_holder, all_columns, labels, int(n_rows), tuple(class_counts), params)
         d = len(all_columns)
         self.mean_, self.scale_, self.clip_ = np.zeros(d), np.ones(d), None  # columns used as given
+        self.n_features_in_, self.classes_ = d, np.array([0, 1])
         self._set_model(self.w_)
         self.out_of_interval_final_ = None
         self._record(tuple(class_counts), time.perf_counter() - t0)
@@ -302,22 +304,39 @@ class HELogisticRegression:
         )
 
     # -- prediction ------------------------------------------------------------------------------
+    def __sklearn_tags__(self):
+        return binary_tags(super().__sklearn_tags__())
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        for name in ("key_holder_", "server_"):  # the secret key, the server's live contexts
+            state.pop(name, None)
+        return state
+
     def decision_function(self, X) -> np.ndarray:
+        """The linear score of the positive class ``classes_[1]`` (owner side, decrypted model)."""
+        check_is_fitted(self)
+        X = validate_data(self, X, reset=False, dtype=np.float64)
         return self._transform(X) @ self.w_[:-1] + self.w_[-1]
 
     def predict_proba(self, X) -> np.ndarray:
-        """Owner-side scoring with the decrypted model: columns P(y=0), P(y=1) (exact sigmoid)."""
+        """Owner-side scoring with the decrypted model: columns P(classes_[0]), P(classes_[1])
+        (exact sigmoid)."""
         p = expit(self.decision_function(X))
         return np.stack([1.0 - p, p], axis=1)
 
     def predict(self, X) -> np.ndarray:
-        return (self.predict_proba(X)[:, 1] >= 0.5).astype(np.int64)
+        positive = self.decision_function(X) >= 0.0
+        return self.classes_[positive.astype(np.int64)]
 
     def encrypted_decision_function(self, X) -> np.ndarray:
         """Encrypted inference: the owner encrypts new rows, the server scores them under the
         encrypted model, the key holder decrypts the scores. Matches :meth:`decision_function`."""
+        check_is_fitted(self)
         if not hasattr(self, "server_"):
-            raise RuntimeError("encrypted inference needs a model fitted with encrypted=True")
+            raise RuntimeError("encrypted inference needs a model fitted with encrypted=True (in this "
+                               "process: a pickled model holds no keys)")
+        X = validate_data(self, X, reset=False, dtype=np.float64)
         Z = np.hstack([self._transform(X), np.ones((len(X), 1))])
         cols = [self.key_holder_.encrypt_column(Z[:, j]) for j in range(Z.shape[1])]
         self.channel_.request("owner", "server", [p for c in cols for p in c], tag="inference_rows")

@@ -15,10 +15,12 @@ import time
 from typing import ClassVar
 
 import numpy as np
+from sklearn.base import BaseEstimator
 from sklearn.linear_model import LogisticRegression
 
 from methods import ConfigError
-from methods.base import Costs, PartyCost, Privacy, check_fit_inputs, with_segments
+from methods._estimator import MethodMixin
+from methods.base import Costs, PartyCost, Privacy, with_segments
 from methods.he import remote
 from methods.he.crypto import HEParams, logreg_params
 from methods.he.kmeans import HEKMeans
@@ -38,8 +40,9 @@ STAGES = ("keys", "encryption", "seeding", "clustering", "assignments", "lr_keys
           "lr_setup", "lr_training", "scoring")
 
 
-class HEMethod:
-    """HE K-means on the segment features (:class:`HEKMeans`), then the predictor.
+class HEMethod(MethodMixin, BaseEstimator):
+    """HE K-means on the segment features (:class:`HEKMeans`), then the predictor. A binary
+    scikit-learn classifier (:class:`methods._estimator.MethodMixin`).
 
     Parameters are those of :class:`HEKMeans` (``init`` also accepts ``"k-means++"``: the plaintext
     reference's initial centers, for exact comparisons) plus:
@@ -172,8 +175,8 @@ class HEMethod:
         except ValueError as exc:
             raise ConfigError(f"method.{exc}") from exc
 
-    def fit(self, X, y, X_segment):
-        X, y, X_segment = check_fit_inputs(X, y, X_segment, self.n_clusters)
+    def fit(self, X, y, X_segment=None):
+        X, y, X_segment = self._fit_arrays(X, y, X_segment)
         self._check_predictor()
         with remote.Session(self.transport, self.server, self.keyholder, self.tls, self.tls_cert,
                             self.token_file, self.network, int(self.workers)) as session:
@@ -327,7 +330,7 @@ class HEMethod:
             return with_segments(X, self.segment(X_segment), self.n_clusters)
         return with_segments(self._standardise(X), self.segment(X_segment), self.n_clusters)
 
-    def predict_proba(self, X, X_segment):
+    def _proba(self, X, X_segment):
         return self.model_.predict_proba(self.model_features(X, X_segment))[:, 1]
 
     def record_scoring(self, wall_s: float, rows: int) -> None:

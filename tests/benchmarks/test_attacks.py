@@ -9,6 +9,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 from omegaconf import OmegaConf
+from sklearn.base import BaseEstimator
 
 from benchmarks import attacks as A
 from benchmarks.attacks import membership as mi
@@ -32,7 +33,7 @@ def synthetic_split(n_train=600, n_test=600, d=6, seed=0, prevalence=0.3):
     return SimpleNamespace(train=part(n_train), test=part(n_test))
 
 
-class Memoriser:
+class Memoriser(BaseEstimator):
     """Predicts the true label with certainty on rows it was trained on, the prevalence elsewhere."""
 
     name = "memoriser"
@@ -53,10 +54,10 @@ class Memoriser:
             label = self.table_.get(row.tobytes())
             if label is not None:
                 out[i] = 1 - 1e-9 if label == 1 else 1e-9
-        return out
+        return np.column_stack([1 - out, out])
 
 
-class Oblivious:
+class Oblivious(BaseEstimator):
     """A fixed model trained on other data: its outputs do not depend on membership."""
 
     name = "oblivious"
@@ -73,7 +74,8 @@ class Oblivious:
         return self
 
     def predict_proba(self, X, X_segment):
-        return 1 / (1 + np.exp(-(np.asarray(X) @ self.w_)))
+        p = 1 / (1 + np.exp(-(np.asarray(X) @ self.w_)))
+        return np.column_stack([1 - p, p])
 
 
 def fitted(model, split):

@@ -27,7 +27,7 @@ def test_fit_equals_sklearn_pipeline(small_split):
     np.testing.assert_allclose(method.cluster_centers_, km.cluster_centers_)
     lr = LogisticRegression(max_iter=1000).fit(with_segments(tr.X, km.labels_, 3), tr.y)
     expected = lr.predict_proba(with_segments(te.X, km.predict(te.X_segment), 3))[:, 1]
-    np.testing.assert_allclose(method.predict_proba(te.X, te.X_segment), expected, rtol=1e-6)
+    np.testing.assert_allclose(method.predict_proba(te.X, te.X_segment)[:, 1], expected, rtol=1e-6)
     np.testing.assert_array_equal(method.segment(te.X_segment), km.predict(te.X_segment))
     assert set(method.costs_.phases) == {"segmentation", "prediction"}
     assert method.costs_.bytes_total == 0 and method.costs_.rounds == 0
@@ -52,10 +52,13 @@ def test_build_refuses_unknown_parameters():
 @pytest.mark.parametrize(
     "args, message",
     [
-        (dict(n_clusters=1), r"n_clusters=1; expected 2 <= n_clusters"),
-        (dict(y=np.full(20, 2)), r"y must hold 0/1"),
-        (dict(X=np.full((20, 3), np.nan)), r"must be finite"),
-        (dict(X_segment=np.zeros((19, 2))), r"one row per record; got 20, 20, 19"),
+        (dict(n_clusters=0), r"n_clusters=0; expected an integer >= 1"),
+        (dict(n_clusters=21), r"n_samples=20 should be >= n_clusters=21"),
+        (dict(y=np.full(20, 2)), r"PlaintextMethod needs y with exactly 2 classes; got 1 class"),
+        (dict(y=np.linspace(0, 1, 20)), r"Unknown label type"),
+        (dict(X=np.full((20, 3), np.nan)), r"Input X contains NaN"),
+        (dict(X_segment=np.full((20, 2), np.inf)), r"Input X_segment contains infinity"),
+        (dict(X_segment=np.zeros((19, 2))), r"X_segment has 19 rows; expected one per row of X \(20\)"),
     ],
 )
 def test_fit_refuses_bad_input(args, message):

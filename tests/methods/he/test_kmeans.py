@@ -131,10 +131,12 @@ def test_bad_parameters_are_named(seg_X, kwargs, match):
 
 
 def test_bad_data_is_refused():
-    with pytest.raises(ValueError, match="2-D"):
+    with pytest.raises(ValueError, match="Expected 2D array, got 1D array"):
         HEKMeans(2).fit(np.zeros(5))
-    with pytest.raises(ValueError, match="finite"):
+    with pytest.raises(ValueError, match="Input X contains NaN"):
         HEKMeans(2).fit(np.array([[0.0], [np.nan]]))
+    with pytest.raises(ValueError, match="n_samples=1; HE K-means needs at least 2 rows"):
+        HEKMeans(2).fit(np.array([[0.0, 1.0]]))
 
 
 def test_one_hots_encrypt_under_another_context_in_any_chunk_size(ckks_fit):

@@ -46,7 +46,7 @@ def test_matches_plaintext_gd_on_the_same_segments(fitted, small_split):
     w_ref, z_ref = _reference(fitted, small_split)
     assert np.abs(fitted.model_.w_ - w_ref).max() < 2e-3 * max(1.0, np.abs(w_ref).max())
     assert np.abs(w_ref).max() > 0.05  # it learned something
-    p = fitted.predict_proba(te.X, te.X_segment)
+    p = fitted.predict_proba(te.X, te.X_segment)[:, 1]
     assert p.shape == (len(te.y),) and ((p >= 0) & (p <= 1)).all()
     np.testing.assert_allclose(p, 1.0 / (1.0 + np.exp(-z_ref)), atol=2e-3)
     assert abs(roc_auc_score(te.y, p) - roc_auc_score(te.y, z_ref)) < 0.005
@@ -118,6 +118,6 @@ def test_bad_parameters_are_named(small_split):
 def test_owner_predictor_still_available(small_split):
     tr, te = small_split.train, small_split.test
     method = HEMethod(n_clusters=2, init="k-means++", max_iter=2, predictor="owner").fit(tr.X, tr.y, tr.X_segment)
-    p = method.predict_proba(te.X, te.X_segment)
+    p = method.predict_proba(te.X, te.X_segment)[:, 1]
     assert p.shape == (len(te.y),) and roc_auc_score(te.y, p) > 0.6
     assert "stages" not in method.costs_.extra
