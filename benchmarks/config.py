@@ -40,12 +40,6 @@ def _quote(value) -> str:
 # -- schemas -----------------------------------------------------------------------------------
 
 @dataclass
-class NeverContacted:
-    column: str = "pdays"
-    sentinel: int = -1
-
-
-@dataclass
 class TargetSpec:
     """The label column of a ``format: csv`` table: its name, the value that counts as positive and,
     optionally, the one negative value (null: any single other value)."""
@@ -90,7 +84,10 @@ class DatasetConfig:
     clip: bool = False
     heavy_tailed: list[str] = field(default_factory=list)
     log_heavy_tailed: bool = False
-    never_contacted: NeverContacted | None = None
+    # {column: a numeric column, sentinel: its value for "never"} or null; Any, so that a dict can
+    # replace null on the command line (OmegaConf cannot merge into a null structured node);
+    # datasets.check_config checks it
+    never_contacted: Any = None
     segment_features: list[str] = "???"  # type: ignore[assignment]
     numeric: dict[str, list[Any]] = "???"  # type: ignore[assignment]  # [low, high]: ints stay ints
     categorical: dict[str, list[str]] = "???"  # type: ignore[assignment]

@@ -87,6 +87,15 @@ def preprocessor(spec) -> Preprocessor:
     if unknown:
         raise ConfigError(f"dataset.heavy_tailed has {quote(unknown)}, which are not numeric columns; "
                           f"expected a subset of {list(spec.numeric)}")
+    never = spec.get("never_contacted")
+    if never is not None:
+        never = OmegaConf.to_container(never) if not isinstance(never, dict) else never
+        sentinel = never.get("sentinel") if isinstance(never, dict) else None
+        if (not isinstance(never, dict) or set(never) != {"column", "sentinel"}
+                or never["column"] not in numeric
+                or isinstance(sentinel, bool) or not isinstance(sentinel, int | float)):
+            raise ConfigError(f"dataset.never_contacted={quote(never)}; expected null or {{column: a numeric "
+                              f"column of {list(numeric)}, sentinel: a number}}")
     log_heavy = spec.get("log_heavy_tailed", False)
     if not isinstance(log_heavy, bool):
         raise ConfigError(f"dataset.log_heavy_tailed={log_heavy!r}; expected true or false")
@@ -96,7 +105,7 @@ def preprocessor(spec) -> Preprocessor:
         segment_features=list(spec.segment_features),
         scaling=spec.scaling,
         clip=bool(spec.clip),
-        never_contacted=OmegaConf.to_container(spec.never_contacted) if spec.get("never_contacted") else None,
+        never_contacted=never,
         log1p=[c for c in heavy if c in numeric] if log_heavy else [],
     )
 
@@ -155,8 +164,8 @@ def _check_csv(spec) -> None:
 
 def check_config(spec) -> None:
     """Every check that needs no data; run before anything is read."""
-    check_name(spec)
     fmt = format_of(spec)
+    check_name(spec)
     if fmt == "uci":
         _check_uci(spec)
     elif fmt == "cdnow":

@@ -65,7 +65,7 @@ def parse(data: bytes, label: str, spec, layout: Layout | None = None) -> pd.Dat
     try:
         frame = pd.read_csv(io.BytesIO(data), sep=layout.sep, dtype=str, keep_default_na=False)
     except (pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise DataError(f"{label}: malformed CSV ({shorten(str(exc))}); "
+        raise DataError(f"{label}: malformed CSV ({shorten(str(exc).strip())}); "
                         f"expected {layout.expected}") from exc
     if frame.empty:
         raise DataError(f"{label}: the file has a header but no data rows")
@@ -117,12 +117,11 @@ def parse(data: bytes, label: str, spec, layout: Layout | None = None) -> pd.Dat
     y = frame[layout.target].str.strip()
     allowed = [layout.positive] + ([layout.negative] if layout.negative is not None else [])
     if layout.negative is None:
-        others = sorted(set(y[y != layout.positive]))
-        allowed += others[:1]
+        allowed += list(y[y != layout.positive].iloc[:1])  # the first other value in the file
     bad = ~y.isin(allowed).to_numpy()
     if bad.any():
         want = (f"{layout.positive!r} or {layout.negative!r}" if layout.negative is not None else
-                f"{layout.positive!r} or one other value (here {allowed[1]!r})")
+                f"{layout.positive!r} or one other value (here {allowed[1]!r}, the first)")
         raise DataError(
             f"{label}: column {layout.target!r} has value(s) {quote(sorted(set(y[bad]))[:5])} "
             f"(line {_first_rows(bad)}); expected {want}"
