@@ -53,7 +53,10 @@ def _short_rows(data: bytes, sep: str, width: int) -> np.ndarray:
     """Per data row, whether it ended before the header's last field (pandas would fill the missing
     fields with empty strings); rows as pandas counts them (blank lines skipped)."""
     text = io.StringIO(data.decode("utf-8", errors="replace"), newline="")
-    counts = [len(row) for row in csv.reader(text, delimiter=sep) if row]
+    try:
+        counts = [len(row) for row in csv.reader(text, delimiter=sep) if row]
+    except csv.Error:  # a field past the csv module's limit: pandas read it, the values are checked
+        return np.zeros(0, dtype=bool)
     return np.asarray(counts[1:], dtype=int) < width
 
 
