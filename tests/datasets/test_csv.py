@@ -204,3 +204,48 @@ def test_a_bad_csv_config_is_refused_before_reading(spec, change, message):
 def test_the_composed_config_says_what_is_missing(small):
     with pytest.raises(ConfigError, match=r"dataset\.numeric is missing; give it a value"):
         composed("dataset=csv", f"dataset.file={small}")
+
+
+# -- the worked example of docs/data.md ---------------------------------------------------------
+
+EXAMPLE = ["dataset=csv", "dataset.file=/tmp/customers.csv",
+           "++dataset.numeric={age:[18,90],spend:[0,5000],visits:[0,100]}",
+           "++dataset.categorical={region:[north,south,east,west]}",
+           "dataset.target.column=churned", "dataset.target.positive=yes",
+           "dataset.segment_features=[spend,visits]", "dataset.heavy_tailed=[spend,visits]"]
+
+
+def write_example(path: Path, n: int = 400, seed: int = 0) -> Path:
+    """The table of docs/data.md's worked example: customers whose churn depends on visits and region."""
+    rng = np.random.default_rng(seed)
+    age = rng.integers(18, 91, n)
+    visits = rng.poisson(8, n)
+    spend = np.round(rng.gamma(2.0, 60.0, n) * (1 + visits / 4), 2)
+    region = rng.choice(["north", "south", "east", "west"], n)
+    logit = 2.5 - 0.4 * visits + 1.5 * (region == "south") + 0.01 * (age - 50)
+    churned = np.where(rng.random(n) < 1 / (1 + np.exp(-logit)), "yes", "no")
+    pd.DataFrame({"age": age, "spend": spend, "visits": visits, "region": region,
+                  "churned": churned}).to_csv(path, index=False)
+    return path
+
+
+def test_the_worked_example_of_the_docs_runs(tmp_path):
+    from benchmarks.run import execute
+
+    doc = (REPO / "docs" / "data.md").read_text()
+    assert all(o in doc for o in EXAMPLE[2:]), "docs/data.md shows the overrides this test runs"
+    path = write_example(tmp_path / "customers.csv")
+    assert path.read_text().splitlines()[0] in doc  # the header line it shows
+    job = composed(*[o if not o.startswith("dataset.file=") else f"dataset.file={path}" for o in EXAMPLE],
+                   "method=plaintext", "leakage.enabled=false")
+    result = execute(job)
+    assert result["data"]["n_train"] == 320 and result["data"]["n_features"] == 7
+    assert result["metrics"]["auc"] > 0.7  # visits and region carry the signal
+
+
+def test_a_bad_never_contacted_and_a_uci_config_without_its_checksum_are_refused(spec, make_dataset_config):
+    with pytest.raises(ConfigError, match=r"dataset\.never_contacted=\{'column': 'c_job', 'sentinel': -1\}; "
+                                          r"expected null or \{column: a numeric column of \['c_age'"):
+        datasets.check_config(OmegaConf.merge(spec, {"never_contacted": {"column": "c_job"}}))
+    with pytest.raises(ConfigError, match=r"^dataset\.csv_sha256 is missing; dataset\.format=uci needs it"):
+        datasets.check_config(make_dataset_config("bank_full", csv_sha256=None))
