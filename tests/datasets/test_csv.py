@@ -86,11 +86,14 @@ def test_the_renamed_table_gives_bank_fulls_features_and_auc(table):
     common = ["method=plaintext", "k=3", "leakage.enabled=false", "dataset.subsample=1500", "silhouette_sample=200"]
     bank = composed("dataset=bank_full", *common)
     mine = composed(*overrides(table), *common)
-    a, b = datasets.load(bank.dataset), datasets.load(mine.dataset)
+    # in this order, each file is parsed once (the loader keeps one parsed frame)
+    a = datasets.load(bank.dataset)
+    auc_bank = execute(bank)["metrics"]["auc"]
+    b = datasets.load(mine.dataset)
+    auc_csv = execute(mine)["metrics"]["auc"]
     np.testing.assert_array_equal(a.train.X, b.train.X)
     np.testing.assert_array_equal(a.test.y, b.test.y)
-    assert b.feature_names == [renamed(n) if "=" not in n else f"c_{n}" for n in a.feature_names]
-    auc_bank, auc_csv = execute(bank)["metrics"]["auc"], execute(mine)["metrics"]["auc"]
+    assert b.feature_names == [f"c_{n}" for n in a.feature_names]
     assert abs(auc_bank - auc_csv) <= 1e-9 and 0.6 < auc_csv < 1
 
 
