@@ -123,12 +123,23 @@ def styles(variants: list[str]) -> dict[str, dict]:
     return {v: style(v, group.index(v), len(group)) for group in by_method.values() for v in group}
 
 
+#: the source of each dataset, for the report (a csv table is the researcher's own)
+DATA_CITES = {
+    "bank_full": "UCI Bank Marketing (Moro, Cortez & Rita, Decision Support Systems 62, 2014)",
+    "bank_additional": "UCI Bank Marketing (Moro, Cortez & Rita, Decision Support Systems 62, 2014)",
+    "cdnow": "CDNOW purchase histories (Fader & Hardie; Fader, Hardie & Lee, Marketing Science 24(2), 2005)",
+}
+
+
 def setting_label(dataset: str, include_duration, subsample) -> str:
-    parts = ["with duration" if bool(include_duration) and include_duration == include_duration
-             else "no duration"]
+    """``bank_full (no duration)``; a dataset without a duration column (``include_duration`` null:
+    cdnow, csv) is named alone."""
+    parts = []
+    if include_duration is not None and include_duration == include_duration:
+        parts.append("with duration" if bool(include_duration) else "no duration")
     if subsample is not None and subsample == subsample:
         parts.append(f"{int(subsample):,}-row subsample")
-    return f"{dataset} ({', '.join(parts)})"
+    return f"{dataset} ({', '.join(parts)})" if parts else dataset
 
 
 def setting_slug(dataset: str, include_duration, subsample=None) -> str:

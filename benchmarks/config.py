@@ -40,34 +40,54 @@ def _quote(value) -> str:
 # -- schemas -----------------------------------------------------------------------------------
 
 @dataclass
-class NeverContacted:
-    column: str = "pdays"
-    sentinel: int = -1
+class TargetSpec:
+    """The label column of a ``format: csv`` table: its name, the value that counts as positive and,
+    optionally, the one negative value (null: any single other value)."""
+
+    column: str = "???"
+    positive: str = "???"
+    negative: str | None = None
 
 
 @dataclass
 class DatasetConfig:
-    """Schema of ``conf/dataset/*.yaml`` (the files document each key)."""
+    """Schema of ``conf/dataset/*.yaml`` (the files document each key). ``format`` picks the loader:
+    ``uci`` (Bank Marketing: csv, archive, url...), ``cdnow`` (a file inside an installed package:
+    package, package_file, the calibration and holdout windows) or ``csv`` (a researcher's table:
+    file, separator, target); the keys of the other formats stay null."""
 
     name: str = "???"
-    csv: str = "???"
-    archive: str = "???"
-    csv_sha256: str = "???"
-    archive_sha256: str = "???"
-    expected_rows: int = "???"  # type: ignore[assignment]
+    format: str = "uci"
+    csv: str | None = None
+    archive: str | None = None
+    csv_sha256: str | None = None
+    archive_sha256: str | None = None
+    expected_rows: int | None = None
     data_dir: str | None = None
     source: str = "auto"
-    url: str = "???"
+    url: str | None = None
     download: bool = True
     verify_checksum: bool = True
-    include_duration: bool = False
+    include_duration: bool | None = None
+    # format: cdnow
+    package: str | None = None
+    package_file: str | None = None
+    calibration_weeks: int | None = None
+    holdout_weeks: int | None = None
+    # format: csv
+    file: str | None = None
+    separator: str = ","
+    target: TargetSpec | None = None
     subsample: int | None = None
     test_size: float = 0.2
     scaling: str = "standard"
     clip: bool = False
     heavy_tailed: list[str] = field(default_factory=list)
     log_heavy_tailed: bool = False
-    never_contacted: NeverContacted | None = None
+    # {column: a numeric column, sentinel: its value for "never"} or null; Any, so that a dict can
+    # replace null on the command line (OmegaConf cannot merge into a null structured node);
+    # datasets.check_config checks it
+    never_contacted: Any = None
     segment_features: list[str] = "???"  # type: ignore[assignment]
     numeric: dict[str, list[Any]] = "???"  # type: ignore[assignment]  # [low, high]: ints stay ints
     categorical: dict[str, list[str]] = "???"  # type: ignore[assignment]
@@ -312,4 +332,4 @@ def conform(schema: type, values, where: str, what: str | None = None, complete:
 
 
 __all__ = ["SEED_MAX", "Config", "ConfigError", "DatasetConfig", "LeakageConfig", "METHOD_SCHEMAS",
-           "NetworkConfig", "conform", "register"]
+           "NetworkConfig", "TargetSpec", "conform", "register"]

@@ -227,6 +227,9 @@ def _setting(doc: Doc, setting: str, slug: str, rows: pd.DataFrame, latex: dict[
         doc.p(f"{int(n_train.iloc[0]):,} training rows, {int(rows['n_test'].dropna().iloc[0]):,} test "
               "rows. Mean ± 95% CI over seeds."
               + (" † = includes timings of concurrently run jobs." if rows["parallel"].any() else ""))
+    cite = A.DATA_CITES.get(str(rows["dataset"].iloc[0])) if len(rows) else None
+    if cite:
+        doc.p(f"Data: {cite}.")
     doc.h(3, "Method comparison")
     comp = comparison_table(rows)
     doc.table(comp)

@@ -1,6 +1,6 @@
 """Run one method on one dataset split and write its ``record.json``.
 
-    python -m benchmarks.run method=<plaintext|he|federated|dp> dataset=<bank_full|bank_additional> k=4 seed=0
+    python -m benchmarks.run method=<plaintext|he|federated|dp> dataset=<a conf/dataset file> k=4 seed=0
     python -m benchmarks.run -m +experiment=k_sweep          # a sweep (conf/experiment/)
     python -m benchmarks.run                                 # no arguments: the quickstart comparison
 

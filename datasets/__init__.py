@@ -1,4 +1,8 @@
-"""UCI Bank Marketing: locate (data dir, shipped copy, cache, download), verify, parse, preprocess, split.
+"""The data sets: locate, verify, parse, preprocess, split.
+
+``dataset.format`` picks the source: ``uci`` (Bank Marketing: data dir, shipped copy, cache, download),
+``cdnow`` (CDNOW purchase histories, a file of an installed package, one row per customer) or ``csv``
+(a researcher's own table, ``dataset.file``).
 
 ``load(cfg.dataset, split_seed)`` returns a :class:`Split`; everything a method sees comes from it.
 ``data_identity(cfg.dataset)`` names the CSV bytes a job would read without parsing them;
@@ -11,14 +15,22 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 from sklearn.model_selection import train_test_split
 
 from benchmarks.config import ConfigError
-from datasets._config import check_config, check_split, holdout_fraction, preprocessor, subsample_of
-from datasets._parse import TARGET, read_checked
+from datasets import _cdnow
+from datasets._config import (
+    check_config,
+    check_split,
+    format_of,
+    holdout_fraction,
+    preprocessor,
+    subsample_of,
+)
+from datasets._parse import TARGET, layout_of, read_checked
 from datasets._preprocess import Preprocessor
-from datasets._source import SOURCES, cache_dir, fetch_csv
+from datasets._source import CSV, SOURCES, cache_dir, fetch_csv, fetch_file
 from datasets.errors import DataError
 
 __all__ = ["SOURCES", "ConfigError", "DataError", "Part", "Split", "Preprocessor", "cache_dir",
@@ -48,8 +60,8 @@ class Split:
     bounds: np.ndarray  # (n_features, 2) public bounds of X columns, transformed
     segment_bounds: np.ndarray  # (n_segment_features, 2)
     preprocessor: Preprocessor
-    source: str  # where the CSV came from
-    data_sha256: str  # sha256 of the CSV bytes the split was made from
+    source: str  # where the data file came from
+    data_sha256: str  # sha256 of the data file's bytes the split was made from
 
 
 _FRAMES: dict[tuple, pd.DataFrame] = {}
@@ -59,20 +71,33 @@ def _spec(cfg) -> DictConfig:
     return cfg if isinstance(cfg, DictConfig) else OmegaConf.create(dict(cfg))
 
 
-def data_identity(cfg) -> dict:
-    """``{"sha256", "source", "location"}`` of the CSV bytes ``load(cfg)`` would read, unparsed.
+def _fetch(spec) -> CSV:
+    fmt = format_of(spec)
+    if fmt == "cdnow":
+        return _cdnow.fetch(spec)
+    return fetch_file(spec) if fmt == "csv" else fetch_csv(spec)
 
-    ``sha256`` is that of the CSV itself (whichever file or archive holds it), ``source`` one of
-    ``data_dir``, ``shipped``, ``cache``, ``download`` and ``location`` the file it came from. It
-    uses the same search as :func:`load` (downloading if that is the only way), verifies the archive
-    and shipped checksums and, with ``dataset.verify_checksum``, the CSV's. Kept by path, size and
-    mtime: a second call for the same file costs a few ``stat`` calls.
+
+def _checked(csv: CSV, spec) -> pd.DataFrame:
+    reader = _cdnow.read_checked if format_of(spec) == "cdnow" else read_checked
+    return reader(csv.data, csv.label, spec, csv.sha256)
+
+
+def data_identity(cfg) -> dict:
+    """``{"sha256", "source", "location"}`` of the bytes ``load(cfg)`` would read, unparsed.
+
+    ``sha256`` is that of the data file itself (whichever file or archive holds it), ``source`` one
+    of ``data_dir``, ``shipped``, ``cache``, ``download`` (UCI), ``package`` (cdnow) or ``file`` (csv),
+    and ``location`` the file it came from. It uses the same search as :func:`load` (downloading if
+    that is the only way), verifies the archive and shipped checksums and, with
+    ``dataset.verify_checksum``, the file's (a ``csv`` table only when ``csv_sha256`` is given). Kept
+    by path, size and mtime: a second call for the same file costs a few ``stat`` calls.
     """
     spec = _spec(cfg)
     check_config(spec)
-    csv = fetch_csv(spec)
-    if spec.verify_checksum and csv.sha256 != spec.csv_sha256:
-        read_checked(csv.data, csv.label, spec, csv.sha256)  # raises, saying what differs
+    csv = _fetch(spec)
+    if spec.verify_checksum and spec.get("csv_sha256") is not None and csv.sha256 != spec.csv_sha256:
+        _checked(csv, spec)  # raises, saying what differs
     return {"sha256": csv.sha256, "source": csv.origin, "location": csv.label}
 
 
@@ -85,14 +110,21 @@ def prepare(cfg) -> dict:
     return {**data_identity(cfg), "rows": len(frame)}
 
 
+def _frame_key(spec) -> str:
+    """Everything of the config that shapes the parsed frame (not the split or the preprocessing)."""
+    keys = ("format", "verify_checksum", "numeric", "categorical", "separator", "target",
+            "calibration_weeks", "holdout_weeks", "expected_rows", "csv_sha256")
+    return repr({k: OmegaConf.to_container(v) if isinstance(v := spec.get(k), DictConfig | ListConfig) else v
+                 for k in keys})
+
+
 def _read(spec) -> tuple[pd.DataFrame, str, str]:
     check_config(spec)
-    csv = fetch_csv(spec)
-    key = (csv.sha256, bool(spec.verify_checksum), repr(OmegaConf.to_container(spec.numeric)),
-           repr(OmegaConf.to_container(spec.categorical)))
+    csv = _fetch(spec)
+    key = (csv.sha256, csv.label, _frame_key(spec))
     if key not in _FRAMES:
         _FRAMES.clear()  # keep one variant in memory at most
-        _FRAMES[key] = read_checked(csv.data, csv.label, spec, csv.sha256)
+        _FRAMES[key] = _checked(csv, spec)
     return _FRAMES[key].copy(), csv.label, csv.sha256
 
 
@@ -106,11 +138,15 @@ def load(cfg, split_seed: int = 0) -> Split:
     """Load, subsample, split (stratified on ``y``) and preprocess (fitted on train only)."""
     spec = _spec(cfg)
     frame, label, digest = _read(spec)
-    if not spec.include_duration:
+    if format_of(spec) == "uci" and not spec.include_duration:
         frame = frame.drop(columns=["duration"], errors="ignore")
     y = frame[TARGET].to_numpy()
     n, test_size = subsample_of(spec), holdout_fraction(spec)
-    check_split(tuple(int(c) for c in np.bincount(y, minlength=2)), n, test_size, label)
+    layout = layout_of(spec)
+    negative = "not " + layout.positive if layout.negative is None else layout.negative
+    classes = ("no", "yes") if format_of(spec) != "csv" else (negative, layout.positive)
+    check_split(tuple(int(c) for c in np.bincount(y, minlength=2)), n, test_size, label,
+                layout.target, classes)
     if n is not None and n < len(frame):
         frame, _ = train_test_split(frame, train_size=n, stratify=y, random_state=split_seed)
         y = frame[TARGET].to_numpy()

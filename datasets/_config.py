@@ -1,5 +1,6 @@
-"""Checks of the dataset config that need no data (name, source, subsample, test_size; each a
-:class:`~benchmarks.config.ConfigError`), and of the split that needs the class counts."""
+"""Checks of the dataset config that need no data (name, format and its keys, source, subsample,
+test_size; each a :class:`~benchmarks.config.ConfigError`), and of the split that needs the class
+counts."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import numpy as np
 from omegaconf import OmegaConf
 
 from benchmarks.config import ConfigError
+from datasets._parse import TARGET
 from datasets._preprocess import Preprocessor
 from datasets._source import source_of
 from datasets.errors import DataError, quote
@@ -20,6 +22,10 @@ from methods._util import CONF
 
 CONF_DIR = CONF / "dataset"
 NAME = re.compile(r"[A-Za-z0-9_]+")
+SHA256 = re.compile(r"[0-9a-f]{64}")
+FORMATS = ("uci", "cdnow", "csv")
+#: keys that say which data a dataset name stands for: an override of one is another dataset
+IDENTITY_KEYS = ("format", "csv", "archive", "package", "package_file")
 
 
 def known_names() -> list[str]:
@@ -43,8 +49,9 @@ def check_name(spec) -> None:
         raise ConfigError(f"dataset.name={quote(name)}; expected the name of a config in {CONF_DIR} "
                         f"({', '.join(known)})")
     declared = _declared(CONF_DIR / f"{name}.yaml", (CONF_DIR / f"{name}.yaml").stat().st_mtime_ns)
-    for key in ("csv", "archive"):
-        if spec.get(key) != declared.get(key):
+    for key in IDENTITY_KEYS:
+        default = "uci" if key == "format" else None
+        if spec.get(key, default) != declared.get(key, default):
             raise ConfigError(f"dataset.name={name} but dataset.{key}={quote(spec.get(key))}, while "
                             f"conf/dataset/{name}.yaml has {key}: {declared.get(key)}; "
                             "name a dataset by its own config file")
@@ -73,31 +80,100 @@ def preprocessor(spec) -> Preprocessor:
     """The (unfitted) preprocessing the config describes; building it checks the columns, bounds,
     scaling and log1p settings, none of which needs the data."""
     numeric = {c: tuple(b) for c, b in OmegaConf.to_container(spec.numeric).items()}
-    if not spec.include_duration:
+    if format_of(spec) == "uci" and not spec.include_duration:
         numeric.pop("duration", None)
     heavy = list(spec.get("heavy_tailed") or [])
     unknown = [c for c in heavy if c not in spec.numeric]
     if unknown:
         raise ConfigError(f"dataset.heavy_tailed has {quote(unknown)}, which are not numeric columns; "
                           f"expected a subset of {list(spec.numeric)}")
+    never = spec.get("never_contacted")
+    if never is not None:
+        never = OmegaConf.to_container(never) if not isinstance(never, dict) else never
+        sentinel = never.get("sentinel") if isinstance(never, dict) else None
+        if (not isinstance(never, dict) or set(never) != {"column", "sentinel"}
+                or never["column"] not in numeric
+                or isinstance(sentinel, bool) or not isinstance(sentinel, int | float)):
+            raise ConfigError(f"dataset.never_contacted={quote(never)}; expected null or {{column: a numeric "
+                              f"column of {list(numeric)}, sentinel: a number}}")
     log_heavy = spec.get("log_heavy_tailed", False)
     if not isinstance(log_heavy, bool):
         raise ConfigError(f"dataset.log_heavy_tailed={log_heavy!r}; expected true or false")
     return Preprocessor(
         numeric=numeric,
-        categorical={c: list(v) for c, v in OmegaConf.to_container(spec.categorical).items()},
+        categorical={c: list(v) for c, v in (OmegaConf.to_container(spec.categorical) or {}).items()},
         segment_features=list(spec.segment_features),
         scaling=spec.scaling,
         clip=bool(spec.clip),
-        never_contacted=OmegaConf.to_container(spec.never_contacted) if spec.never_contacted else None,
+        never_contacted=never,
         log1p=[c for c in heavy if c in numeric] if log_heavy else [],
     )
 
 
+def format_of(spec) -> str:
+    value = spec.get("format", "uci")
+    if value not in FORMATS:
+        raise ConfigError(f"dataset.format={quote(value)}; expected one of {', '.join(FORMATS)}")
+    return value
+
+
+def _check_uci(spec) -> None:
+    source_of(spec)
+    for key in ("csv", "archive", "csv_sha256", "archive_sha256", "expected_rows", "url"):
+        if spec.get(key) is None:
+            raise ConfigError(f"dataset.{key} is missing; dataset.format=uci needs it to find and verify "
+                              "the UCI files")
+
+
+def _check_csv(spec) -> None:
+    """A researcher's table: the file, its separator, the target and its values, the optional sha256."""
+    if not spec.get("file"):
+        raise ConfigError("dataset.file is missing; expected the path of the table "
+                          "(dataset.file=PATH on the command line)")
+    sep = spec.get("separator")
+    if not isinstance(sep, str) or len(sep) != 1 or sep in "\r\n\"":
+        raise ConfigError(f"dataset.separator={quote(sep)}; expected one character (',', ';', '\\t', ...)")
+    target = spec.get("target")
+    if target is None or not target.get("column") or target.get("positive") in (None, ""):
+        raise ConfigError("dataset.target is missing; expected {column: NAME, positive: VALUE} "
+                          "(and optionally negative: VALUE)")
+    if target.get("negative") is not None and str(target.negative) == str(target.positive):
+        raise ConfigError(f"dataset.target.negative={quote(target.negative)} is the positive value too; "
+                          "expected two different values")
+    features = list(spec.numeric) + list(spec.categorical or {})
+    both = sorted(set(spec.numeric) & set(spec.categorical or {}))
+    if both:
+        raise ConfigError(f"dataset.numeric and dataset.categorical both have {quote(both)}; expected "
+                          "each column under one type")
+    if target.column in features:
+        raise ConfigError(f"dataset.target.column={quote(target.column)} is a feature column too; expected "
+                          "the label apart from dataset.numeric and dataset.categorical")
+    if TARGET in features:
+        raise ConfigError(f"dataset has a feature column named {TARGET!r}, the name the loader gives the "
+                          "target; rename it in the file and the config")
+    for col, cats in (OmegaConf.to_container(spec.categorical) or {}).items():
+        if not cats or len({str(c) for c in cats}) != len(cats):
+            raise ConfigError(f"dataset.categorical.{col}={quote(cats)}; expected its categories, each once")
+    digest = spec.get("csv_sha256")
+    if digest is not None and not (isinstance(digest, str) and SHA256.fullmatch(digest)):
+        raise ConfigError(f"dataset.csv_sha256={quote(digest)}; expected 64 lowercase hex digits or null")
+    if spec.get("include_duration"):
+        raise ConfigError("dataset.include_duration=true; it applies to the UCI Bank Marketing data only "
+                          "(leave it null and list the columns to use)")
+
+
 def check_config(spec) -> None:
     """Every check that needs no data; run before anything is read."""
+    fmt = format_of(spec)
     check_name(spec)
-    source_of(spec)
+    if fmt == "uci":
+        _check_uci(spec)
+    elif fmt == "cdnow":
+        from datasets import _cdnow
+
+        _cdnow.check_config(spec)
+    else:
+        _check_csv(spec)
     subsample_of(spec)
     holdout_fraction(spec)
     preprocessor(spec)
@@ -164,12 +240,14 @@ def min_subsample(counts: tuple[int, ...], test_size: float) -> int | None:
     return smallest
 
 
-def check_split(counts: tuple[int, ...], subsample: int | None, test_size: float, label: str) -> None:
+def check_split(counts: tuple[int, ...], subsample: int | None, test_size: float, label: str,
+                column: str = TARGET, classes: tuple[str, str] = ("no", "yes")) -> None:
     """Refuse a subsample or test_size that would leave train or test without a row of some class."""
     total = sum(counts)
     if min(counts) < 2:
-        raise DataError(f"{label}: column 'y' has {min(counts)} row(s) of one class (no/yes: "
-                        f"{counts[0]:,}/{counts[1]:,}); a stratified split needs 2 or more of each")
+        raise DataError(f"{label}: column {column!r} has {min(counts)} row(s) of one class "
+                        f"({'/'.join(classes)}: {counts[0]:,}/{counts[1]:,}); a stratified split needs 2 "
+                        "or more of each")
     share = min(counts) / total
     if subsample is None or subsample == total:
         if not _splits_ok(counts, total, test_size, subsampled=False):

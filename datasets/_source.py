@@ -308,3 +308,15 @@ def download(url: str, target: Path, timeout: float = 60.0, max_bytes: int | Non
                 out.write(chunk)
                 bar.update(len(chunk))
     return target
+
+
+def fetch_file(spec) -> CSV:
+    """The table ``dataset.file`` of a ``format: csv`` dataset (read bounded, at most 64 MiB)."""
+    path = Path(str(spec.file)).expanduser()
+    st = _stat(path)
+    if st is None:
+        raise DataError(f"dataset.file={path}: no such file; expected the path of a table to read")
+    if not stat.S_ISREG(st.st_mode):
+        raise DataError(f"dataset.file={path} is not a regular file")
+    data = _read_file(path, MAX_CSV_BYTES, str(path), "the table")
+    return CSV(data, sha256(data), "file", str(path))

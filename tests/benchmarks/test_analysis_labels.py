@@ -29,3 +29,10 @@ def test_paper_comparison_names_the_scheme_that_ran():
                                         "precision": [0.5, 0.6, 0.7], "recall": [0.5, 0.6, 0.7],
                                         "auc": [0.8, 0.8, 0.9]}))
     assert "HE (BFV) — ours" in R.paper_rows(rows)["Method"].tolist()
+
+
+def test_a_dataset_without_duration_is_named_alone_and_cited():
+    assert A.setting_label("cdnow", None, None) == "cdnow"
+    assert A.setting_label("cdnow", float("nan"), 2000) == "cdnow (2,000-row subsample)"
+    assert A.setting_label("bank_full", False, None) == "bank_full (no duration)"
+    assert "Fader" in A.DATA_CITES["cdnow"] and "Moro" in A.DATA_CITES["bank_full"]

@@ -52,8 +52,7 @@ def test_the_check_returns_the_job_with_per_method_applied():
 def test_a_programmatic_config_is_conformed_too():
     with pytest.raises(C.ConfigError, match=r"^method\.max_iter: Value 'many' of type 'str'"):
         C.conform(C.PlaintextConfig, {"max_iter": "many"}, "method")
-    with pytest.raises(C.ConfigError, match=r"^dataset\.csv is missing; give it a value$"):
-        C.conform(C.DatasetConfig, {"name": "bank_full", "archive": "bank.zip", "csv_sha256": "x",
-                                    "archive_sha256": "y", "expected_rows": 1, "url": "u",
-                                    "segment_features": ["age"], "numeric": {"age": [1, 2]},
-                                    "categorical": {}}, "dataset")
+    with pytest.raises(C.ConfigError, match=r"^dataset\.numeric is missing; give it a value$"):
+        C.conform(C.DatasetConfig, {"name": "bank_full", "csv": "bank-full.csv", "archive": "bank.zip",
+                                    "csv_sha256": "x", "archive_sha256": "y", "expected_rows": 1, "url": "u",
+                                    "segment_features": ["age"], "categorical": {}}, "dataset")

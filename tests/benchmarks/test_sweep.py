@@ -54,7 +54,7 @@ def test_paper_table_settings():
     cfg = _compose("+experiment=paper_table")
     assert cfg.k == 4
     assert cfg.hydra.sweeper.params["seed"] == "0,1,2,3,4"
-    assert sorted(cfg.hydra.sweeper.params["dataset"].split(",")) == ["bank_additional", "bank_full"]
+    assert sorted(cfg.hydra.sweeper.params["dataset"].split(",")) == ["bank_additional", "bank_full", "cdnow"]
     plain = OmegaConf.to_container(cfg, resolve=False)
     plain.pop("hydra")
     full = apply_per_choice(OmegaConf.create(plain))
@@ -63,6 +63,9 @@ def test_paper_table_settings():
     plain = OmegaConf.to_container(additional, resolve=False)
     plain.pop("hydra")
     assert apply_per_choice(OmegaConf.create(plain)).dataset.include_duration is True
+    cdnow = OmegaConf.to_container(_compose("+experiment=paper_table", "dataset=cdnow"), resolve=False)
+    cdnow.pop("hydra")
+    assert apply_per_choice(OmegaConf.create(cdnow)).dataset.include_duration is None  # no duration column
 
 
 def test_per_method_options_apply_to_their_method_only():
