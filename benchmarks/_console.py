@@ -77,19 +77,17 @@ def say(line: str) -> None:
 _beat: list = []
 
 
-def start_heartbeat(interval: float = 2.0, stream=None) -> None:
-    """From now on until the process ends, say so whenever the console has been silent for
-    ``interval`` seconds (once per process; later calls do nothing)."""
-    if _beat:
-        return
+def heartbeat(interval: float = 2.0, stream=None, stop: threading.Event | None = None) -> threading.Thread:
+    """A daemon thread that, until ``stop`` is set, writes a status line to ``stream`` (stdout)
+    whenever the console has been silent for ``interval`` seconds; started, and returned."""
     stream = stream or sys.stdout
     tty = hasattr(stream, "isatty") and stream.isatty()
+    stop = stop or threading.Event()
     LAST[0] = time.monotonic()
 
     def beat() -> None:
         quiet_since, next_at = None, interval
-        while True:
-            time.sleep(0.25 if tty else 0.5)
+        while not stop.wait(0.25 if tty else 0.1):
             since, text = LAST
             if quiet_since != since:
                 quiet_since, next_at = since, interval
@@ -116,6 +114,13 @@ def start_heartbeat(interval: float = 2.0, stream=None) -> None:
             next_at = quiet + 1.0 if tty else next_at * 2
 
     thread = threading.Thread(target=beat, name="privmark-heartbeat", daemon=True)
-    _beat.append(thread)
     thread.start()
-    atexit.register(_clear_status)
+    return thread
+
+
+def start_heartbeat(interval: float = 2.0) -> None:
+    """The job's :func:`heartbeat` on stdout, from now until the process ends (once per process;
+    later calls do nothing)."""
+    if not _beat:
+        _beat.append(heartbeat(interval))
+        atexit.register(_clear_status)

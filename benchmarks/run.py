@@ -184,18 +184,23 @@ def summary(record: dict, path: Path, limit: int = SUMMARY_CHARS) -> str:
     except ValueError:  # another drive
         pass
     if record["status"] != "ok":
+        where = _elide(where, 60)
         body = f"{head}: FAILED ({record['error']})"
-        tail = f" -> {where}"
-        room = limit - len(tail)
-        return (body if len(body) <= room else body[:room - 2] + "…)") + tail
+        room = limit - len(where) - 4
+        return (body if len(body) <= room else body[:room - 2] + "…)") + f" -> {where}"
     m, s, c = record["metrics"], record["segmentation"], record["costs"]
     body = (f"{head}: AUC {m['auc']:.3f} P {m['precision']:.3f} R {m['recall']:.3f} F1 {m['f1']:.3f} "
             f"wP {m['weighted_precision']:.3f} ARI {s['ari_vs_plaintext']:.2f} | {_fit_part(c)}, "
             f"{human_bytes(c['bytes_total'])}")
-    room = limit - len(body) - 4
-    if len(where) > room:  # keep the end: the job's own directory
-        where = "…" + where[-(room - 1):] if room > 10 else ""
+    where = _elide(where, limit - len(body) - 4)
     return body + (f" -> {where}" if where else "")
+
+
+def _elide(path: str, room: int) -> str:
+    """``path`` in at most ``room`` characters: its end (the job's own directory) after "…"."""
+    if len(path) <= room:
+        return path
+    return "…" + path[-(room - 1):] if room > 10 else ""
 
 
 def _tail(text: str, limit: int) -> str:
