@@ -38,8 +38,6 @@ import weakref
 from contextlib import contextmanager
 from pathlib import Path
 
-import matplotlib
-
 from methods._util import atomic_path, write_atomic
 
 COLUMN_W, TEXT_W = 3.5, 7.1  # inches: one column / the full text width of a two-column paper
@@ -58,8 +56,7 @@ RC = {
     "figure.constrained_layout.use": True, "figure.constrained_layout.h_pad": 0.03,
     "figure.constrained_layout.w_pad": 0.03,
     # SVG for the HTML report: text stays text (small, selectable), and ids do not change from run to run
-    "svg.fonttype": "none", "svg.hashsalt": "privmark", "axes.prop_cycle": matplotlib.cycler(
-        color=["#000000", "#0072B2", "#009E73", "#D55E00", "#CC79A7", "#E69F00", "#56B4E9"]),
+    "svg.fonttype": "none", "svg.hashsalt": "privmark",
 }
 
 # -- palettes ------------------------------------------------------------------------------------

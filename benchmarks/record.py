@@ -27,7 +27,7 @@ KEY = "record.key"
 MAX_RECORD_BYTES = 16 << 20
 MAX_KEY_BYTES = 4096
 PACKAGES = ("numpy", "scipy", "scikit-learn", "pandas", "tenseal", "flwr", "diffprivlib",
-            "hydra-core", "omegaconf", "ray")
+            "hydra-core", "omegaconf", "ray", "matplotlib", "pyarrow")
 #: config keys that say where or how a job runs, not what it computes: left out of the hash.
 #: (which file was read is in the hash through its sha256)
 NOT_HASHED = ("resume", "results_dir", "dataset.data_dir", "dataset.source", "dataset.url",

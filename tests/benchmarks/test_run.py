@@ -22,7 +22,8 @@ CONTRACT = {
     "segmentation": {"inertia", "silhouette", "ari_vs_plaintext", "sizes", "conversion_rates", "lift"},
     "costs": {"wall_s", "cpu_s", "peak_rss_mb", "phases", "parties", "bytes_total", "rounds"},
     "privacy": {"threat_model", "epsilon", "delta", "revealed", "leakage"},
-    "provenance": {"git_commit", "git_dirty", "versions", "python", "platform", "started_at", "finished_at"},
+    "provenance": {"git_commit", "git_dirty", "versions", "python", "platform", "started_at", "finished_at",
+                   "machine"},
 }
 
 
