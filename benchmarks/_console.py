@@ -31,11 +31,18 @@ _status_shown = [False]
 
 
 def _clear_status() -> None:
+    """Make room for a line: erase the status line, and any progress bar (it redraws itself at its
+    next update, or at the heartbeat's next refresh)."""
     with _status:
         if _status_shown[0]:
             sys.stdout.write("\r\x1b[K")
             sys.stdout.flush()
             _status_shown[0] = False
+    for bar in list(BARS):
+        try:
+            bar.clear()
+        except (AttributeError, OSError, ValueError):
+            BARS.discard(bar)
 
 
 class ConsoleFilter(logging.Filter):
