@@ -113,3 +113,10 @@ def test_group_minor_keeps_the_largest_and_start_up():
     out = S.group_minor(parts, 3, protect=S.is_startup, other="other phases")
     assert list(out.columns) == ["ray_start", "a", "other phases"]
     assert out["other phases"].iloc[0] == 4.5 and out.to_numpy().sum() == parts.to_numpy().sum()
+
+
+def test_a_figure_is_one_of_the_two_paper_widths():
+    import pytest
+
+    with pytest.raises(ValueError, match=r"figure width 'wide'; expected one of \['column', 'text'\]"):
+        S.new_figure("wide")

@@ -160,3 +160,14 @@ def test_start_up_is_shown_apart_and_left_out_of_the_time_ratio(smoke_table):
     assert comp.loc["Federated", "Training (s)"] == comp.loc["Plaintext", "Training (s)"]
     rel = R.relative_table(both)
     assert rel["Training time ×"].iloc[0].startswith("1.0")
+
+
+def test_a_module_adds_its_own_section(monkeypatch):
+    import pytest
+
+    monkeypatch.setattr(R, "SECTIONS", list(R.SECTIONS))
+    R.add_section("network", lambda doc, ctx: doc.h(2, "Network costs"), after="settings")
+    names = [n for n, _ in R.SECTIONS]
+    assert names[names.index("settings") + 1] == "network"
+    with pytest.raises(ValueError, match=r"no report section 'nope'; sections: header, machine"):
+        R.add_section("x", lambda doc, ctx: None, before="nope")
