@@ -6,56 +6,90 @@ records the console shows, their format, and a heartbeat when nothing else is sa
   starts, loop steps) and every other logger from WARNING, as ``12:03:04 message``; a record logged
   with ``extra={"file_only": True}`` stays in the job log (``run.log``).
 - :func:`start_heartbeat`: from the first line of a job on, whenever the console has been silent for
-  2 s, a status line says for how long and after what (on a terminal one line rewritten in place, or
-  the running progress bar refreshed; elsewhere a line at 2, 4, 8, 16.. s of silence).
-- :func:`say`: print a line (a job's summary) without a status line in its way.
+  2 s, a status line says for how long and after what (on a terminal one line rewritten in place;
+  elsewhere a line at 2, 4, 8, 16.. s of silence). It is a small process of its own, not a thread:
+  TenSEAL holds the GIL through long encrypted operations, and a thread would be as silent as the job.
+  The job tells it each line it shows (:func:`note`) through a pipe; it exits when the pipe closes,
+  that is when the job's process ends, however it ends.
+- :func:`say`: print a line (a job's summary) without a status line or progress bar in its way.
 
-:class:`methods.progress.Progress` registers its bars in :data:`BARS` and notes its steps in
-:data:`LAST`.
+:class:`methods.progress.Progress` registers its bars in :data:`BARS` and notes its steps.
 """
 
 from __future__ import annotations
 
-import atexit
 import logging
+import os
+import subprocess
 import sys
-import threading
-import time
 
-#: the last line the console showed: [monotonic time, text]; the heartbeat reads it
-LAST: list = [time.monotonic(), "starting"]
 #: progress bars on the terminal now (tqdm objects)
 BARS: set = set()
-_status = threading.Lock()
-_status_shown = [False]
+_pipe: list[int] = []  # the write end of the heartbeat's pipe, once started
 
-
-def _clear_status() -> None:
-    """Make room for a line: erase the status line, and any progress bar (it redraws itself at its
-    next update, or at the heartbeat's next refresh)."""
-    with _status:
-        if _status_shown[0]:
-            sys.stdout.write("\r\x1b[K")
+#: the heartbeat process: reads "line\n" from fd argv[1]; prints a status line after argv[2] seconds
+#: of silence (then every second on a terminal, at doubling silences elsewhere); exits at EOF
+WATCHER = r"""
+import os, select, sys, time
+fd, interval = int(sys.argv[1]), float(sys.argv[2])
+tty = sys.stdout.isatty()
+last, text, next_at, buf = time.monotonic(), sys.argv[3], interval, b""
+while True:
+    ready, _, _ = select.select([fd], [], [], 0.2)
+    if ready:
+        data = os.read(fd, 65536)
+        if not data:
+            break
+        *lines, buf = (buf + data).split(b"\n")
+        if lines:
+            last, text, next_at = time.monotonic(), lines[-1].decode(errors="replace"), interval
+        continue
+    quiet = time.monotonic() - last
+    if quiet >= next_at:
+        line = time.strftime("%H:%M:%S") + "   \u2026 %.0f s since: %s" % (quiet, text[:100])
+        try:
+            sys.stdout.write("\r\x1b[K" + line if tty else line + "\n")
             sys.stdout.flush()
-            _status_shown[0] = False
+        except OSError:
+            break
+        next_at = quiet + 1.0 if tty else next_at * 2
+"""
+
+
+def note(text: str) -> None:
+    """Tell the heartbeat the console just showed ``text`` (a no-op before :func:`start_heartbeat`)."""
+    if not _pipe:
+        return
+    try:
+        os.write(_pipe[0], (text.replace("\n", " ")[:200] + "\n").encode(errors="replace"))
+    except (BlockingIOError, BrokenPipeError, OSError):  # a full pipe or a gone heartbeat: never block
+        pass
+
+
+def _clear_line() -> None:
+    """Make room for a line: on a terminal, erase a status line or progress bar left on it (a bar
+    redraws itself at its next update)."""
     for bar in list(BARS):
         try:
             bar.clear()
         except (AttributeError, OSError, ValueError):
             BARS.discard(bar)
+    if _pipe and sys.stdout.isatty():
+        sys.stdout.write("\r\x1b[K")
+        sys.stdout.flush()
 
 
 class ConsoleFilter(logging.Filter):
     """The console's share of the job's log: ``privmark`` from INFO, other loggers from WARNING, never a
-    record marked ``file_only``. Notes each line it lets through for :func:`heartbeat`."""
+    record marked ``file_only``. Tells the heartbeat of each line it lets through."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if getattr(record, "file_only", False):
             return False
         if record.levelno < logging.WARNING and not record.name.startswith("privmark"):
             return False
-        _clear_status()
-        LAST[:] = [time.monotonic(), record.getMessage()]
+        _clear_line()
+        note(record.getMessage())
         return True
 
 
@@ -75,59 +109,42 @@ class ConsoleFormatter(logging.Formatter):
 
 
 def say(line: str) -> None:
-    """Print ``line`` on stdout (a job's summary), clearing a status line first."""
-    _clear_status()
+    """Print ``line`` on stdout (a job's summary), with nothing in its way."""
+    _clear_line()
     print(line, flush=True)
-    LAST[:] = [time.monotonic(), line]
+    note(line)
 
 
-_beat: list = []
+def _die_with_parent() -> None:  # Linux: the heartbeat gets SIGTERM when the job's process dies
+    try:
+        import ctypes
+        import signal
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
 
 
-def heartbeat(interval: float = 2.0, stream=None, stop: threading.Event | None = None) -> threading.Thread:
-    """A daemon thread that, until ``stop`` is set, writes a status line to ``stream`` (stdout)
-    whenever the console has been silent for ``interval`` seconds; started, and returned."""
-    stream = stream or sys.stdout
-    tty = hasattr(stream, "isatty") and stream.isatty()
-    stop = stop or threading.Event()
-    LAST[0] = time.monotonic()
-
-    def beat() -> None:
-        quiet_since, next_at = None, interval
-        while not stop.wait(0.25 if tty else 0.1):
-            since, text = LAST
-            if quiet_since != since:
-                quiet_since, next_at = since, interval
-            quiet = time.monotonic() - since
-            if quiet < next_at:
-                continue
-            bars = [b for b in list(BARS) if not b.disable]
-            if bars:  # a bar is on the terminal: let it show the time
-                for b in bars:
-                    b.refresh()
-                next_at = quiet + 1.0
-                continue
-            line = f"{time.strftime('%H:%M:%S')}   … {quiet:.0f} s since: {text[:100]}"
-            with _status:
-                try:
-                    if tty:
-                        stream.write("\r\x1b[K" + line)
-                        _status_shown[0] = True
-                    else:
-                        stream.write(line + "\n")
-                    stream.flush()
-                except (OSError, ValueError):  # the stream was closed
-                    return
-            next_at = quiet + 1.0 if tty else next_at * 2
-
-    thread = threading.Thread(target=beat, name="privmark-heartbeat", daemon=True)
-    thread.start()
-    return thread
+def heartbeat(interval: float = 2.0, stdout=None, first: str = "starting") -> tuple[subprocess.Popen, int]:
+    """Start the heartbeat process writing to ``stdout`` (default: this process's); returns it and
+    the write end of its pipe (closing that ends it)."""
+    read, write = os.pipe()
+    os.set_blocking(write, False)
+    proc = subprocess.Popen([sys.executable, "-I", "-S", "-c", WATCHER, str(read), str(interval), first],
+                            stdin=subprocess.DEVNULL, stdout=stdout, pass_fds=(read,), close_fds=True,
+                            preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None)
+    os.close(read)
+    return proc, write
 
 
-def start_heartbeat(interval: float = 2.0) -> None:
-    """The job's :func:`heartbeat` on stdout, from now until the process ends (once per process;
-    later calls do nothing)."""
-    if not _beat:
-        _beat.append(heartbeat(interval))
-        atexit.register(_clear_status)
+def start_heartbeat(interval: float = 2.0, first: str = "starting") -> None:
+    """The job's heartbeat on stdout, from now until the process ends (once per process; later calls
+    do nothing). Never fails a job: without it the console is only quieter."""
+    if _pipe:
+        return
+    try:
+        sys.stdout.flush()
+        _, write = heartbeat(interval, first=first)
+    except OSError:
+        return
+    _pipe.append(write)

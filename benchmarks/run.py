@@ -20,7 +20,7 @@ if __name__ == "__main__" and len(sys.argv) > 1:
     print(f"{time.strftime('%H:%M:%S')} privmark: starting (loading libraries)", flush=True)
     from benchmarks._console import start_heartbeat
 
-    start_heartbeat()
+    start_heartbeat(first="privmark: starting (loading libraries)")
 
 import logging  # noqa: E402
 import os  # noqa: E402

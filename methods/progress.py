@@ -9,11 +9,10 @@ heartbeat between lines, are :mod:`benchmarks._console`'s.
 from __future__ import annotations
 
 import logging
-import time
 
 from tqdm.auto import tqdm
 
-from benchmarks._console import BARS, LAST
+from benchmarks._console import BARS, note
 
 log = logging.getLogger("privmark")
 
@@ -38,9 +37,10 @@ class Progress:
             self.bar.set_postfix({k: _fmt(v) for k, v in info.items()}, refresh=False)
         of = f"/{self.total}" if self.total else ""
         # with a bar on the terminal the step is on the bar; the job log gets the line either way
-        log.info("%s %d%s %s", self.desc, self.n, of, " ".join(f"{k}={_fmt(v)}" for k, v in info.items()),
-                 extra={"file_only": not self.bar.disable})
-        LAST[0] = time.monotonic()
+        line = f"{self.desc} {self.n}{of} " + " ".join(f"{k}={_fmt(v)}" for k, v in info.items())
+        log.info("%s", line, extra={"file_only": not self.bar.disable})
+        if not self.bar.disable:
+            note(line)  # the bar said it
 
     def close(self) -> None:
         BARS.discard(self.bar)

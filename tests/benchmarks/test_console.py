@@ -3,9 +3,9 @@ and a summary line of at most 160 characters in human units."""
 
 from __future__ import annotations
 
-import io
 import logging
-import threading
+import os
+import subprocess
 import time
 from pathlib import Path
 
@@ -22,7 +22,6 @@ def _record(name: str, level: int, msg: str = "m", **extra) -> logging.LogRecord
 def test_console_shows_privmark_info_and_other_loggers_warnings_only():
     f = C.ConsoleFilter()
     assert f.filter(_record("privmark", logging.INFO, "phase keys"))
-    assert C.LAST[1] == "phase keys"
     assert not f.filter(_record("flwr", logging.INFO))
     assert f.filter(_record("flwr", logging.WARNING))
     assert not f.filter(_record("privmark", logging.INFO, file_only=True))  # the summary: printed itself
@@ -31,16 +30,18 @@ def test_console_shows_privmark_info_and_other_loggers_warnings_only():
     assert "WARNING [flwr] careful" in fmt.format(_record("flwr", logging.WARNING, "careful"))
 
 
-def test_heartbeat_speaks_in_a_silence_and_backs_off_off_a_terminal():
-    out, stop = io.StringIO(), threading.Event()
-    C.LAST[:] = [time.monotonic(), "phase keys"]
-    thread = C.heartbeat(interval=0.2, stream=out, stop=stop)
-    time.sleep(1.0)
-    stop.set()
-    thread.join(2)
-    lines = out.getvalue().splitlines()
-    assert lines and all("since: phase keys" in line for line in lines)
-    assert 2 <= len(lines) <= 4  # at 0.2, 0.4, 0.8 s: not one line per tick
+def test_heartbeat_speaks_in_a_silence_backs_off_and_ends_with_its_pipe():
+    proc, pipe = C.heartbeat(interval=0.3, stdout=subprocess.PIPE, first="phase keys")
+    time.sleep(1.6)  # silent: lines at 0.3, 0.6, 1.2 s
+    os.write(pipe, b"HE K-means: Lloyd iteration 1\n")
+    time.sleep(0.6)  # a new line resets the silence: one more status line after 0.3 s
+    os.close(pipe)  # the job's process ended
+    out, _ = proc.communicate(timeout=10)
+    lines = out.decode().splitlines()
+    assert proc.returncode == 0
+    before = [line for line in lines if "since: phase keys" in line]
+    after = [line for line in lines if "since: HE K-means: Lloyd iteration 1" in line]
+    assert 2 <= len(before) <= 4 and len(after) == 1, lines  # not one line per tick
 
 
 def _ok_record(**costs) -> dict:
