@@ -1,4 +1,5 @@
-"""Shared by figures and report: method names and colours, settings, variant labels, 95% CIs."""
+"""Shared by figures and report: method names, settings, variant labels and styles, 95% CIs, and the
+fit time split into start-up and training. Colours come from :mod:`benchmarks._style`."""
 
 from __future__ import annotations
 
@@ -8,11 +9,11 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from benchmarks._style import METHOD_COLORS, method_color  # noqa: F401  (METHOD_COLORS: re-exported)
+
 METHOD_ORDER = ["plaintext", "he", "federated", "dp"]
 METHOD_NAMES = {"plaintext": "Plaintext", "he": "HE (CKKS)", "federated": "Federated", "dp": "DP"}
-METHOD_COLORS = {"plaintext": "#000000", "he": "#0072B2", "federated": "#009E73", "dp": "#D55E00"}
 METHOD_MARKERS = {"plaintext": "o", "he": "s", "federated": "^", "dp": "D"}
-EXTRA_COLORS = ["#CC79A7", "#E69F00", "#56B4E9", "#F0E442", "#999999"]
 
 #: the columns that, together, say which data a run saw
 SETTING = ["dataset", "dataset.include_duration", "dataset.subsample"]
@@ -108,7 +109,7 @@ def style(variant: str, i: int = 0, of: int = 1) -> dict:
     """Line/bar style of a variant: its method's colour and marker; the ``i``-th of ``of`` variants
     of one method gets a lighter shade and its own dash."""
     method = variant.split(" ")[0]
-    color = METHOD_COLORS.get(method, EXTRA_COLORS[hash(method) % len(EXTRA_COLORS)])
+    color = method_color(method)
     if of > 1:
         color = _shade(color, 0.6 * i / (of - 1))
     return {"color": color, "marker": METHOD_MARKERS.get(method, "v"),
@@ -129,6 +130,30 @@ DATA_CITES = {
     "bank_additional": "UCI Bank Marketing (Moro, Cortez & Rita, Decision Support Systems 62, 2014)",
     "cdnow": "CDNOW purchase histories (Fader & Hardie; Fader, Hardie & Lee, Marketing Science 24(2), 2005)",
 }
+
+
+def train_seconds(rows: pd.DataFrame) -> pd.Series:
+    """Seconds of fit() spent training, start-up left out (``costs.train_s``); records without the
+    split (older ones) give their whole fit time (``wall_s``)."""
+    wall = pd.to_numeric(rows["wall_s"], errors="coerce") if "wall_s" in rows else pd.Series(
+        math.nan, index=rows.index)
+    if "train_s" not in rows:
+        return wall
+    return pd.to_numeric(rows["train_s"], errors="coerce").where(lambda s: s.notna(), wall)
+
+
+def startup_seconds(rows: pd.DataFrame) -> pd.Series:
+    """Seconds of engine start-up inside fit() (``costs.startup_s``: Ray, SuperLink, HE services);
+    NaN where the record does not say (older records)."""
+    if "startup_s" not in rows:
+        return pd.Series(math.nan, index=rows.index)
+    return pd.to_numeric(rows["startup_s"], errors="coerce")
+
+
+def with_fit_split(rows: pd.DataFrame) -> pd.DataFrame:
+    """``rows`` with the columns ``train_time`` (:func:`train_seconds`) and ``startup_time``
+    (:func:`startup_seconds`)."""
+    return rows.assign(train_time=train_seconds(rows), startup_time=startup_seconds(rows))
 
 
 def setting_label(dataset: str, include_duration, subsample) -> str:

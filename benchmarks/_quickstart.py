@@ -1,7 +1,8 @@
 """The main job, ``uv run python -m benchmarks.run`` with no arguments.
 
 Runs ``+experiment=quickstart`` (every available method at k = 4, seeds 0-2, a 5,000-row subsample of
-bank_full) as one Hydra multirun in a child process, then collects its records, draws the figures,
+bank_full) as one Hydra multirun in a child process that shows each job's progress on this terminal
+as it runs, then collects its records, draws the figures,
 writes the report and prints the comparison table with the report's path. A method whose config
 is not in ``conf/method/`` is named and left out; a method that fails leaves a ``failed`` record and
 the others go on. Resume applies: rerunning reuses finished runs from ``results/``.
@@ -52,22 +53,11 @@ def quickstart(extra: list[str] | None = None, methods: list[str] | None = None)
     cmd = [sys.executable, "-m", "benchmarks.run", "--multirun", "+experiment=quickstart",
            f"method={','.join(have)}", f"hydra.sweep.dir={out / 'runs'}", *(extra or [])]
     print("  $ " + " ".join(cmd[1:]), flush=True)
-    # show one line per job (Hydra's launch line and the job's summary); full logs stay in each
-    # job's run.log
-    # the sweep dies with the main job, whatever kills it (and its own children die with it)
-    child = subprocess.Popen(cmd, cwd=Path.cwd(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                             text=True, bufsize=1,
-                             preexec_fn=lambda: set_parent_death_signal(signal.SIGKILL))
-    assert child.stdout is not None
-    tail: list[str] = []
-    for line in child.stdout:
-        tail = (tail + [line])[-20:]
-        if "[HYDRA]" in line and "#" in line:
-            print("  job " + line.split("[HYDRA]", 1)[1].strip(), flush=True)
-        elif not line.startswith("["):
-            print("    " + line.rstrip(), flush=True)
+    # the sweep writes to this terminal itself: each job's phases, progress bars and summary line as
+    # they happen (full logs stay in each job's run.log); it dies with the main job, whatever kills it
+    # (and its own children die with it)
+    child = subprocess.Popen(cmd, cwd=Path.cwd(), preexec_fn=lambda: set_parent_death_signal(signal.SIGKILL))
     if child.wait() != 0:
-        print("".join(tail), end="")
         print(f"the sweep failed (exit {child.returncode}); records so far are under {out / 'runs'}")
         return child.returncode
     table = collect([out / "runs"])
@@ -110,10 +100,16 @@ def prepare_data(overrides: list[str]) -> str | None:
     return None
 
 
+def _mean(values) -> str:
+    """Mean of the known values, "—" when none is known (start-up in older records)."""
+    v = values.dropna()
+    return f"{v.mean():.2f}" if len(v) else "—"
+
+
 def summary_table(A, table) -> str:
     ok = A.ok_rows(table)
     lines = [f"{'method':12s} {'seeds':>5s} {'AUC':>15s} {'precision':>15s} {'recall':>15s} "
-             f"{'w.precision':>15s} {'fit time (s)':>14s} {'MiB sent':>9s}"]
+             f"{'w.precision':>15s} {'start-up (s)':>12s} {'train (s)':>9s} {'MiB sent':>9s}"]
     for method in sorted(ok["method"].unique(), key=A.method_sort_key):
         r = ok[ok["method"] == method]
         cell = []
@@ -121,7 +117,8 @@ def summary_table(A, table) -> str:
             mean, half, _ = A.mean_ci(r[col])
             cell.append(f"{mean:.3f}" + (f" ± {half:.3f}" if half == half else ""))
         lines.append(f"{A.METHOD_NAMES.get(method, method):12s} {len(r):5d} {cell[0]:>15s} {cell[1]:>15s} "
-                     f"{cell[2]:>15s} {cell[3]:>15s} {r['wall_s'].mean():14.2f} "
+                     f"{cell[2]:>15s} {cell[3]:>15s} {_mean(A.startup_seconds(r)):>12s} "
+                     f"{_mean(A.train_seconds(r)):>9s} "
                      f"{r['bytes_total'].mean() / 2**20:9.2f}")
     failed = table[table["status"] != "ok"]
     for _, row in failed.iterrows():

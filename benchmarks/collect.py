@@ -5,7 +5,9 @@
 Every ``record.json`` below the given directories is read (resume pointers ``skipped.json`` lead to
 the record they stand for). Columns: run parameters (method, dataset, k, seed, split_seed and each
 scalar ``dataset.*`` / ``method.*`` option), metrics, segmentation quality, costs (phases and
-parties flattened), privacy (epsilon, delta, leakage.*), provenance and where the record lives.
+parties flattened; ``startup_s`` and ``train_s`` split the fit time where the record has them),
+privacy (epsilon, delta, leakage.*), provenance (``machine.*``: CPU model, cores, memory, OS) and
+where the record lives.
 Per-segment lists (sizes, conversion rates, lift, profiles) and the leakage ROC curves
 (``leakage.roc``, for the figures) are JSON strings. Several records of
 one configuration (same ``config_hash``) are reduced to the newest ``ok`` one unless ``--all``.
@@ -31,7 +33,10 @@ SEGMENTATION = ["inertia", "inertia_test", "silhouette", "ari_vs_plaintext"]
 SEGMENT_LISTS = ["sizes", "conversion_rates", "lift", "profile"]
 #: the membership-inference ROC curves, ``{attack: {"fpr": [...], "tpr": [...]}}``, as JSON
 ROC = "leakage.roc"
-COSTS = ["wall_s", "cpu_s", "peak_rss_mb", "bytes_total", "rounds"]
+#: startup_s / train_s: fit()'s engine start-up and the rest (None in records older than the split)
+COSTS = ["wall_s", "startup_s", "train_s", "cpu_s", "peak_rss_mb", "bytes_total", "rounds"]
+#: ``provenance.machine``: what the job ran on, one ``machine.<key>`` column each
+MACHINE = ["cpu_model", "cpu_cores", "cpu_cores_usable", "memory_gib", "os", "kernel", "arch"]
 #: dataset options worth a column (the bounds and category lists are fixed by the variant's file)
 DATASET_PARAMS = ["include_duration", "subsample", "test_size", "scaling", "clip"]
 
@@ -120,6 +125,10 @@ def flatten(path: Path, record: dict) -> dict:
     prov = record.get("provenance") or {}
     for key in ("git_commit", "git_dirty", "python", "platform", "cpu_count", "started_at", "finished_at"):
         row[key] = prov.get(key)
+    machine = prov.get("machine") if isinstance(prov.get("machine"), dict) else {}
+    for key in MACHINE:
+        value = machine.get(key)
+        row[f"machine.{key}"] = value if _scalar(value) else str(value)
     for pkg, version in (prov.get("versions") or {}).items():
         row[f"version.{pkg}"] = version
     row["record"] = str(path)

@@ -3,18 +3,25 @@
     uv run python -m benchmarks.figures results/sweeps/k_sweep/<stamp>/results.parquet [-o DIR]
 
 Each figure is drawn when the table holds what it needs, once per data setting (dataset, duration
-on/off, subsample), as PDF and PNG (300 dpi) in ``DIR`` (default: ``figures/`` beside the table):
+on/off, subsample), as PDF, PNG (300 dpi) and SVG (for the HTML report: hover values, clickable
+legends) in ``DIR`` (default: ``figures/`` beside the table):
 
-- ``k_sweep_*``: AUC, precision, recall, silhouette and fit time vs k (>= 2 values of k);
+- ``k_sweep_*``: AUC, precision, recall, silhouette and training time vs k (>= 2 values of k);
 - ``privacy_utility_*``: AUC vs epsilon with plaintext and HE as reference lines (runs with an epsilon);
-- ``scaling_*``: fit time and bytes exchanged vs training rows, log-log (>= 2 training-set sizes);
+- ``scaling_*``: training time and bytes exchanged vs training rows, log-log (>= 2 training-set sizes);
 - ``comparison_*``: classification metrics per method at k = 4 (or the most common k);
-- ``costs_*``: fit time by phase, CPU time by party and bytes sent by party at that k;
+- ``costs_*``: fit time by phase (start-up apart), CPU time by party and bytes sent by party at that k;
 - ``leakage_roc_*``: membership-inference ROC per method at that k (runs with measured leakage).
+
+Every figure is 3.5 in (one column) or 7.1 in (full width) wide, in one font, with one palette per
+meaning (methods, phases, parties): :mod:`benchmarks._style`, which other figure modules use too.
+Fit times are shown as training time, engine start-up (Ray, services; ``costs.startup_s``) apart
+from it; records without the split count their whole fit time as training.
 
 Points are means over seeds with 95% t-intervals. Timings of jobs run concurrently are marked
 (hollow markers, "parallel" in the caption): they are not comparable with sequential ones.
-``index.json`` lists every figure with its caption (the report reads it).
+``index.json`` lists every figure with its caption and size (the report reads it). Other figure
+modules add a builder ``fn(rows, setting, slug, out_dir) -> list[Figure]`` to :data:`PER_SETTING`.
 """
 
 from __future__ import annotations
@@ -34,17 +41,11 @@ import pandas as pd  # noqa: E402
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter  # noqa: E402
 
 from benchmarks import _analysis as A  # noqa: E402
+from benchmarks import _style as S  # noqa: E402
 from benchmarks.collect import ROC, table_command  # noqa: E402
-from methods._util import atomic_path, write_atomic  # noqa: E402
+from methods._util import write_atomic  # noqa: E402
 
-COLUMN_W, TEXT_W = 3.5, 7.16  # inches: one column / full width of a two-column paper
-RC = {
-    "font.size": 8, "axes.titlesize": 8, "axes.labelsize": 8, "legend.fontsize": 7,
-    "xtick.labelsize": 7, "ytick.labelsize": 7, "lines.linewidth": 1.2, "lines.markersize": 4,
-    "axes.spines.top": False, "axes.spines.right": False, "axes.grid": True, "grid.alpha": 0.3,
-    "grid.linewidth": 0.5, "savefig.bbox": "tight", "savefig.pad_inches": 0.02, "pdf.fonttype": 42,
-    "figure.constrained_layout.use": True,
-}
+COLUMN_W, TEXT_W, RC = S.COLUMN_W, S.TEXT_W, S.RC
 
 
 @dataclass
@@ -55,17 +56,16 @@ class Figure:
     caption: str
     pdf: str
     png: str
+    svg: str = ""
+    width_in: float = 0.0
+    height_in: float = 0.0
 
 
-def _save(fig, out_dir: Path, name: str) -> tuple[str, str]:
-    paths = []
-    for ext in ("pdf", "png"):
-        path = out_dir / f"{name}.{ext}"
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, dpi=300, format=ext)
-        paths.append(str(path))
-    plt.close(fig)
-    return paths[0], paths[1]
+def figure(fig, out_dir: Path, name: str, kind: str, setting: str, caption: str) -> Figure:
+    """Save ``fig`` (:func:`benchmarks._style.save`) and describe it for the index and the report."""
+    saved = S.save(fig, out_dir, name)
+    return Figure(name, kind, setting, caption, saved["pdf"], saved["png"], saved["svg"],
+                  saved["width_in"], saved["height_in"])
 
 
 def _series(rows: pd.DataFrame, x: str, y: str) -> pd.DataFrame:
@@ -77,15 +77,47 @@ def _series(rows: pd.DataFrame, x: str, y: str) -> pd.DataFrame:
     return pd.DataFrame(out).sort_values("x") if out else pd.DataFrame(columns=["x", "mean", "half", "n"])
 
 
-def _line(ax, s: pd.DataFrame, st: dict, label: str, timing: bool = False) -> None:
+def _value(mean: float, half: float, unit: str = "") -> str:
+    text = f"{mean:.4g}" + ("" if half != half else f" ± {half:.2g}")
+    return text + (f" {unit}" if unit else "")
+
+
+def _line(ax, s: pd.DataFrame, st: dict, label: str, timing: bool = False, what: str = "",
+          xname: str = "x", unit: str = "") -> None:
+    """Means with their intervals, one series of the legend; each point's values on hover."""
     s = s[np.isfinite(s["mean"].astype(float))]
     if s.empty:
         return
     hollow = timing and s["parallel"].any()
     yerr = s["half"].where(s["half"].notna(), 0).to_numpy(float)
-    ax.errorbar(s["x"].to_numpy(float), s["mean"].to_numpy(float), yerr=yerr, label=label,
-                color=st["color"], marker=st["marker"], linestyle=st["linestyle"], capsize=2,
-                markerfacecolor="white" if hollow else st["color"], elinewidth=0.8)
+    x, y = s["x"].to_numpy(float), s["mean"].to_numpy(float)
+    bars = ax.errorbar(x, y, yerr=yerr, label=label, color=st["color"], marker=st["marker"],
+                       linestyle=st["linestyle"], capsize=2,
+                       markerfacecolor="white" if hollow else st["color"], elinewidth=0.8)
+    S.series(ax.figure, bars, label)
+    tips = [f"{label}, {xname} = {_fmt_x(xv)}: {what} {_value(m, h, unit)} (n = {n})"
+            for xv, m, h, n in zip(s["x"], s["mean"], s["half"], s["n"], strict=True)]
+    S.hit_points(ax, x, y, tips, label)
+
+
+def _fmt_x(v) -> str:
+    v = float(v)
+    return f"{v:,.0f}" if v.is_integer() else f"{v:g}"
+
+
+def _startup_line(ax, s: pd.DataFrame, st: dict, label: str, xname: str) -> bool:
+    """Start-up seconds as a thin dotted line of the method's colour (no legend entry); False when
+    the method has none."""
+    s = s[np.isfinite(s["mean"].astype(float)) & (s["mean"].astype(float) > 0)]
+    if s.empty:
+        return False
+    (line,) = ax.plot(s["x"].to_numpy(float), s["mean"].to_numpy(float), color=st["color"],
+                      linestyle=":", linewidth=0.9, marker="x", markersize=3)
+    S.series(ax.figure, line, label)
+    S.hit_points(ax, s["x"].to_numpy(float), s["mean"].to_numpy(float),
+                 [f"{label}, {xname} = {_fmt_x(x)}: start-up {_value(m, h, 's')}"
+                  for x, m, h in zip(s["x"], s["mean"], s["half"], strict=True)], label)
+    return True
 
 
 def _plain_log(axis) -> None:
@@ -104,36 +136,45 @@ def _parallel_note(rows: pd.DataFrame) -> str:
 def _legend(fig, axes, ncol: int) -> None:
     handles, labels = axes[0].get_legend_handles_labels()
     if handles:
-        fig.legend(handles, labels, loc="outside lower center", ncol=ncol, frameon=False)
+        fig.legend(handles[:S.MAX_LEGEND], labels[:S.MAX_LEGEND], loc="outside lower center",
+                   ncol=max(1, min(ncol, len(handles))), frameon=False)
+
+
+STARTUP_NOTE = (" Time is training time; dotted ×: engine start-up (Ray, services), shown apart "
+                "(records without the split count their whole fit time as training).")
 
 
 def k_sweep(rows: pd.DataFrame, setting: str, slug: str, out_dir: Path) -> list[Figure]:
     if rows["k"].nunique() < 2:
         return []
-    rows = A.add_variants(rows, exclude=("k",))
+    rows = A.with_fit_split(A.add_variants(rows, exclude=("k",)))
     panels = [("auc", "ROC-AUC"), ("precision", "Precision (y = yes)"), ("recall", "Recall (y = yes)"),
-              ("silhouette", "Silhouette (test sample)"), ("wall_s", "Fit time (s, log)")]
-    fig, axes = plt.subplots(1, len(panels), figsize=(TEXT_W, 2.1), sharex=True)
+              ("silhouette", "Silhouette (test sample)"), ("train_time", "Training time (s, log)")]
+    fig, axes = S.new_figure("text", S.HEIGHT, ncols=len(panels), sharex=True)
     variants = A.variant_order(rows)
     sty = A.styles(variants)
+    startup = False
     for ax, (col, title) in zip(axes, panels, strict=True):
         for v in variants:
             r = rows[rows["variant"] == v]
-            _line(ax, _series(r, "k", col), sty[v], r["variant_label"].iloc[0], timing=col == "wall_s")
+            label = r["variant_label"].iloc[0]
+            _line(ax, _series(r, "k", col), sty[v], label, timing=col == "train_time",
+                  what=title.split(" (")[0], xname="k", unit="s" if col == "train_time" else "")
+            if col == "train_time":
+                startup |= _startup_line(ax, _series(r, "k", "startup_time"), sty[v], label, "k")
         ax.set_title(title)
         ax.set_xlabel("k (segments)")
         ax.set_xticks(sorted(rows["k"].unique()))
-        if col == "wall_s":
+        if col == "train_time":
             ax.set_yscale("log")
             _plain_log(ax.yaxis)
-    _legend(fig, axes, ncol=min(len(variants), 6))
-    name = f"k_sweep_{slug}"
+    _legend(fig, axes, ncol=6)
     seeds = rows.groupby(["variant", "k"]).size()
     caption = (f"Quality and cost vs number of segments k, {setting}. Mean over seeds "
                f"({seeds.min()}–{seeds.max()} per point) with 95% t-intervals; precision and recall "
-               "for the positive class at the decision threshold; fit time is the wall time of fit()."
-               + _parallel_note(rows))
-    return [Figure(name, "k_sweep", setting, caption, *_save(fig, out_dir, name))]
+               "for the positive class at the decision threshold; training time is fit()'s wall time "
+               "without engine start-up." + (STARTUP_NOTE if startup else "") + _parallel_note(rows))
+    return [figure(fig, out_dir, f"k_sweep_{slug}", "k_sweep", setting, caption)]
 
 
 def privacy_utility(rows: pd.DataFrame, setting: str, slug: str, out_dir: Path) -> list[Figure]:
@@ -153,21 +194,25 @@ def privacy_utility(rows: pd.DataFrame, setting: str, slug: str, out_dir: Path) 
         return []
     lo, hi = finite.min(), finite.max()
     inf_x = hi * 10 ** max(0.5, 0.15 * math.log10(max(hi / lo, 10)))  # where epsilon = inf is drawn
-    fig, ax = plt.subplots(figsize=(COLUMN_W, 2.4))
+    fig, ax = S.new_figure("column", S.HEIGHT)
     sty = A.styles(A.variant_order(eps_rows))
     for v in A.variant_order(eps_rows):
         r = eps_rows[eps_rows["variant"] == v].copy()
         r["x"] = r["epsilon"].where(np.isfinite(r["epsilon"]), inf_x)
-        _line(ax, _series(r, "x", "auc"), sty[v], r["variant_label"].iloc[0])
+        _line(ax, _series(r, "x", "auc"), sty[v], r["variant_label"].iloc[0], what="AUC", xname="ε")
     for method in ("plaintext", "he"):
         ref = rows[(rows["method"] == method) & (rows["k"] == k)]
         mean, half, n = A.mean_ci(ref["auc"])
         if n:
-            color = A.METHOD_COLORS[method]
-            ax.axhline(mean, color=color, linestyle="--" if method == "plaintext" else ":", linewidth=1,
-                       label=f"{A.METHOD_NAMES[method]} (reference)")
+            color = S.method_color(method)
+            label = f"{A.METHOD_NAMES[method]} (reference)"
+            line = ax.axhline(mean, color=color, linestyle="--" if method == "plaintext" else ":",
+                              linewidth=1, label=label)
+            S.series(fig, line, label)
+            S.tip(fig, line, f"{label}: AUC {_value(mean, half)} (n = {n})")
             if half == half:
-                ax.axhspan(mean - half, mean + half, color=color, alpha=0.08, linewidth=0)
+                band = ax.axhspan(mean - half, mean + half, color=color, alpha=0.08, linewidth=0)
+                S.series(fig, band, label)
     ax.set_xscale("log")
     ticks = [t for t in 10.0 ** np.arange(math.floor(math.log10(lo)), math.ceil(math.log10(hi)) + 1)]
     has_inf = (~np.isfinite(eps_rows["epsilon"])).any()
@@ -176,27 +221,30 @@ def privacy_utility(rows: pd.DataFrame, setting: str, slug: str, out_dir: Path) 
     ax.minorticks_off()
     ax.set_xlabel("privacy budget ε (log; ∞ = no noise)")
     ax.set_ylabel("ROC-AUC")
-    ax.legend(frameon=False, loc="lower right")
-    name = f"privacy_utility_{slug}_k{k}"
+    handles, labels = ax.get_legend_handles_labels()
+    ax.legend(handles[:S.MAX_LEGEND], labels[:S.MAX_LEGEND], frameon=False, loc="lower right")
     caption = (f"Privacy–utility trade-off at k = {k}, {setting}: test ROC-AUC vs the privacy budget ε "
                "(smaller ε = stronger privacy), mean over seeds with 95% t-intervals. Horizontal lines: "
                "plaintext and HE (no ε; HE computes the plaintext model exactly up to encoding error), "
                "shaded bands their 95% intervals.")
-    return [Figure(name, "privacy_utility", setting, caption, *_save(fig, out_dir, name))]
+    return [figure(fig, out_dir, f"privacy_utility_{slug}_k{k}", "privacy_utility", setting, caption)]
 
 
 def scaling(rows: pd.DataFrame, setting: str, slug: str, out_dir: Path) -> list[Figure]:
     if rows["n_train"].nunique() < 2:
         return []
     k = A.main_k(rows)
-    rows = A.add_variants(rows[rows["k"] == k], exclude=("n_train",))
-    fig, axes = plt.subplots(1, 2, figsize=(TEXT_W * 0.75, 2.3))
+    rows = A.with_fit_split(A.add_variants(rows[rows["k"] == k], exclude=("n_train",)))
+    fig, axes = S.new_figure("text", S.HEIGHT, ncols=2)
     zero_bytes = []
+    startup = False
     sty = A.styles(A.variant_order(rows))
     for v in A.variant_order(rows):
         r = rows[rows["variant"] == v]
         label = r["variant_label"].iloc[0]
-        _line(axes[0], _series(r, "n_train", "wall_s"), sty[v], label, timing=True)
+        _line(axes[0], _series(r, "n_train", "train_time"), sty[v], label, timing=True,
+              what="training time", xname="n", unit="s")
+        startup |= _startup_line(axes[0], _series(r, "n_train", "startup_time"), sty[v], label, "n")
         b = _series(r[r["bytes_total"] > 0], "n_train", "bytes_total")
         if b.empty:
             zero_bytes.append(label)
@@ -204,9 +252,9 @@ def scaling(rows: pd.DataFrame, setting: str, slug: str, out_dir: Path) -> list[
                          label=label)
         else:
             b[["mean", "half"]] = b[["mean", "half"]] / 2**20
-            _line(axes[1], b, sty[v], label)
+            _line(axes[1], b, sty[v], label, what="sent", xname="n", unit="MiB")
     drew = (True, len(zero_bytes) < rows["variant"].nunique())
-    for ax, ylabel, has_data in zip(axes, ("fit time (s)", "bytes exchanged (MiB)"), drew, strict=True):
+    for ax, ylabel, has_data in zip(axes, ("training time (s)", "bytes exchanged (MiB)"), drew, strict=True):
         ax.set_xlim(rows["n_train"].min() / 1.3, rows["n_train"].max() * 1.3)
         ax.set_xscale("log")
         ax.set_xlabel("training rows n (log)")
@@ -223,11 +271,11 @@ def scaling(rows: pd.DataFrame, setting: str, slug: str, out_dir: Path) -> list[
             ax.text(0.5, 0.5, "no bytes exchanged", transform=ax.transAxes, ha="center", va="center")
     _legend(fig, axes, ncol=4)
     note = f" {', '.join(zero_bytes)}: no bytes exchanged (not drawn)." if zero_bytes else ""
-    name = f"scaling_{slug}_k{k}"
-    caption = (f"Cost vs training-set size at k = {k}, {setting}, log–log: wall time of fit() and bytes "
-               "sent between parties (each message counted once, at its sender), mean over seeds with "
-               "95% t-intervals." + note + _parallel_note(rows))
-    return [Figure(name, "scaling", setting, caption, *_save(fig, out_dir, name))]
+    caption = (f"Cost vs training-set size at k = {k}, {setting}, log–log: training time of fit() "
+               "(start-up apart) and bytes sent between parties (each message counted once, at its "
+               "sender), mean over seeds with 95% t-intervals." + note
+               + (STARTUP_NOTE if startup else "") + _parallel_note(rows))
+    return [figure(fig, out_dir, f"scaling_{slug}_k{k}", "scaling", setting, caption)]
 
 
 COMPARISON = [("auc", "AUC"), ("precision", "Prec."), ("recall", "Recall"), ("f1", "F1"),
@@ -240,18 +288,20 @@ def comparison(rows: pd.DataFrame, setting: str, slug: str, out_dir: Path) -> li
     variants = A.variant_order(rows)
     sty = A.styles(variants)
     many = len(variants) > 4  # a full-width figure with the legend beside it
-    fig, ax = plt.subplots(figsize=(TEXT_W if many else COLUMN_W, 2.4))
+    fig, ax = S.new_figure("text" if many else "column", S.HEIGHT)
     width = 0.8 / len(variants)
     x = np.arange(len(COMPARISON))
     for i, v in enumerate(variants):
         r = rows[rows["variant"] == v]
+        label = r["variant_label"].iloc[0]
         stats_ = [A.mean_ci(r[col]) for col, _ in COMPARISON]
         means = [s[0] for s in stats_]
         halves = [0 if s[1] != s[1] else s[1] for s in stats_]
-        st = sty[v]
-        ax.bar(x + (i - (len(variants) - 1) / 2) * width, means, width, yerr=halves, capsize=1.5,
-               color=st["color"], alpha=0.85, label=r["variant_label"].iloc[0],
-               error_kw={"elinewidth": 0.7})
+        bars = ax.bar(x + (i - (len(variants) - 1) / 2) * width, means, width, yerr=halves, capsize=1.5,
+                      color=sty[v]["color"], alpha=0.85, label=label, error_kw={"elinewidth": 0.7})
+        S.series(fig, bars, label)
+        for patch, (_, name), (mean, half, n) in zip(bars.patches, COMPARISON, stats_, strict=True):
+            S.tip(fig, patch, f"{label}: {name} {_value(mean, half)} (n = {n})")
     ax.set_xticks(x, [label for _, label in COMPARISON])
     ax.set_ylim(0, 1)
     ax.set_ylabel("score on the test split")
@@ -261,12 +311,11 @@ def comparison(rows: pd.DataFrame, setting: str, slug: str, out_dir: Path) -> li
     else:
         ax.legend(frameon=False, ncol=min(len(variants), 4), loc="lower center", bbox_to_anchor=(0.5, 1.0))
     seeds = rows.groupby("variant").size()
-    name = f"comparison_{slug}_k{k}"
     caption = (f"Classification quality by method at k = {k}, {setting}; mean over seeds "
                f"({seeds.min()}–{seeds.max()}) with 95% t-intervals. Precision, recall and F1 for the "
                "positive class (y = yes) at the decision threshold; weighted = support-weighted average "
                "over both classes.")
-    return [Figure(name, "comparison", setting, caption, *_save(fig, out_dir, name))]
+    return [figure(fig, out_dir, f"comparison_{slug}_k{k}", "comparison", setting, caption)]
 
 
 def _mean_by(rows: pd.DataFrame, prefix: str, suffix: str = "") -> pd.DataFrame:
@@ -276,25 +325,61 @@ def _mean_by(rows: pd.DataFrame, prefix: str, suffix: str = "") -> pd.DataFrame:
     return means
 
 
+def phase_means(rows: pd.DataFrame, variants: list[str]) -> pd.DataFrame:
+    """Mean seconds per phase of fit() for each variant (rows), sub-phases left out where their
+    parent is there; start-up (``startup_s``) added as a phase of its own where no phase says it."""
+    means = _mean_by(rows, "phase.", "_s").reindex(variants).fillna(0.0)
+    # "a.b" is a sub-phase of "a": stacking both would count it twice
+    means = means[[c for c in means.columns if "." not in c or c.split(".")[0] not in means.columns]]
+    startup = A.startup_seconds(rows).groupby(rows["variant"]).mean().reindex(variants).fillna(0.0)
+    named = [c for c in means.columns if S.is_startup(c)]
+    if startup.gt(0).any():
+        # a record's startup_s stands for its start-up phases: it replaces them, never adds to them
+        means = means.drop(columns=named)
+        means.insert(0, "startup", startup)
+    return means
+
+
+def party_sums(rows: pd.DataFrame, variants: list[str], suffix: str) -> pd.DataFrame:
+    """Mean per party of ``party.<name><suffix>``, parties of one role (``client-0``..) summed."""
+    means = _mean_by(rows, "party.", suffix).reindex(variants).fillna(0.0)
+    return means.T.groupby(S.party_group, sort=False).sum().T if not means.empty else means
+
+
 def costs(rows: pd.DataFrame, setting: str, slug: str, out_dir: Path) -> list[Figure]:
     k = A.main_k(rows)
     rows = A.add_variants(rows[rows["k"] == k])
     variants = A.variant_order(rows)
     labels = [rows.loc[rows["variant"] == v, "variant_label"].iloc[0] for v in variants]
-    panels = [("phase.", "_s", "fit time by phase (s)"), ("party.", ".cpu_s", "CPU time by party (s)"),
-              ("party.", ".bytes_sent", "bytes sent by party (MiB)")]
-    fig, axes = plt.subplots(1, 3, figsize=(TEXT_W, 0.45 * len(variants) + 1.2), sharey=True)
-    for ax, (prefix, suffix, title) in zip(axes, panels, strict=True):
-        means = _mean_by(rows, prefix, suffix).reindex(variants).fillna(0.0)
-        if prefix == "phase.":  # "a.b" is a sub-phase of "a": stacking both would count it twice
-            means = means[[c for c in means.columns if "." not in c or c.split(".")[0] not in means.columns]]
-        if suffix == ".bytes_sent":
-            means = means / 2**20
+    cpu = party_sums(rows, variants, ".cpu_s")
+    sent = party_sums(rows, variants, ".bytes_sent") / 2**20
+    parties = list(dict.fromkeys([*cpu.columns, *sent.columns]))
+    if len(parties) > S.MAX_LEGEND // 2:
+        other = "other parties"
+        keep = list(S.group_minor(cpu.reindex(columns=parties, fill_value=0.0), S.MAX_LEGEND // 2,
+                                  other=other).columns)
+        fold = [p for p in parties if p not in keep]
+        for frame in (cpu, sent):
+            frame[other] = frame.reindex(columns=fold, fill_value=0.0).sum(axis=1)
+            frame.drop(columns=[p for p in fold if p in frame], inplace=True)
+        parties = keep if other in keep else keep + [other]
+    phases = S.group_minor(phase_means(rows, variants), S.MAX_LEGEND - len(parties), protect=S.is_startup,
+                           other="other phases")
+    pcolor, qcolor = S.phase_colors(list(phases.columns)), S.party_colors(parties)
+    fig, axes = S.new_figure("text", 0.32 * len(variants) + 1.5, ncols=3, sharey=True)
+    panels = [(phases, "fit time by phase (s)", "s", pcolor),
+              (cpu, "CPU time by party (s)", "s", qcolor), (sent, "bytes sent by party (MiB)", "MiB", qcolor)]
+    for ax, (means, title, unit, colors) in zip(axes, panels, strict=True):
         left = np.zeros(len(variants))
-        for j, part in enumerate(means.columns):
-            ax.barh(np.arange(len(variants)), means[part].to_numpy(), left=left, height=0.6,
-                    label=part, color=plt.cm.tab20(j % 20))
-            left += means[part].to_numpy()
+        for part in means.columns:
+            values = means[part].to_numpy(float)
+            bars = ax.barh(np.arange(len(variants)), values, left=left, height=0.6, label=part,
+                           color=colors[part], hatch=S.STARTUP_HATCH if S.is_startup(part) else None,
+                           edgecolor="white", linewidth=0.3)
+            S.series(fig, bars, f"{part}")
+            for patch, label, value in zip(bars.patches, labels, values, strict=True):
+                S.tip(fig, patch, f"{label}: {part} {value:.3g} {unit}")
+            left += values
         for yi, total in enumerate(left if left.max() > 0 else []):
             ax.annotate(f"{total:.3g}", (total, yi), xytext=(2, 0), textcoords="offset points",
                         va="center", fontsize=6)
@@ -304,21 +389,31 @@ def costs(rows: pd.DataFrame, setting: str, slug: str, out_dir: Path) -> list[Fi
         ax.grid(axis="y", visible=False)
         if left.max() > 0:
             ax.set_xlim(0, left.max() * 1.25)
-            ax.legend(frameon=False, fontsize=6, loc="upper center", bbox_to_anchor=(0.5, -0.12),
-                      ncol=min(len(means.columns), 3))
         else:
             ax.set_xticks([])
             ax.text(0.5, 0.5, "none", transform=ax.transAxes, ha="center", va="center")
-    name = f"costs_{slug}_k{k}"
-    caption = (f"Where the cost goes at k = {k}, {setting}: wall time of each fit() phase, CPU time "
-               "charged to each party and bytes each party sent (MiB), means over seeds; the number "
-               "at each bar's end is its total." + _parallel_note(rows))
-    return [Figure(name, "costs", setting, caption, *_save(fig, out_dir, name))]
+    handles = {}
+    for ax in axes:
+        for h, lab in zip(*ax.get_legend_handles_labels(), strict=True):
+            handles.setdefault(lab, h)
+    for names, title, loc in ((list(phases.columns), "phase", "outside lower left"),
+                              (parties, "party", "outside lower right")):
+        shown = [n for n in names if n in handles]
+        if shown:
+            fig.legend([handles[n] for n in shown], shown, title=title, loc=loc, frameon=False,
+                       ncol=min(len(shown), 5 if title == "phase" else 4))
+    caption = (f"Where the cost goes at k = {k}, {setting}: wall time of each fit() phase (engine "
+               "start-up hatched, apart from training; smaller phases summed as \"other\"), CPU time "
+               "charged to each party and bytes each party sent (MiB; clients summed), means over seeds; "
+               "the number at each bar's end is its total." + _parallel_note(rows))
+    return [figure(fig, out_dir, f"costs_{slug}_k{k}", "costs", setting, caption)]
 
 
-def _roc_record(row: pd.Series) -> dict | None:
-    """What :func:`~benchmarks.attacks.figures.roc_figure` reads of a run, from its table row: its
-    stored curves (``leakage.roc``, JSON), their AUCs and the claimed epsilon; None without curves."""
+REFERENCE_STYLE = {"rf_mia": ("#555555", "--"), "small_mia": ("#999999", "-.")}
+
+
+def _roc_curve(row: pd.Series) -> tuple[dict, dict] | None:
+    """A run's stored curves (the table's ``leakage.roc``, JSON) and their AUCs; None without."""
     blob = row.get(ROC)
     if not isinstance(blob, str):
         return None
@@ -328,40 +423,66 @@ def _roc_record(row: pd.Series) -> dict | None:
         return None
     if not isinstance(roc, dict) or not roc:
         return None
-    eps = row.get("epsilon")
-    leak = {"roc": roc, **{f"{a}_auc": row.get(f"leakage.{a}_auc") for a in roc}}
-    return {"method": row["method"], "privacy": {"epsilon": None if eps is None or eps != eps else eps,
-                                                 "leakage": leak}}
+    return roc, {a: row.get(f"leakage.{a}_auc") for a in roc}
 
 
 def leakage(rows: pd.DataFrame, setting: str, slug: str, out_dir: Path) -> list[Figure]:
     """Membership-inference ROC (loss attack, log-log), one curve per method: each method's
     lowest-seed run with stored curves (the table's ``leakage.roc`` column)."""
-    from benchmarks.attacks.figures import roc_figure
+    from benchmarks.attacks.figures import _positive
 
     if ROC not in rows:
         return []
-    records = []
+    curves = []
     for method in sorted(rows["method"].unique(), key=A.method_sort_key):
-        runs = (_roc_record(r) for _, r in rows[rows["method"] == method].sort_values("seed").iterrows())
-        record = next((r for r in runs if r is not None), None)
-        if record is not None:
-            records.append(record)
-    if not records:
+        runs = rows[rows["method"] == method].sort_values("seed")
+        found = next(((r, c) for _, r in runs.iterrows() if (c := _roc_curve(r)) is not None), None)
+        if found is not None:
+            curves.append(found)
+    if not curves:
         return []
+    fig, ax = S.new_figure("column", 3.0)
+    lo = 1e-4
     try:
-        fig = roc_figure(records)
+        for row, (roc, aucs) in curves:
+            if "mia" not in roc:
+                continue
+            eps = row.get("epsilon")
+            label = A.method_name(row["method"], row) + ("" if eps is None or eps != eps or eps == math.inf
+                                                         else f" (ε={eps:g})")
+            label += f": AUC {aucs['mia']:.3f}" if aucs.get("mia") == aucs.get("mia") else ""
+            (line,) = ax.plot(*_positive(roc["mia"]), color=S.method_color(row["method"]), label=label)
+            S.series(fig, line, label)
+            S.tip(fig, line, label)
+        for ref, (color, dash) in REFERENCE_STYLE.items():
+            found = next(((roc, aucs) for _, (roc, aucs) in curves if ref in roc), None)
+            if found is not None:
+                auc = found[1].get(ref)
+                label = f"{ref} (reference): AUC {auc:.3f}" if auc == auc and auc is not None else ref
+                (line,) = ax.plot(*_positive(found[0][ref]), color=color, linestyle=dash, label=label)
+                S.series(fig, line, label)
+                S.tip(fig, line, label)
     except (KeyError, TypeError, ValueError) as exc:  # a curve of the wrong shape in some record
         print(f"warning: no leakage ROC figure for {setting}: a stored curve is malformed ({exc})",
               file=sys.stderr)
-        plt.close("all")
+        plt.close(fig)
         return []
-    fig.set_size_inches(COLUMN_W, COLUMN_W)
-    name = f"leakage_roc_{slug}"
-    pdf, png = _save(fig, out_dir, name)
-    return [Figure(name, "leakage", setting, f"Membership inference on each method's released predictor "
-                   f"(loss-threshold attack, first seed), {setting}; dashed: the leaky references; "
-                   "grey: chance. Protocol in docs/attacks.md.", pdf, png)]
+    ax.plot([lo, 1], [lo, 1], color="#CCCCCC", linewidth=0.8, linestyle=":", label="chance")
+    ax.set(xscale="log", yscale="log", xlim=(lo, 1), ylim=(lo, 1), xlabel="false positive rate",
+           ylabel="true positive rate")
+    ax.legend(loc="lower right", frameon=False)
+    return [figure(fig, out_dir, f"leakage_roc_{slug}", "leakage", setting,
+                   f"Membership inference on each method's released predictor (loss-threshold attack, "
+                   f"first seed), {setting}, log–log; dashed: the leaky references; dotted: chance. "
+                   "Protocol in docs/attacks.md.")]
+
+
+#: figures drawn once per data setting with the subsample kept apart: ``fn(rows, setting, slug, out_dir)``
+PER_SUBSAMPLE = [k_sweep, privacy_utility]
+#: figures drawn once per data setting (all subsamples together); ``comparison``, ``costs`` and
+#: ``leakage`` see the largest subsample only (:func:`make_all`)
+PER_SETTING = [scaling]
+AT_LARGEST_N = [comparison, costs]
 
 
 def make_all(table: pd.DataFrame, out_dir: Path | str) -> list[Figure]:
@@ -374,15 +495,16 @@ def make_all(table: pd.DataFrame, out_dir: Path | str) -> list[Figure]:
         return made
     if "parallel" not in rows:
         rows["parallel"] = False
-    with plt.rc_context(RC):
+    with S.style():
         for setting, slug, r in A.settings(rows, with_subsample=True):
-            made += k_sweep(r, setting, slug, out_dir)
-            made += privacy_utility(r, setting, slug, out_dir)
+            for builder in PER_SUBSAMPLE:
+                made += builder(r, setting, slug, out_dir)
         for setting, slug, r in A.settings(rows, with_subsample=False):
-            made += scaling(r, setting, slug, out_dir)
+            for builder in PER_SETTING:
+                made += builder(r, setting, slug, out_dir)
             big = A.largest_n(r)
-            made += comparison(big, setting, slug, out_dir)
-            made += costs(big, setting, slug, out_dir)
+            for builder in AT_LARGEST_N:
+                made += builder(big, setting, slug, out_dir)
             made += leakage(big[big["k"] == A.main_k(big)], setting, slug, out_dir)
             from benchmarks import _network_costs
 

@@ -27,7 +27,7 @@ KEY = "record.key"
 MAX_RECORD_BYTES = 16 << 20
 MAX_KEY_BYTES = 4096
 PACKAGES = ("numpy", "scipy", "scikit-learn", "pandas", "tenseal", "flwr", "diffprivlib",
-            "hydra-core", "omegaconf", "ray")
+            "hydra-core", "omegaconf", "ray", "matplotlib", "pyarrow")
 #: config keys that say where or how a job runs, not what it computes: left out of the hash.
 #: (which file was read is in the hash through its sha256)
 NOT_HASHED = ("resume", "results_dir", "dataset.data_dir", "dataset.source", "dataset.url",
@@ -67,6 +67,46 @@ def _git(*args: str) -> str | None:
     return out.stdout.strip() if out.returncode == 0 else None
 
 
+def _cpu_model() -> str | None:
+    """The CPU's model name (Linux: /proc/cpuinfo; elsewhere what the platform module says)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key.strip() in ("model name", "Hardware", "Processor", "cpu model"):
+                    return value.strip() or None
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or None
+
+
+def _memory_bytes() -> int | None:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, OSError, ValueError):
+        return None
+
+
+def _os_name() -> str:
+    try:
+        release = platform.freedesktop_os_release()
+        return release.get("PRETTY_NAME") or release.get("NAME") or platform.system()
+    except OSError:
+        return f"{platform.system()} {platform.release()}".strip()
+
+
+def machine() -> dict:
+    """What the job ran on: CPU model, logical cores (and those this process may use), memory, OS."""
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        usable = os.cpu_count()
+    memory = _memory_bytes()
+    return {"cpu_model": _cpu_model(), "cpu_cores": os.cpu_count(), "cpu_cores_usable": usable,
+            "memory_gib": None if memory is None else round(memory / 2**30, 1), "os": _os_name(),
+            "kernel": platform.release(), "arch": platform.machine()}
+
+
 def provenance() -> dict:
     versions = {}
     for pkg in PACKAGES:
@@ -82,6 +122,7 @@ def provenance() -> dict:
         "python": sys.version.split()[0],
         "platform": platform.platform(),
         "cpu_count": os.cpu_count(),
+        "machine": machine(),
     }
 
 

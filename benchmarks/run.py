@@ -11,25 +11,35 @@ anywhere under ``results_dir`` (the results store, default ``results/``) is skip
 
 from __future__ import annotations
 
-import logging
-import os
 import sys
 import time
-import traceback
-from pathlib import Path
 
-import hydra
-import numpy as np
-from hydra.core.hydra_config import HydraConfig
-from hydra.types import RunMode
-from omegaconf import DictConfig, OmegaConf
+if __name__ == "__main__" and len(sys.argv) > 1:
+    # the imports below (pandas, scikit-learn, Hydra) take seconds: say something first, and go on
+    # saying it while they load (benchmarks._console)
+    print(f"{time.strftime('%H:%M:%S')} privmark: starting (loading libraries)", flush=True)
+    from benchmarks._console import start_heartbeat
 
-import datasets
-from benchmarks import metrics
-from benchmarks._store import SKIPPED, find_ok_record
-from benchmarks.config import ConfigError
-from benchmarks.config_check import check
-from benchmarks.record import (
+    start_heartbeat(first="privmark: starting (loading libraries)")
+
+import logging  # noqa: E402
+import os  # noqa: E402
+import traceback  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import hydra  # noqa: E402
+import numpy as np  # noqa: E402
+from hydra.core.hydra_config import HydraConfig  # noqa: E402
+from hydra.types import RunMode  # noqa: E402
+from omegaconf import DictConfig, OmegaConf  # noqa: E402
+
+import datasets  # noqa: E402
+from benchmarks import metrics  # noqa: E402
+from benchmarks._console import say, start_heartbeat  # noqa: E402
+from benchmarks._store import SKIPPED, find_ok_record  # noqa: E402
+from benchmarks.config import ConfigError  # noqa: E402
+from benchmarks.config_check import check  # noqa: E402
+from benchmarks.record import (  # noqa: E402
     RECORD,
     RecordExists,
     config_hash,
@@ -38,10 +48,10 @@ from benchmarks.record import (
     write_json_atomic,
     write_record,
 )
-from datasets.errors import shorten
-from methods._util import CONF, cpu_seconds
-from methods.base import FitInputs, ScoringCosts, peak_rss_mb
-from methods.network import network_cost, was_measured
+from datasets.errors import shorten  # noqa: E402
+from methods._util import CONF, cpu_seconds  # noqa: E402
+from methods.base import FitInputs, ScoringCosts, peak_rss_mb  # noqa: E402
+from methods.network import network_cost, was_measured  # noqa: E402
 
 log = logging.getLogger("privmark")
 
@@ -102,6 +112,9 @@ def execute(cfg: DictConfig) -> dict:
     segmentation["profile"] = segment_profile(test.frame, labels, cfg.k, split.segment_names,
                                               dataset_cfg.get("never_contacted"))
     costs = {"wall_s": wall, "cpu_s": cpu, "peak_rss_mb": peak_rss_mb(), **method.costs_.to_dict()}
+    # engine start-up (Ray, SuperLink/SuperNodes, HE services) apart from training: 0 without an engine
+    costs["startup_s"] = float(costs.get("startup_s") or 0.0)
+    costs.setdefault("train_s", max(wall - costs["startup_s"], 0.0))
     costs["network"] = network_cost(costs, network, was_measured(costs, network))
     return {
         "metrics": metrics.classification(test.y, proba, cfg.threshold),
@@ -142,15 +155,61 @@ def execution_facts(hc) -> dict:
             "experiment": hc.runtime.choices.get("experiment"), "job_num": hc.job.get("num")}
 
 
-def summary(record: dict, path: Path) -> str:
+SUMMARY_CHARS = 160
+
+
+def human_bytes(n) -> str:
+    """``n`` bytes in binary units: 0 B, 512 B, 3.2 KiB, 498.5 MiB, 1.25 GiB."""
+    n = float(n or 0)
+    for unit, size in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if n >= size:
+            value = n / size
+            return f"{value:.3g} {unit}" if value < 100 else f"{value:.0f} {unit}"
+    return f"{n:.0f} B"
+
+
+def human_seconds(s) -> str:
+    s = float(s)
+    if s < 60:
+        return f"{s:.2f} s" if s < 10 else f"{s:.1f} s"
+    return f"{int(s // 60)} min {s % 60:02.0f} s"
+
+
+def _fit_part(c: dict) -> str:
+    """Training time, start-up apart when the method has one; the whole fit time for older records."""
+    train, startup = c.get("train_s"), c.get("startup_s")
+    if train is None:
+        return f"fit {human_seconds(c['wall_s'])}"
+    return f"train {human_seconds(train)}" + (f" +{human_seconds(startup)} start-up" if startup else "")
+
+
+def summary(record: dict, path: Path, limit: int = SUMMARY_CHARS) -> str:
+    """The one-line summary a job prints: scores, time and bytes in human units, and where its record
+    is; at most ``limit`` characters (a long error or path is shortened in the middle)."""
     head = f"{record['method']} {record['dataset']} k={record['k']} seed={record['seed']}"
+    where = str(path.parent if path.name == RECORD else path)
+    try:
+        where = os.path.relpath(where) if not os.path.relpath(where).startswith("../..") else where
+    except ValueError:  # another drive
+        pass
     if record["status"] != "ok":
-        return f"{head}: FAILED ({record['error']}) -> {path}"
+        where = _elide(where, 60)
+        body = f"{head}: FAILED ({record['error']})"
+        room = limit - len(where) - 4
+        return (body if len(body) <= room else body[:room - 2] + "…)") + f" -> {where}"
     m, s, c = record["metrics"], record["segmentation"], record["costs"]
-    return (f"{head}: auc={m['auc']:.4f} precision={m['precision']:.3f} recall={m['recall']:.3f} "
-            f"f1={m['f1']:.3f} w_precision={m['weighted_precision']:.3f} "
-            f"w_recall={m['weighted_recall']:.3f} ari={s['ari_vs_plaintext']:.3f} "
-            f"wall={c['wall_s']:.2f}s bytes={c['bytes_total']} -> {path}")
+    body = (f"{head}: AUC {m['auc']:.3f} P {m['precision']:.3f} R {m['recall']:.3f} F1 {m['f1']:.3f} "
+            f"wP {m['weighted_precision']:.3f} ARI {s['ari_vs_plaintext']:.2f} | {_fit_part(c)}, "
+            f"{human_bytes(c['bytes_total'])}")
+    where = _elide(where, limit - len(body) - 4)
+    return body + (f" -> {where}" if where else "")
+
+
+def _elide(path: str, room: int) -> str:
+    """``path`` in at most ``room`` characters: its end (the job's own directory) after "…"."""
+    if len(path) <= room:
+        return path
+    return "…" + path[-(room - 1):] if room > 10 else ""
 
 
 def _tail(text: str, limit: int) -> str:
@@ -199,8 +258,8 @@ def run_job(cfg: DictConfig, out_dir: Path, execution: dict | None = None,
             record["provenance"]["finished_at"] = now()
             write_record(out_dir, record)
             line = summary(record, path)
-            log.info(line)
-            print(line, flush=True)
+            log.info(line, extra={"file_only": True})
+            say(line)
     return record
 
 
@@ -214,8 +273,8 @@ def skip_if_done(cfg: DictConfig, out_dir: Path, digest: str) -> bool:
                                               "skipped_at": now()})
     line = (f"{cfg.method.name} {cfg.dataset.name} k={cfg.k} seed={cfg.seed}: skipped, config "
             f"{digest} already done -> {found} (resume=false to run it again)")
-    log.info(line)
-    print(line, flush=True)
+    log.info(line, extra={"file_only": True})
+    say(line)
     return True
 
 
@@ -248,6 +307,9 @@ def main(cfg: DictConfig) -> None:
         # checked before the run dir was made (benchmarks.config_check.CheckBeforeRunDir); again here for
         # the per_method / per_dataset merge, and for launchers that compose jobs elsewhere
         cfg = validate(cfg, hc.runtime.choices)
+        log.info("job %s %s k=%s seed=%s -> %s", cfg.method.name, cfg.dataset.name, cfg.k, cfg.seed,
+                 out_dir)
+        start_heartbeat()
         run_job(cfg, out_dir, execution_facts(hc), resume=bool(cfg.get("resume", True)))
     except Exception as exc:
         log.error("job failed: %s", shorten(str(exc), ERROR_CHARS))

@@ -8,6 +8,7 @@ it cost, per phase and per party) and ``privacy_`` (who sees what, and any forma
 
 from __future__ import annotations
 
+import logging
 import resource
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -16,6 +17,8 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
+
+_log = logging.getLogger("privmark")
 
 
 @dataclass
@@ -45,7 +48,10 @@ class Costs:
 
     @contextmanager
     def phase(self, name: str, party: str | None = None) -> Iterator[None]:
-        """Time a phase (wall seconds, accumulated); with ``party``, charge its CPU to that party."""
+        """Time a phase (wall seconds, accumulated); with ``party``, charge its CPU to that party. The
+        first start of each phase is logged (the console shows it: no long silence in a job)."""
+        if name not in self.phases:
+            _log.info("phase %s%s", name, f" ({party})" if party else "")
         wall, cpu = time.perf_counter(), time.process_time()
         try:
             yield

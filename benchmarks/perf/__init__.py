@@ -10,4 +10,5 @@ BENCHMARKS = {
     "he_pipeline": "benchmarks.perf.he_pipeline",
     "federated": "benchmarks.perf.federated",
     "dp": "benchmarks.perf.dp",
+    "console": "benchmarks.perf.console",
 }

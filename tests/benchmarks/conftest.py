@@ -54,3 +54,12 @@ def smoke_table(store):
     from benchmarks.collect import collect
 
     return collect([store / "smoke"])
+
+
+@pytest.fixture(scope="session")
+def built(table, tmp_path_factory):
+    """The report of the whole test store, built once: ``(paths, output dir)``."""
+    from benchmarks import report
+
+    out = tmp_path_factory.mktemp("report")
+    return report.build(table, out, source="store"), out

@@ -22,7 +22,8 @@ CONTRACT = {
     "segmentation": {"inertia", "silhouette", "ari_vs_plaintext", "sizes", "conversion_rates", "lift"},
     "costs": {"wall_s", "cpu_s", "peak_rss_mb", "phases", "parties", "bytes_total", "rounds"},
     "privacy": {"threat_model", "epsilon", "delta", "revealed", "leakage"},
-    "provenance": {"git_commit", "git_dirty", "versions", "python", "platform", "started_at", "finished_at"},
+    "provenance": {"git_commit", "git_dirty", "versions", "python", "platform", "started_at", "finished_at",
+                   "machine"},
 }
 
 
@@ -130,7 +131,14 @@ def test_cli_success_prints_one_summary_line(tmp_path):
     out = _cli(tmp_path / "ok", "method=plaintext", "k=2")
     assert out.returncode == 0, out.stderr
     lines = [line for line in out.stdout.splitlines() if line.startswith("plaintext bank_full k=2")]
-    assert len(lines) == 1 and "auc=" in lines[0] and "record.json" in lines[0]
+    assert len(lines) == 1 and "AUC 0." in lines[0] and lines[0].endswith(f"{tmp_path.name}/ok")
+    assert len(lines[0]) <= 160 and " 0 B" in lines[0]  # human units: plaintext sends nothing
+    # the console says what the job does as it starts each part (the job log has it all too)
+    console = out.stdout.splitlines()
+    assert "privmark: starting" in console[0]
+    for said in ("job plaintext bank_full k=2", "loading bank_full", "phase segmentation",
+                 "phase prediction", "measuring leakage"):
+        assert any(said in line for line in console), said
     assert json.loads((tmp_path / "ok" / "record.json").read_text())["status"] == "ok"
 
 
