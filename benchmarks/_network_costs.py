@@ -122,8 +122,7 @@ def section(doc, rows: pd.DataFrame) -> None:
 def figures(rows: pd.DataFrame, setting: str, slug: str, out_dir: Path) -> list:
     """Total time against bandwidth (1 Mbit/s … 10 Gbit/s) at 0.5 and 40 ms RTT, per method; measured
     totals of shaped runs as points."""
-    import matplotlib.pyplot as plt
-
+    from benchmarks import _style as S
     from benchmarks import figures as F
 
     if rows.empty:
@@ -133,25 +132,32 @@ def figures(rows: pd.DataFrame, setting: str, slug: str, out_dir: Path) -> list:
     if not entries:
         return []
     styles = A.styles([e["variant"] for e in entries])
-    fig, axes = plt.subplots(1, len(RTTS), figsize=(F.TEXT_W, 2.6), sharey=True)
+    fig, axes = S.new_figure("text", S.HEIGHT, ncols=len(RTTS), sharey=True)
     for ax, rtt in zip(axes, RTTS, strict=True):
         for e in entries:
             st = styles[e["variant"]]
             total = [e["compute_s"] + modelled_seconds(e["bytes_total"], e["rounds"], bw, rtt)
                      for bw in BANDWIDTHS]
-            ax.plot(BANDWIDTHS, total, color=st["color"], linestyle=st["linestyle"], label=e["label"])
+            (line,) = ax.plot(BANDWIDTHS, total, color=st["color"], linestyle=st["linestyle"],
+                              label=e["label"])
+            S.series(fig, [line], e["label"])
+            S.hit_points(ax, BANDWIDTHS, total, [f"{e['label']}: {t:.1f} s at {bw:g} Mbit/s, RTT {rtt:g} ms"
+                                                 for bw, t in zip(BANDWIDTHS, total, strict=True)],
+                         e["label"])
             for name, c in e["profiles"].items():
                 bw, prtt = PROFILES.get(name, (None, None))
                 if c["measured"] and bw and prtt == rtt:
-                    ax.plot([bw], [c["total_s"]], marker=st["marker"], color=st["color"], linestyle="none")
+                    (point,) = ax.plot([bw], [c["total_s"]], marker=st["marker"], color=st["color"],
+                                       linestyle="none")
+                    S.tip(fig, point, f"{e['label']}: {c['total_s']:.1f} s measured on {name}")
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlabel("bandwidth (Mbit/s)")
         ax.set_title(f"RTT {rtt:g} ms")
     axes[0].set_ylabel("fit time on the link (s)")
-    axes[-1].legend(frameon=False, fontsize=6, loc="upper right")
+    axes[-1].legend(frameon=False, loc="upper right")
     name = f"network_time_{slug}_k{k}"
     caption = (f"Fit time on a network, {setting}, k = {k}: compute (unshaped runs) + bytes × 8 / "
                "bandwidth + round trips × RTT from each method's records; points: totals measured through "
                "a shaped link (lan, wan).")
-    return [F.Figure(name, "network", setting, caption, *F._save(fig, out_dir, name))]
+    return [F.figure(fig, out_dir, name, "network", setting, caption)]

@@ -150,7 +150,7 @@ def test_machine_facts_are_in_each_record_and_in_the_report(table, built):
 def test_start_up_is_shown_apart_and_left_out_of_the_time_ratio(smoke_table):
     # a method that spends 10 s starting an engine and trains as fast as plaintext; plaintext rows
     # are as old records have them (no split: their whole fit time counts as training)
-    rows = smoke_table[smoke_table["k"] == 4]
+    rows = smoke_table[smoke_table["k"] == 4].drop(columns=["startup_s", "train_s"], errors="ignore")
     engine = rows.assign(method="federated", config_hash=rows["config_hash"] + "-fl",
                          startup_s=10.0, train_s=rows["wall_s"], wall_s=rows["wall_s"] + 10.0)
     both = R.A.add_variants(pd.concat([rows, engine], ignore_index=True))
