@@ -2,9 +2,8 @@
 
 :class:`LRServer` holds the public context (public and relinearisation keys; no Galois keys, no
 secret key: refused if it has one) and the encrypted columns, and does every product over the
-data. Its masks (below) are drawn from its own generator.
-
-Depth budget of one iteration (levels counted from a fresh ciphertext, ``L0``):
+data. Its masks (below) are drawn from its own generator; what it sends the key holder carries a
+fresh public-key encryption (the mask of ``z``, or an encryption of zero: :meth:`LRServer.dump_small`).
 
 Depth budget of one iteration (levels counted from a fresh ciphertext, ``L0``):
 
