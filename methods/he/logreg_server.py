@@ -107,7 +107,11 @@ class LRServer:
         self.ops.serialize += 1
         return vec.serialize()
 
-    def dump_small(self, vec: ts.CKKSVector, value_bound: float, rerandomize: bool = True) -> bytes:
+    #: re-randomise what :meth:`dump_small` sends; off only in the test that compares a message
+    #: with the key holder's own replay of the server's public operations
+    _rerandomize = True
+
+    def dump_small(self, vec: ts.CKKSVector, value_bound: float, rerandomize: bool | None = None) -> bytes:
         """A masked vector for the key holder in its smallest form: relinearised, rescaled while
         the scale stays >= 2^(scale_bits - 4), mod-switched while ``value_bound`` still fits; then
         (``rerandomize``) plus a fresh public-key encryption of zero at that level. The key holder
@@ -115,6 +119,7 @@ class LRServer:
         would be a function of polynomials it knows, the server's masks and the one encryption of
         ones the plaintext masks ride on (:meth:`_mask`), the same in every message."""
         self.ops.serialize += 1
+        rerandomize = self._rerandomize if rerandomize is None else rerandomize
         if rerandomize:
             self.ops.encrypt += 1
             self.ops.add += 1

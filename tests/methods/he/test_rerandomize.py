@@ -1,4 +1,4 @@
-"""The key holder's attack on the masked counts: their second polynomial against its own one-hots.
+"""The key holder's attacks on what the servers send: second polynomials against its own ciphertexts.
 
 A masked count is ``rho_j * (sum of the key holder's one-hots) + plaintext mask``: without a fresh
 encryption of zero its second polynomial is ``K * (sum of the one-hots' second polynomials)`` with
@@ -8,6 +8,7 @@ reads ``K`` off any coefficient, hence ``rho_j`` and the cluster size ``n_j``.
 
 import numpy as np
 import pytest
+import tenseal as ts
 
 from methods.he.blinding import Stream, cluster_factors, quantize_rho
 from methods.he.crypto import resolve_params
@@ -167,3 +168,34 @@ def test_count_totals_still_reveal_a_stable_cluster_size(parties):
     found = [_size_candidates([T[j] for T in totals]) for j in range(K)]
     assert all(sizes[j] in found[j] for j in range(K))
     assert max(len(f) for f in found) <= 15
+
+
+@pytest.mark.parametrize("rerandomize", [False, True])
+def test_logreg_record_weights_are_not_a_replay_of_the_key_holders_labels(rerandomize):
+    """The masked record weights ``u + R = a3 (alpha + beta y) + R``: without re-randomisation the
+    key holder, replaying the server's public operations on the labels it encrypted, gets the
+    received second polynomial exactly (the masks change only the first)."""
+    from methods.he.crypto import logreg_params
+    from methods.he.logreg import LRKeyHolder
+    from methods.he.logreg_math import SigmoidPoly
+    from methods.he.logreg_server import Z_MASK, LRServer
+
+    params = logreg_params()
+    kh = LRKeyHolder(params)
+    rng = np.random.default_rng(1)
+    n = 40
+    columns = [kh.encrypt_column(rng.normal(size=n), kh.column_level) for _ in range(2)]
+    labels = kh.encrypt_column(rng.integers(0, 2, n).astype(float))
+    server = LRServer(kh.public_context(), params, seed=3)
+    server._rerandomize = rerandomize
+    server.receive_data(columns, labels, n)
+    poly, w_neg, w_pos = SigmoidPoly(8.0, 0.2, -0.002), 0.6, 2.5
+    u_masked, _ = server.prepare(poly, w_neg, w_pos)
+    # the key holder's replay, with its own context and the public constants
+    y = ts.ckks_vector_from(kh._ctx, labels[0])
+    u = y * (poly.a3 * (w_pos - w_neg)) + poly.a3 * w_neg
+    replay = raw(ts.ckks_vector_from(kh._ctx, kh._levels.shrink_bytes(u, 2 * Z_MASK, params.scale_bits - 4)))
+    got = raw(ts.ckks_vector_from(kh._ctx, u_masked[0]))
+    assert level(got) == level(replay) and got.scale == replay.scale
+    assert (int(got.data(1)) == int(replay.data(1))) is (not rerandomize)
+    assert server.ops.encrypt == (server.n_chunks + server.d if rerandomize else 0)
