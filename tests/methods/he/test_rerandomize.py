@@ -199,3 +199,33 @@ def test_logreg_record_weights_are_not_a_replay_of_the_key_holders_labels(rerand
     assert level(got) == level(replay) and got.scale == replay.scale
     assert (int(got.data(1)) == int(replay.data(1))) is (not rerandomize)
     assert server.ops.encrypt == (server.n_chunks + server.d if rerandomize else 0)
+
+
+@pytest.mark.parametrize("rerandomize", [False, True])
+def test_bfv_counts_are_rerandomised(rerandomize):
+    """BFV: a count's second polynomial is ``rho_j`` (an integer in [1, 16]) times the sum of the
+    one-hots' unless a fresh encryption of zero is added."""
+    from methods.he.crypto import bfv_bounds, choose_plain_modulus
+
+    params = choose_plain_modulus(resolve_params("bfv"), bfv_bounds(2**8, D, N))
+    kh = KeyHolder(params)
+    p = params.to_dict()
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, K, N)
+    khs = KeyHolderShard(p, kh.secret_context(), N)
+    onehots = {0: khs.onehot(labels, K - 1)}
+    server = ServerShard(p, kh.server_context(), N, SEED)
+    server._rerandomize = rerandomize
+    server.load(OwnerShard(p, kh.public_context()).encrypt({0: rng.integers(-256, 256, (N, D))}))
+    total = K * D + K
+    server.partial_sums(onehots, K, 0, False, [list(range(total))], 0)
+    rho = [int(r) for r in cluster_factors(SEED, 0, K, False)]
+    scales = [rho[j] for j in range(K) for _ in range(D)] + rho
+    counts = server.reduce([], list(range(total)), Stream.SUM_MASKS, 0, [2] * (K * D) + [1] * K, scales)[K * D:]
+    q0 = khs.codec.ctx.data.seal_context().first_context_data().parms().coeff_modulus()[0].value()
+    own = [_c1(khs.codec.load(b).ciphertext()[0]) for b in onehots[0]]
+    # the k-th count is valid records minus the others; BFV negates by the plaintext t - 1
+    own = [v % q0 for v in own] + [(params.plain_modulus - 1) * sum(own) % q0]
+    read = [_c1(khs.codec.load(b).ciphertext()[0]) * pow(s, -1, q0) % q0 for b, s in zip(counts, own, strict=True)]
+    assert (read == rho) is (not rerandomize)
+    assert np.array_equal(np.array(khs.slot_sums(counts)) // rho, np.bincount(labels, minlength=K))
