@@ -61,6 +61,10 @@ from methods.he.levels import (
 class ServerShard:
     """Heavy arithmetic on ciphertexts; holds the public context only (no secret key)."""
 
+    #: re-randomise the masked counts (:meth:`_finish`); off only in the test that plays the
+    #: key holder's attack on them
+    _rerandomize = True
+
     def __init__(self, params: dict, public_context: bytes, n: int, seed: int):
         self.params = HEParams.from_dict(params)
         self.ctx = load_context(public_context)
@@ -91,14 +95,25 @@ class ServerShard:
         serialized: every slot hidden, the slot sum kept. The key holder decrypts ``v + mask``
         either way, so the mask is a plaintext: in CKKS encoded at the ciphertext's own level and
         true scale, rho a constant rounded to RHO_FRAC_BITS fractional bits (exact at the scale it
-        is encoded at), and the result sent in its smallest form."""
+        is encoded at), and the result sent in its smallest form.
+
+        A count (``count``) is built from the key holder's own one-hot ciphertexts, plaintexts and
+        rho alone, so its second polynomial would be rho times a sum of polynomials the key holder
+        made (and rho read off it): a count gets a fresh public-key encryption of zero before it
+        is sent (in CKKS at the level it is sent at, the cheapest). A sum or an extraction holds
+        the owner's ciphertexts, whose randomness the key holder never sees."""
         mask = zero_sum_vector(self.params, rng)
         self.ops["add"] += 1
+        fresh = count and self._rerandomize
         if not self.ckks:
             v = v + self.codec.plain(mask)
             if rho is not None:
                 v = v * rho
                 self.ops["sc_mul"] += 1
+            if fresh:
+                v = v + self.codec.encrypt(np.zeros(self.params.slots, dtype=np.int64))
+                self.ops["encrypt"] += 1
+                self.ops["add"] += 1
             return v.serialize()
         if np.abs(mask).max() >= CKKS_MASK_BOUND:
             raise ValueError("a zero-sum mask exceeded its 14-sigma bound; rerun with another seed")
@@ -119,7 +134,10 @@ class ServerShard:
                                  f"level {levels.level(ct)}")
             lv.mul_constant(ct, quantize_rho(rho), 2.0**bits)
             self.ops["sc_mul"] += 1
-        return lv.shrink_bytes(ct, bound, min_scale_bits)
+        if fresh:
+            self.ops["encrypt"] += 1
+            self.ops["add"] += 1
+        return lv.shrink_bytes(ct, bound, min_scale_bits, rerandomize=fresh)
 
     def _send(self, v) -> bytes:
         """A blinded score or distance (degree 3) in its smallest form."""

@@ -13,6 +13,9 @@ uses these helpers at the edges of its arithmetic instead:
   decryption uses, so the receiver decrypts the same values from fewer bytes.
 - :meth:`Levels.add_plain` / :meth:`Levels.mul_constant`: plaintext terms encoded at a
   ciphertext's own level and scale (TenSEAL encodes at the vector's initial scale, top level).
+- :meth:`Levels.rerandomize`: adds a fresh public-key encryption of zero made at a ciphertext's
+  own level and scale, so that its second polynomial no longer is a function of the operands'
+  (which a key holder who made those operands knows) and of the server's plaintext factors.
 
 SEAL saves and loads only through files here: the bytes pass through a per-process file on a
 memory file system (``/dev/shm`` where it exists), removed at once.
@@ -118,6 +121,7 @@ class Levels:
         self.top = max(self.pids)
         self._relin = ctx.data.relin_keys() if ctx.has_relin_keys() else None
         self._sym = seal.Encryptor(self.sc, ctx.data.secret_key()) if ctx.is_private() else None
+        self._pub = None  # the public-key encryptor, made on first use
 
     def encode(self, values, level: int, scale: float) -> seal.Plaintext:
         pt = seal.Plaintext()
@@ -149,6 +153,19 @@ class Levels:
         """``ct *= value`` with the constant encoded at ``scale`` (exact for a dyadic ``value`` with
         at most log2(scale) fractional bits): the scale grows by ``scale`` (in place)."""
         self.evaluator.multiply_plain_inplace(ct, self.encode(float(value), level(ct), scale))
+
+    def rerandomize(self, ct: seal.Ciphertext) -> None:
+        """``ct += Enc_pk(0)``, the encryption of zero made at ``ct``'s level and given ``ct``'s
+        scale (in place): the result's second polynomial is uniformly random to whoever holds the
+        secret key, whatever ``ct`` was computed from. Its noise is a fresh encryption's, a few
+        thousand in absolute terms: nothing at the scales the protocols send. Relinearises first."""
+        if self._pub is None:
+            self._pub = seal.Encryptor(self.sc, self.ctx.data.public_key())
+        self._relinearize(ct)
+        zero = seal.Ciphertext()
+        self._pub.encrypt_zero(ct.parms_id(), zero)
+        zero.scale = ct.scale
+        self.evaluator.add_inplace(ct, zero)
 
     def _shrunk_level(self, lv: int, scale: float, value_bound: float, min_scale_bits: float) -> int:
         """The level :meth:`shrink` brings a ciphertext at (lv, scale) to."""
@@ -209,6 +226,11 @@ class Levels:
         if ct.size() > 2 and self._relin is not None:
             self.evaluator.relinearize_inplace(ct, self._relin)
 
-    def shrink_bytes(self, vec_or_ct, value_bound: float, min_scale_bits: float) -> bytes:
-        ct = raw(vec_or_ct)
-        return self.to_bytes(self.shrink(ct, value_bound, min_scale_bits))
+    def shrink_bytes(self, vec_or_ct, value_bound: float, min_scale_bits: float,
+                     rerandomize: bool = False) -> bytes:
+        """:meth:`shrink`, then (``rerandomize``) :meth:`rerandomize` at the lowest level reached
+        (the cheapest encryption of zero), serialized."""
+        ct = self.shrink(raw(vec_or_ct), value_bound, min_scale_bits)
+        if rerandomize:
+            self.rerandomize(ct)
+        return self.to_bytes(ct)

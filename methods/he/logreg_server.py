@@ -2,9 +2,8 @@
 
 :class:`LRServer` holds the public context (public and relinearisation keys; no Galois keys, no
 secret key: refused if it has one) and the encrypted columns, and does every product over the
-data. Its masks (below) are drawn from its own generator.
-
-Depth budget of one iteration (levels counted from a fresh ciphertext, ``L0``):
+data. Its masks (below) are drawn from its own generator; what it sends the key holder carries a
+fresh public-key encryption (the mask of ``z``, or an encryption of zero: :meth:`LRServer.dump_small`).
 
 Depth budget of one iteration (levels counted from a fresh ciphertext, ``L0``):
 
@@ -108,11 +107,23 @@ class LRServer:
         self.ops.serialize += 1
         return vec.serialize()
 
-    def dump_small(self, vec: ts.CKKSVector, value_bound: float) -> bytes:
+    #: re-randomise what :meth:`dump_small` sends; off only in the test that compares a message
+    #: with the key holder's own replay of the server's public operations
+    _rerandomize = True
+
+    def dump_small(self, vec: ts.CKKSVector, value_bound: float, rerandomize: bool | None = None) -> bytes:
         """A masked vector for the key holder in its smallest form: relinearised, rescaled while
-        the scale stays >= 2^(scale_bits - 4), mod-switched while ``value_bound`` still fits."""
+        the scale stays >= 2^(scale_bits - 4), mod-switched while ``value_bound`` still fits; then
+        (``rerandomize``) plus a fresh public-key encryption of zero at that level. The key holder
+        made the columns and labels and every refreshed value, so without it the second polynomial
+        would be a function of polynomials it knows, the server's masks and the one encryption of
+        ones the plaintext masks ride on (:meth:`_mask`), the same in every message."""
         self.ops.serialize += 1
-        return self.levels.shrink_bytes(vec, value_bound, self.params.scale_bits - 4)
+        rerandomize = self._rerandomize if rerandomize is None else rerandomize
+        if rerandomize:
+            self.ops.encrypt += 1
+            self.ops.add += 1
+        return self.levels.shrink_bytes(vec, value_bound, self.params.scale_bits - 4, rerandomize=rerandomize)
 
     def _load_at_level_of(self, payload: bytes, ref: ts.CKKSVector) -> ts.CKKSVector:
         """Load ``payload`` mod-switched down to ``ref``'s level (TenSEAL switches the higher
@@ -235,7 +246,8 @@ class LRServer:
             self.ops.add += self.d - 1
             r = self.rng.uniform(-Z_MASK, Z_MASK, self.params.slots)
             self._z_mask.append(r)
-            out.append(self.dump_small(self._mask(z, r, encrypt=True), 2 * Z_MASK))
+            # the mask is a fresh public-key encryption already: nothing to add
+            out.append(self.dump_small(self._mask(z, r, encrypt=True), 2 * Z_MASK, rerandomize=False))
         return out
 
     def gradients(self, refreshed_z: Sequence[bytes]) -> list[bytes]:
