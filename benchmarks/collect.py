@@ -95,6 +95,8 @@ def flatten(path: Path, record: dict) -> dict:
     row.update({key: _number(metrics, "metrics", key) for key in METRICS})
     row.update({key: _number(metrics, "metrics", key) for key in metrics
                 if key.startswith(("lift_top", "capture_top", "profit_top")) or key in TARGETING})
+    for key, value in (metrics.get("targeting") or {}).items():
+        row[f"targeting.{key}"] = value
     gains = metrics.get("gains")
     row[GAINS] = json.dumps(gains) if isinstance(gains, dict) and gains else None
     for key in metrics.get("he_gap") or {}:

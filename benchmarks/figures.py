@@ -384,6 +384,9 @@ def make_all(table: pd.DataFrame, out_dir: Path | str) -> list[Figure]:
             made += comparison(big, setting, slug, out_dir)
             made += costs(big, setting, slug, out_dir)
             made += leakage(big[big["k"] == A.main_k(big)], setting, slug, out_dir)
+        from benchmarks import _questions
+
+        made += _questions.figures(rows, out_dir)
     write_atomic(out_dir / "index.json", json.dumps([asdict(f) for f in made], indent=2))
     return made
 

@@ -19,6 +19,7 @@ from pathlib import Path
 import pandas as pd
 
 from benchmarks import _analysis as A
+from benchmarks import _questions as Q
 from benchmarks import figures as F
 from benchmarks import metrics as metrics_module
 from benchmarks._doc import Doc, fmt_ci, fmt_num, tex_table
@@ -324,6 +325,7 @@ def build(table: pd.DataFrame, out_dir: Path, source: str = "") -> dict[str, Pat
     latex: dict[str, str] = {"paper_table": "", "comparison": ""}
     for setting, slug, rows in (A.settings(ok, with_subsample=False) if not ok.empty else []):
         _setting(doc, setting, slug, rows, latex)
+    Q.sections(doc, ok)
     _figures(doc, figs)
     _problems(doc, table)
     doc.h(2, "Metric definitions")
