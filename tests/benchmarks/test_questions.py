@@ -147,3 +147,22 @@ def test_sections_and_gains_figure_from_a_table(blob_rows, tmp_path):
     assert "Campaign targeting" in text and "Lift@10%" in text
     figs = Q.figures(rows, tmp_path)
     assert [f.kind for f in figs] == ["gains"] and (tmp_path / f"{figs[0].name}.png").stat().st_size > 1000
+
+
+@pytest.mark.parametrize("override, message", [
+    ("targeting.shares=[0.1,1.5]", r"targeting\.shares=\[0\.1, 1\.5\]; expected a non-empty list of fractions"),
+    ("targeting.cost_per_call=-1", r"targeting\.cost_per_call=-1\.0; expected a finite amount >= 0"),
+    ("targeting.gains_points=1", r"targeting\.gains_points=1; expected an integer >= 2"),
+])
+def test_targeting_refusals(override, message):
+    from hydra import compose, initialize_config_dir
+
+    from benchmarks import config_check
+    from benchmarks.config import ConfigError
+
+    from .conftest import REPO
+
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+        cfg = compose("config", overrides=[override], return_hydra_config=True)
+    with pytest.raises(ConfigError, match=message):
+        config_check.check(cfg, cfg.hydra.runtime.choices)
