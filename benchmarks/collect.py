@@ -8,8 +8,9 @@ scalar ``dataset.*`` / ``method.*`` option), metrics, segmentation quality, cost
 parties flattened; ``startup_s`` and ``train_s`` split the fit time where the record has them),
 privacy (epsilon, delta, leakage.*), provenance (``machine.*``: CPU model, cores, memory, OS) and
 where the record lives.
-Per-segment lists (sizes, conversion rates, lift, profiles) and the leakage ROC curves
-(``leakage.roc``, for the figures) are JSON strings. Several records of
+Per-segment lists (sizes, conversion rates, lift, profiles), the leakage ROC curves
+(``leakage.roc``, for the figures) and the cumulative gains curve (``gains``) are JSON
+strings. Several records of
 one configuration (same ``config_hash``) are reduced to the newest ``ok`` one unless ``--all``.
 """
 
@@ -29,7 +30,13 @@ from methods._util import atomic_path
 ID = ["method", "dataset", "k", "seed", "split_seed"]
 METRICS = ["precision", "recall", "f1", "auc", "pr_auc", "accuracy", "weighted_precision",
            "weighted_recall", "threshold"]
-SEGMENTATION = ["inertia", "inertia_test", "silhouette", "ari_vs_plaintext"]
+#: campaign targeting (benchmarks.metrics.targeting); other shares of ``targeting.shares`` come along
+TARGETING = ["lift_top5", "lift_top10", "lift_top20", "capture_top5", "capture_top10", "capture_top20",
+             "profit_top5", "profit_top10", "profit_top20", "profit_best", "profit_best_share"]
+#: the cumulative gains curve, ``{"contacted": [...], "captured": [...]}``, as JSON
+GAINS = "gains"
+SEGMENTATION = ["inertia", "inertia_test", "silhouette", "ari_vs_plaintext", "calinski_harabasz",
+                "davies_bouldin", "lift_spread", "inertia_reference"]
 SEGMENT_LISTS = ["sizes", "conversion_rates", "lift", "profile"]
 #: the membership-inference ROC curves, ``{attack: {"fpr": [...], "tpr": [...]}}``, as JSON
 ROC = "leakage.roc"
@@ -91,6 +98,14 @@ def flatten(path: Path, record: dict) -> dict:
     row.update(n_train=data.get("n_train"), n_test=data.get("n_test"), n_features=data.get("n_features"))
     metrics = record.get("metrics") or {}
     row.update({key: _number(metrics, "metrics", key) for key in METRICS})
+    row.update({key: _number(metrics, "metrics", key) for key in metrics
+                if key.startswith(("lift_top", "capture_top", "profit_top")) or key in TARGETING})
+    for key, value in (metrics.get("targeting") or {}).items():
+        row[f"targeting.{key}"] = value
+    gains = metrics.get("gains")
+    row[GAINS] = json.dumps(gains) if isinstance(gains, dict) and gains else None
+    for key in metrics.get("he_gap") or {}:
+        row[f"he_gap.{key}"] = _number(metrics["he_gap"], "metrics.he_gap", key)
     seg = record.get("segmentation") or {}
     row.update({key: _number(seg, "segmentation", key) for key in SEGMENTATION})
     row.update({key: json.dumps(seg.get(key)) if seg.get(key) is not None else None for key in SEGMENT_LISTS})

@@ -102,6 +102,7 @@ class PlaintextConfig:
     C: float = 1.0
     class_weight: Any = None  # null, "balanced" or {0: w0, 1: w1}
     lr_max_iter: int = 1000
+    segments_in_predictor: bool = True  # false: the predictor sees the model features only
 
 
 @dataclass
@@ -142,6 +143,7 @@ class HEConfig:
     tls_cert: str | None = None  # the given services' certificate (PEM)
     token_file: str | None = None  # the given services' run token
     network: Any = None  # null: the job's network group (the runner fills it in)
+    segments_in_predictor: bool = True  # false: the predictor sees the model features only
 
 
 @dataclass
@@ -173,6 +175,7 @@ class FederatedConfig:
     work_dir: str | None = None
     keep_run_dir: bool = False
     verbose: bool = False
+    segments_in_predictor: bool = True  # false: the predictor sees the model features only
 
 
 @dataclass
@@ -193,6 +196,7 @@ class DPConfig:
     lr_C_max: float = 1.0
     lr_max_iter: int = 1000
     log_heavy_tailed: bool = True
+    segments_in_predictor: bool = True  # false: the predictor sees the model features only
 
 
 #: method name -> schema of its config group file (and of ``per_method.<name>``)
@@ -266,6 +270,16 @@ class LeakageConfig:
 
 
 @dataclass
+class TargetingConfig:
+    """Schema of the ``targeting:`` block of conf/config.yaml: how a campaign uses a score."""
+
+    shares: list[float] = field(default_factory=lambda: [0.05, 0.10, 0.20])
+    cost_per_call: float = 5.0
+    value_per_subscription: float = 50.0
+    gains_points: int = 51
+
+
+@dataclass
 class NetworkConfig:
     """Schema of the ``network:`` config group (conf/network/*.yaml): the link between the parties.
     ``bandwidth_mbit: null`` is an unshaped link (loopback)."""
@@ -283,6 +297,7 @@ class Config:
     method: Any = None
     leakage: LeakageConfig = field(default_factory=LeakageConfig)
     network: NetworkConfig = field(default_factory=NetworkConfig)
+    targeting: TargetingConfig = field(default_factory=TargetingConfig)
     k: int = 4
     seed: int = 0
     split_seed: int = 0
@@ -332,4 +347,4 @@ def conform(schema: type, values, where: str, what: str | None = None, complete:
 
 
 __all__ = ["SEED_MAX", "Config", "ConfigError", "DatasetConfig", "LeakageConfig", "METHOD_SCHEMAS",
-           "NetworkConfig", "TargetSpec", "conform", "register"]
+           "NetworkConfig", "TargetSpec", "TargetingConfig", "conform", "register"]

@@ -91,9 +91,23 @@ def _top_level(cfg: DictConfig) -> None:
     if (not isinstance(threshold, int | float) or isinstance(threshold, bool)
             or not 0 < float(threshold) < 1):
         raise ConfigError(f"threshold={_quote(threshold)}; expected a probability in (0, 1)")
+    targeting_config(cfg.targeting)
     if cfg.silhouette_sample is not None:
         _integer(cfg, "silhouette_sample", 2,
                  expected="an integer >= 2 (test rows sampled for the silhouette) or null")
+
+
+def targeting_config(t: DictConfig) -> None:
+    """The campaign's economics: shares in (0, 1], a cost and a value >= 0, >= 2 gains points."""
+    shares = list(t.shares)
+    if not shares or not all(0 < float(x) <= 1 for x in shares):
+        raise ConfigError(f"targeting.shares={shares!r}; expected a non-empty list of fractions in (0, 1]")
+    for key in ("cost_per_call", "value_per_subscription"):
+        v = t[key]
+        if not (math.isfinite(v) and v >= 0):
+            raise ConfigError(f"targeting.{key}={v!r}; expected a finite amount >= 0")
+    if t.gains_points < 2:
+        raise ConfigError(f"targeting.gains_points={t.gains_points!r}; expected an integer >= 2")
 
 
 def check_method(method: DictConfig, k: int = 2, seed: int = 0) -> None:

@@ -29,6 +29,7 @@ from pathlib import Path
 import pandas as pd
 
 from benchmarks import _analysis as A
+from benchmarks import _questions as Q
 from benchmarks import figures as F
 from benchmarks import metrics as metrics_module
 from benchmarks._doc import TEX_NOTE, Doc, Num, fmt_ci, fmt_num, tex_si_tables
@@ -484,8 +485,13 @@ def provenance(doc: Doc, ctx: Context) -> None:
 
 
 #: the report, in order; :func:`add_section` inserts another module's section
+def questions(doc: Doc, ctx: Context) -> None:
+    """The paper's questions per data setting (:mod:`benchmarks._questions`)."""
+    Q.sections(doc, ctx.ok)
+
+
 SECTIONS: list[tuple[str, Section]] = [("header", header), ("machine", machine), ("settings", settings),
-                                       ("figures", figures), ("problems", problems),
+                                       ("questions", questions), ("figures", figures), ("problems", problems),
                                        ("definitions", definitions_section), ("provenance", provenance)]
 
 

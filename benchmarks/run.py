@@ -111,13 +111,23 @@ def execute(cfg: DictConfig) -> dict:
         method.privacy_.leakage.update(leakage(method, split, cfg.split_seed, cfg.get("leakage")))
     segmentation["profile"] = segment_profile(test.frame, labels, cfg.k, split.segment_names,
                                               dataset_cfg.get("never_contacted"))
+    scores = {**metrics.classification(test.y, proba, cfg.threshold), **targeting(test.y, proba, cfg)}
+    if cfg.method.name == "he" and getattr(method, "predictor", None) == "encrypted":
+        log.info("training the encrypted predictor's plaintext twins (HE gap decomposition)")
+        scores["he_gap"] = metrics.he_gap(
+            train, test, (np.asarray(method.labels_), labels),
+            (reference.labels_, reference.predict(test.X_segment)),
+            cfg.k, segments=bool(getattr(method, "segments_in_predictor", True)), C=method.C,
+            max_iter=method.lr_max_iter, class_weight=method.lr_class_weight, n_iter=method.lr_n_iter,
+            learning_rate=method.lr_learning_rate, l2=method.lr_l2, interval=method.lr_interval,
+            clip=method.lr_clip)
     costs = {"wall_s": wall, "cpu_s": cpu, "peak_rss_mb": peak_rss_mb(), **method.costs_.to_dict()}
     # engine start-up (Ray, SuperLink/SuperNodes, HE services) apart from training: 0 without an engine
     costs["startup_s"] = float(costs.get("startup_s") or 0.0)
     costs.setdefault("train_s", max(wall - costs["startup_s"], 0.0))
     costs["network"] = network_cost(costs, network, was_measured(costs, network))
     return {
-        "metrics": metrics.classification(test.y, proba, cfg.threshold),
+        "metrics": scores,
         "segmentation": segmentation,
         "costs": costs,
         "privacy": method.privacy_.to_dict(),
@@ -125,6 +135,15 @@ def execute(cfg: DictConfig) -> dict:
                  "n_features": train.X.shape[1], "segment_features": split.segment_names,
                  "dataset_config": OmegaConf.to_container(dataset_cfg, resolve=True)},
     }
+
+
+def targeting(y: np.ndarray, proba: np.ndarray, cfg: DictConfig) -> dict:
+    """The campaign metrics (:func:`benchmarks.metrics.targeting`) under the job's ``targeting``."""
+    t = cfg.get("targeting") or {}
+    return metrics.targeting(y, proba, shares=tuple(t.get("shares", (0.05, 0.10, 0.20))),
+                             cost_per_call=t.get("cost_per_call", 5.0),
+                             value_per_subscription=t.get("value_per_subscription", 50.0),
+                             gains_points=t.get("gains_points", 51))
 
 
 def segment_profile(frame, labels: np.ndarray, k: int, columns: list[str], never_contacted=None) -> dict:

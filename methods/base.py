@@ -198,8 +198,11 @@ class ScoringCosts(Protocol):
     def record_scoring(self, wall_s: float, rows: int) -> None: ...
 
 
-def with_segments(X: np.ndarray, labels: np.ndarray, n_clusters: int) -> np.ndarray:
-    """Model features plus the one-hot of each row's segment."""
+def with_segments(X: np.ndarray, labels: np.ndarray, n_clusters: int, include: bool = True) -> np.ndarray:
+    """Model features plus the one-hot of each row's segment; with ``include=False`` (a method's
+    ``segments_in_predictor=False``) the model features alone."""
+    if not include:
+        return np.asarray(X)
     return np.hstack([X, np.eye(n_clusters)[labels]])
 
 

@@ -266,6 +266,9 @@ class DPMethod(MethodMixin, BaseEstimator):
         "auto": :func:`lr_C_for` (the Jacobian term takes ``lr_jacobian_share`` of the LR budget),
         capped at ``lr_C_max``.
     lr_jacobian_share, lr_C_max : see ``lr_C``.
+    segments_in_predictor : bool
+        False: the logistic regression sees the model features only (the segmentation is still
+        fitted and released, from the same budget share).
     log_heavy_tailed : bool
         Ask the loader for the public log1p map of the heavy-tailed columns (dataset override).
     """
@@ -276,7 +279,8 @@ class DPMethod(MethodMixin, BaseEstimator):
     def __init__(self, n_clusters=4, random_state=0, epsilon=1.0, epsilon_split=0.3, prior_share=0.02,
                  class_prior="dp", feature_bounds=(0.0, 1.0), categorical=None, kmeans_iter="auto",
                  kmeans_init="histogram", kmeans_init_share=0.3, kmeans_init_bins=6, lr_C="auto",
-                 lr_jacobian_share=0.1, lr_C_max=1.0, lr_max_iter=1000, log_heavy_tailed=True):
+                 lr_jacobian_share=0.1, lr_C_max=1.0, lr_max_iter=1000, log_heavy_tailed=True,
+                 segments_in_predictor=True):
         self.n_clusters = n_clusters
         self.random_state = random_state
         self.epsilon = epsilon
@@ -294,6 +298,7 @@ class DPMethod(MethodMixin, BaseEstimator):
         self.lr_C_max = lr_C_max
         self.lr_max_iter = lr_max_iter
         self.log_heavy_tailed = log_heavy_tailed
+        self.segments_in_predictor = segments_in_predictor
 
     @property
     def dataset_overrides(self) -> dict:
@@ -340,7 +345,7 @@ class DPMethod(MethodMixin, BaseEstimator):
         onehot_cols = sum(len(v) for v in cats.values())
         if onehot_cols > n_features:
             raise ValueError(f"categorical has {onehot_cols} one-hot columns but X has {n_features}")
-        segment = 1.0 if self.epsilon_split > 0 else 0.0
+        segment = 1.0 if self.epsilon_split > 0 and self.segments_in_predictor else 0.0
         return math.sqrt((n_features - onehot_cols) * per_col + len(cats) + segment)
 
     # -- fit -----------------------------------------------------------------------------------
@@ -446,7 +451,9 @@ class DPMethod(MethodMixin, BaseEstimator):
 
     # -- use -----------------------------------------------------------------------------------
     def _lr_features(self, X, labels):
-        return with_segments(X, labels, self.n_clusters) if self.kmeans_ is not None else X
+        if self.kmeans_ is None:
+            return X
+        return with_segments(X, labels, self.n_clusters, self.segments_in_predictor)
 
     def segment(self, X_segment):
         X_segment = np.asarray(X_segment, dtype=float)

@@ -36,6 +36,8 @@ class PlaintextMethod(MethodMixin, BaseEstimator):
     C : float
         Inverse L2 strength of the logistic regression.
     class_weight : None or "balanced"
+    segments_in_predictor : bool
+        False: the logistic regression sees the model features only, without the segment one-hot.
     """
 
     name: ClassVar[str] = "plaintext"
@@ -43,7 +45,7 @@ class PlaintextMethod(MethodMixin, BaseEstimator):
     fit_inputs: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, n_clusters=4, random_state=0, init="k-means++", max_iter=300, tol=1e-4,
-                 C=1.0, class_weight=None, lr_max_iter=1000):
+                 C=1.0, class_weight=None, lr_max_iter=1000, segments_in_predictor=True):
         self.n_clusters = n_clusters
         self.random_state = random_state
         self.init = init
@@ -52,6 +54,7 @@ class PlaintextMethod(MethodMixin, BaseEstimator):
         self.C = C
         self.class_weight = class_weight
         self.lr_max_iter = lr_max_iter
+        self.segments_in_predictor = segments_in_predictor
 
     def fit(self, X, y, X_segment=None):
         X, y, X_segment = self._fit_arrays(X, y, X_segment)
@@ -66,7 +69,7 @@ class PlaintextMethod(MethodMixin, BaseEstimator):
         with self.costs_.phase("prediction", party="owner"):
             self.model_ = LogisticRegression(C=self.C, class_weight=self.class_weight,
                                              max_iter=self.lr_max_iter)
-            self.model_.fit(with_segments(X, self.labels_, self.n_clusters), y)
+            self.model_.fit(with_segments(X, self.labels_, self.n_clusters, self.segments_in_predictor), y)
         self.privacy_ = Privacy(
             threat_model="none: one trusted party holds all data in the clear",
             revealed={"owner": "all records, labels, centroids and model in the clear"},
@@ -77,4 +80,6 @@ class PlaintextMethod(MethodMixin, BaseEstimator):
         return self.kmeans_.predict(np.asarray(X_segment, dtype=float))
 
     def _proba(self, X, X_segment):
-        return self.model_.predict_proba(with_segments(X, self.segment(X_segment), self.n_clusters))[:, 1]
+        Z = with_segments(np.asarray(X, dtype=float), self.segment(X_segment), self.n_clusters,
+                          self.segments_in_predictor)
+        return self.model_.predict_proba(Z)[:, 1]

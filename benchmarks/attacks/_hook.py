@@ -85,7 +85,8 @@ def _model_features(method) -> Callable | None:
     """The released predictor's input features (model features + released-segment one-hot)."""
     if not isinstance(method, Segmenter):
         return None
-    return lambda X, Xs: with_segments(X, np.asarray(method.segment(Xs)), method.n_clusters)
+    include = bool(getattr(method, "segments_in_predictor", True))
+    return lambda X, Xs: with_segments(X, np.asarray(method.segment(Xs)), method.n_clusters, include)
 
 
 class _Audit:

@@ -74,6 +74,8 @@ class _Federation(BaseEstimator):
         (also when the job is killed) unless ``keep_run_dir``.
     verbose : bool
         Show Flower's and Ray's logs.
+    segments_in_predictor : bool
+        False: FedAvg trains on the model features only (no segment one-hot).
 
     Attributes
     ----------
@@ -88,7 +90,8 @@ class _Federation(BaseEstimator):
     def __init__(self, n_clusters=4, random_state=0, num_clients=10, partition="iid", alpha=0.5,
                  partition_column="job", init="k-fed", seed_candidates=None, max_iter=300, tol=1e-4,
                  rounds=20, local_epochs=1, batch_size=64, learning_rate=0.5, C=1.0, dp=None,
-                 num_cpus=2, keep_server_view=True, work_dir=None, keep_run_dir=False, verbose=False):
+                 num_cpus=2, keep_server_view=True, work_dir=None, keep_run_dir=False, verbose=False,
+                 segments_in_predictor=True):
         self.n_clusters = n_clusters
         self.random_state = random_state
         self.num_clients = num_clients
@@ -110,6 +113,7 @@ class _Federation(BaseEstimator):
         self.work_dir = work_dir
         self.keep_run_dir = keep_run_dir
         self.verbose = verbose
+        self.segments_in_predictor = segments_in_predictor
 
     # -- validation ---------------------------------------------------------------------------
     def _check_params(self) -> dict | None:
@@ -203,6 +207,7 @@ class _Federation(BaseEstimator):
             "local_epochs": self.local_epochs, "batch_size": self.batch_size,
             "learning_rate": float(self.learning_rate), "l2": 1.0 / (float(self.C) * len(y)),
             "n_features": X.shape[1], "dp": dp, "keep_server_view": bool(self.keep_server_view),
+            "segments_in_predictor": bool(self.segments_in_predictor),
         }
         (run_dir / "run.json").write_text(json.dumps(spec, indent=1))
         for i, idx in enumerate(parts):
@@ -369,7 +374,9 @@ class FederatedMethod(MethodMixin, _Federation):
         return nearest_center(np.asarray(X_segment, dtype=float), self.cluster_centers_)
 
     def _decision(self, X, X_segment):
-        return with_segments(X, self.segment(X_segment), self.n_clusters) @ self.coef_ + self.intercept_
+        Z = with_segments(np.asarray(X, dtype=float), self.segment(X_segment), self.n_clusters,
+                          self.segments_in_predictor)
+        return Z @ self.coef_ + self.intercept_
 
     def decision_function(self, X, X_segment=None):
         """The linear score of ``classes_[1]`` (the global model on features + segment one-hot)."""

@@ -292,7 +292,7 @@ def main(grid: Grid, context: Context) -> None:
     if "kmeans" in spec["tasks"]:
         centers = run_kmeans(rec, spec, run_dir, out)
     if "logreg" in spec["tasks"]:
-        run_fedavg(rec, spec, run_dir, centers, out)
+        run_fedavg(rec, spec, run_dir, centers if spec.get("segments_in_predictor", True) else None, out)
     out.update(exchanges=rec.exchanges, server_cpu_s=time.thread_time() - cpu0,
                server_wall_s=time.perf_counter() - wall0)
     write_atomic(run_dir / "result.pkl", pickle.dumps(out))

@@ -57,6 +57,9 @@ class HEMethod(MethodMixin, BaseEstimator):
     lr_n_iter, lr_learning_rate, lr_l2, lr_interval, lr_class_weight, lr_clip :
         The encrypted predictor's ``n_iter``, ``learning_rate``, ``l2``, ``interval``,
         ``class_weight`` (from the label counts the owner knows) and ``clip``.
+    segments_in_predictor : bool
+        False: either predictor sees the model features only; the K-means stage then serves no
+        one-hots under the logistic regression's context.
     audit_transcript : bool
         Keep the K-means transcript (``kmeans_.channel_.transcript``) for the leakage audit's
         key-holder check (``benchmarks.attacks.he.key_holder_spearman``), which frees it.
@@ -78,7 +81,8 @@ class HEMethod(MethodMixin, BaseEstimator):
                  lr_n_iter=10, lr_learning_rate=2.0, lr_l2=1e-3, lr_interval=16.0, lr_class_weight="balanced",
                  lr_clip=4.0, lr_poly_modulus_degree=None, lr_coeff_mod_bit_sizes=None, lr_scale_bits=None,
                  audit_transcript=False, transport="local", server=None, keyholder=None, tls=False,
-                 tls_cert=None, token_file=None, network=None):
+                 tls_cert=None, token_file=None, network=None,
+                 segments_in_predictor=True):
         self.n_clusters = n_clusters
         self.random_state = random_state
         self.scheme = scheme
@@ -198,7 +202,7 @@ class HEMethod(MethodMixin, BaseEstimator):
         with self.costs_.phase("prediction", party="owner"):
             self.model_ = LogisticRegression(C=self.C, class_weight=self.class_weight,
                                              max_iter=self.lr_max_iter)
-            self.model_.fit(with_segments(X, self.labels_, self.n_clusters), y)
+            self.model_.fit(with_segments(X, self.labels_, self.n_clusters, self.segments_in_predictor), y)
         self.privacy_ = Privacy(
             threat_model="honest-but-curious compute server (public key only) and key holder (secret key, "
                          "sees blinded values only); the key holder is the data owner by default",
@@ -225,7 +229,11 @@ class HEMethod(MethodMixin, BaseEstimator):
         walls["lr_keys"] = time.perf_counter() - t
         lr_owner_cpu += time.process_time() - c
 
-        self.kmeans_ = self._kmeans(self._init(X_segment), assignment_context=public, chunk_size=params.slots)
+        if self.segments_in_predictor:
+            self.kmeans_ = self._kmeans(self._init(X_segment), assignment_context=public,
+                                        chunk_size=params.slots)
+        else:
+            self.kmeans_ = self._kmeans(self._init(X_segment))
         self.kmeans_.fit(X_segment)
         self._segments_from_kmeans()
 
@@ -240,7 +248,8 @@ class HEMethod(MethodMixin, BaseEstimator):
         lr_owner_cpu += time.process_time() - c
         # the segment columns are the K-means stage's served ciphertexts, as they are
         served = self.kmeans_.encrypted_assignments_
-        segments = [[chunk[j] for chunk in served] for j in range(self.n_clusters)]
+        segments = [[chunk[j] for chunk in served] for j in range(self.n_clusters)] \
+            if self.segments_in_predictor else []
         counts = (int((y == 0).sum()), int((y == 1).sum()))
         lr.fit_encrypted(kh, columns, labels, len(y), counts, extra_columns=segments)
         self.model_ = lr
@@ -327,8 +336,9 @@ class HEMethod(MethodMixin, BaseEstimator):
         predictor the standardised, clipped features plus the raw 0/1 segment one-hot."""
         X = np.asarray(X, dtype=float)
         if self.predictor == "owner":
-            return with_segments(X, self.segment(X_segment), self.n_clusters)
-        return with_segments(self._standardise(X), self.segment(X_segment), self.n_clusters)
+            return with_segments(X, self.segment(X_segment), self.n_clusters, self.segments_in_predictor)
+        return with_segments(self._standardise(X), self.segment(X_segment), self.n_clusters,
+                             self.segments_in_predictor)
 
     def _proba(self, X, X_segment):
         return self.model_.predict_proba(self.model_features(X, X_segment))[:, 1]
