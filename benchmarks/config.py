@@ -146,6 +146,9 @@ class FederatedConfig:
     work_dir: str | None = None
     keep_run_dir: bool = False
     verbose: bool = False
+    engine: str = "simulation"  # simulation | deployment
+    secure: bool = False
+    ray_reuse: bool = True
 
 
 @dataclass

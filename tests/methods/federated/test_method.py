@@ -11,7 +11,7 @@ from sklearn.metrics import adjusted_rand_score
 
 from methods import ConfigError, build
 from methods.federated import FederatedKMeans, FederatedMethod
-from methods.federated.simulation import RUN_DIR_PREFIX, run_processes
+from methods.federated.simulation import RUN_DIR_PREFIX, run_processes, stop_shared_ray_node
 from methods.federated.strategy import gaussian_rdp_epsilon
 from methods.kmeans_core import nearest_center
 from methods.plaintext import reference_kmeans
@@ -74,7 +74,9 @@ def test_bytes_accounted_per_party_and_round(fitted):
         if r["phase"] == "fedavg":  # every client sends and receives the whole model as float64
             assert r["bytes_up"] >= CLIENTS * 8 * n_params and r["bytes_down"] >= CLIENTS * 8 * n_params
     assert all(c.cpu_s > 0 for c in clients) and server.cpu_s > 0
-    assert {"ray_start", "federation", "federation.kmeans", "federation.fedavg"} <= set(costs.phases)
+    assert {"startup", "federation", "federation.kmeans", "federation.fedavg"} <= set(costs.phases)
+    c = costs.to_dict()  # start-up apart from training: the keys every method records
+    assert c["startup_s"] == costs.phases["startup"] > 0 and c["train_s"] > costs.phases["federation"] > 0
 
 
 def test_server_view_holds_what_the_server_received(fitted):
@@ -110,6 +112,9 @@ def test_dp_epsilon_and_per_round_curve(fitted):
 def test_nothing_left_running_or_on_disk(fitted):
     method, _, before, work = fitted
     assert not run_processes(method.last_run_dir_)
+    # the process's Ray node outlives the run (the next federated job reuses it) until stopped
+    assert method.costs_.extra["federated"]["ray_connect_s"] > 0
+    stop_shared_ray_node()
     assert not (_ray_processes() - before)
     assert not list(work.glob(f"{RUN_DIR_PREFIX}*"))  # data shards and FLWR_HOME removed with the run dir
 
