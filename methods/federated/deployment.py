@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import signal
 import socket
 import subprocess
@@ -29,9 +30,10 @@ from pathlib import Path
 from methods._util import REPO
 from methods.federated import result as result_file
 from methods.federated.simulation import RUN_DIR_ENV, _reap, child_env
-from methods.lifeline import alive
+from methods.lifeline import alive, tagged_processes
 
 CONNECTION = "privmark"  # the SuperLink connection's name in the run's FLWR_HOME/config.toml
+MAX_CLIENT_PROCESSES_PER_NODE = 3
 log = logging.getLogger("privmark")
 
 
@@ -46,6 +48,13 @@ def _free_ports(n: int) -> list[int]:
     finally:
         for s in socks:
             s.close()
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
 
 
 def _toml_str(value: str) -> str:
@@ -207,6 +216,7 @@ class Deployment:
 
     def wait(self, run_id: str, timeout: float) -> dict:
         deadline = time.monotonic() + timeout
+        next_check = time.monotonic()
         while time.monotonic() < deadline:
             result = result_file.read(self.run_dir)
             if result is not None:
@@ -218,8 +228,25 @@ class Deployment:
             if dead:
                 raise RuntimeError(f"{len(dead)} Flower process(es) exited during run {run_id}; see the logs "
                                    f"with method.verbose=true")
+            if time.monotonic() >= next_check:
+                self._check_client_processes(run_id)
+                next_check = time.monotonic() + 2.0
             time.sleep(0.1)
         raise RuntimeError(f"run {run_id} gave no result within {timeout:.0f} s")
+
+    def _check_client_processes(self, run_id: str) -> None:
+        """Refuse to go on when client processes pile up. A ``flwr-clientapp`` process that takes
+        longer to start than its task token lives (30 s) is not stopped: Flower launches the task
+        again beside it. On an overloaded machine that feeds itself (more processes, slower starts);
+        one process per client, plus those finishing, is the normal count."""
+        n = sum(1 for pid in tagged_processes(RUN_DIR_ENV, str(self.run_dir))
+                if "flwr-clientapp" in _cmdline(pid))
+        if n > MAX_CLIENT_PROCESSES_PER_NODE * self.num_clients:
+            raise RuntimeError(
+                f"run {run_id}: {n} flwr-clientapp processes for {self.num_clients} SuperNodes; client "
+                f"processes take longer to start than Flower's 30 s task token on this machine (load "
+                f"average {os.getloadavg()[0]:.0f}), so Flower relaunches them without stopping the old "
+                f"ones. Stopped; run on a less loaded machine or with engine=simulation")
 
     def traffic(self, run_id: str) -> dict | None:
         """The SuperLink's own count of the run's bytes (``flwr ls --run-id``)."""

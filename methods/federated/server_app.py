@@ -39,7 +39,7 @@ from flwr.supercore.inflatable.inflatable_object import get_all_nested_objects
 
 from methods.federated import result as result_file
 from methods.federated.client_app import features
-from methods.federated.strategy import GaussianRdpAccountant, KMeansStrategy, by_client
+from methods.federated.strategy import KMeansStrategy, by_client
 from methods.progress import Progress
 
 RUN_DIR_ENV = "PRIVMARK_FL_RUN_DIR"
@@ -228,14 +228,17 @@ def run_kmeans(grid: RecordingGrid, spec: dict, init: np.ndarray | None, out: di
     return out["centers"]
 
 
-def fedavg_strategy(n_clients: int, dp: dict) -> tuple[Strategy, GaussianRdpAccountant | None]:
+def fedavg_strategy(n_clients: int, dp: dict) -> tuple[Strategy, object | None]:
     """FedAvg over every client, wrapped in Flower's client-side-clipping DP when ``dp`` sets a
-    noise multiplier; with the wrapper's accountant (None without DP)."""
+    noise multiplier; with the wrapper's accountant, Flower's ``RdpAccountant`` (Google's
+    dp-accounting underneath), or None without DP."""
     strategy = FedAvg(fraction_train=1.0, fraction_evaluate=0.0, min_train_nodes=n_clients,
                       min_available_nodes=n_clients)
     if dp.get("noise_multiplier") is None:
         return strategy, None
-    accountant = GaussianRdpAccountant(PrivacyConfig(
+    from flwr.serverapp import RdpAccountant
+
+    accountant = RdpAccountant(PrivacyConfig(
         target_delta=float(dp["delta"]), population_size=n_clients,
         neighboring_relation=NeighboringRelation.ADD_OR_REMOVE_ONE,
         sampling_method=SamplingMethod.NO_AMPLIFICATION))

@@ -101,7 +101,8 @@ def test_server_view_holds_what_the_server_received(fitted):
 
 def test_dp_epsilon_and_per_round_curve(fitted):
     method, _, _, _ = fitted
-    assert math.isclose(method.privacy_.epsilon, gaussian_rdp_epsilon(Z, ROUNDS, 1e-5)[0])
+    # Flower's RdpAccountant (dp-accounting), checked against the closed form
+    assert math.isclose(method.privacy_.epsilon, gaussian_rdp_epsilon(Z, ROUNDS, 1e-5)[0], rel_tol=0.01)
     assert method.privacy_.delta == 1e-5
     curve = method.history_["fedavg"]
     assert [r["round"] for r in curve] == list(range(ROUNDS + 1))
