@@ -318,7 +318,7 @@ def main(grid: Grid, context: Context) -> None:
     out["server_started_at"] = started_at
     if run_dir is not None:
         result_file.write(run_dir, out)
-    final = out.get("fedavg_curve", [{}])[-1]
+    final = (out.get("fedavg_curve") or [{}])[-1]
     log(INFO, "privmark: final AUC %.6f on %d held-out rows after %d FedAvg rounds (k=%d, %d K-means rounds)",
         final.get("auc", float("nan")), 0 if eval_set is None else len(eval_set["y"]),
         spec["rounds"], spec["n_clusters"], out.get("kmeans_rounds") or 0)
