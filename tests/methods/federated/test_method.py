@@ -2,6 +2,7 @@
 the expensive part), plus the errors raised before any simulation starts."""
 
 import math
+import os
 from pathlib import Path
 
 import numpy as np
@@ -10,10 +11,11 @@ from omegaconf import OmegaConf
 from sklearn.metrics import adjusted_rand_score
 
 from methods import ConfigError, build
-from methods.federated import FederatedKMeans, FederatedMethod
-from methods.federated.simulation import RUN_DIR_PREFIX, run_processes, stop_shared_ray_node
+from methods.federated import FederatedKMeans, FederatedMethod, simulation
+from methods.federated.simulation import RAY_NODE_ENV, RUN_DIR_PREFIX, run_processes, stop_shared_ray_node
 from methods.federated.strategy import gaussian_rdp_epsilon
 from methods.kmeans_core import nearest_center
+from methods.lifeline import tagged_processes
 from methods.plaintext import reference_kmeans
 
 REPO = Path(__file__).resolve().parents[3]
@@ -23,14 +25,17 @@ RAY_MARKERS = ("ClientAppActor", "ray/core/src/ray/raylet", "ray/core/src/ray/gc
 
 
 def _ray_processes() -> set[int]:
+    """Ray processes of this clone's runs: the node's daemons and agents run in the clone (the
+    machine may run other Ray sessions beside)."""
     out = set()
     for cmd in Path("/proc").glob("[0-9]*/cmdline"):
         try:
             text = cmd.read_bytes().replace(b"\0", b" ").decode(errors="replace")
             state = (cmd.parent / "stat").read_text().rsplit(")", 1)[1].split()[0]
+            cwd = Path(os.readlink(cmd.parent / "cwd"))
         except OSError:
             continue
-        if state != "Z" and any(m in text for m in RAY_MARKERS):
+        if state != "Z" and any(m in text for m in RAY_MARKERS) and cwd.is_relative_to(REPO):
             out.add(int(cmd.parent.name))
     return out
 
@@ -115,7 +120,10 @@ def test_nothing_left_running_or_on_disk(fitted):
     assert not run_processes(method.last_run_dir_)
     # the process's Ray node outlives the run (the next federated job reuses it) until stopped
     assert method.costs_.extra["federated"]["ray_connect_s"] > 0
+    node = simulation._NODE
+    assert node is not None and tagged_processes(RAY_NODE_ENV, node.tag)
     stop_shared_ray_node()
+    assert not tagged_processes(RAY_NODE_ENV, node.tag)
     assert not (_ray_processes() - before)
     assert not list(work.glob(f"{RUN_DIR_PREFIX}*"))  # data shards and FLWR_HOME removed with the run dir
 
