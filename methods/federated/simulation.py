@@ -173,7 +173,14 @@ class RayNode:
         self.num_cpus = num_cpus
         self.tag = f"{os.getpid()}-{uuid.uuid4().hex[:12]}"
         t0 = time.perf_counter()
-        self._watchdog = Watchdog(RAY_NODE_ENV, self.tag)
+        # The node outlives the run that starts it: neither its watchdog nor its processes may carry
+        # that run's tag, or the run's reaping would stop them.
+        run_tag = os.environ.pop(RUN_DIR_ENV, None)
+        try:
+            self._watchdog = Watchdog(RAY_NODE_ENV, self.tag)
+        finally:
+            if run_tag is not None:
+                os.environ[RUN_DIR_ENV] = run_tag
         self._proc = None
         for attempt in range(1, attempts + 1):
             self._proc = subprocess.Popen(
