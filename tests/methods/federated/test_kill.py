@@ -3,6 +3,7 @@ rows on disk (one job per engine: Ray's node and workers up, or the SuperLink an
 running a round)."""
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -25,6 +26,10 @@ def _cmdline(pid: int) -> str:
 
 
 def _run_dir_of(pids) -> str | None:
+    for pid in pids:  # a SuperNode names its client's rows file, in the run dir
+        found = re.search(r'data-path=\S*?"?(/\S+)/client-\d+\.npz', _cmdline(pid))
+        if found:
+            return found.group(1)
     for pid in pids:
         try:
             env = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
