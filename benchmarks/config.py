@@ -176,6 +176,9 @@ class FederatedConfig:
     keep_run_dir: bool = False
     verbose: bool = False
     segments_in_predictor: bool = True  # false: the predictor sees the model features only
+    engine: str = "simulation"  # simulation | deployment
+    secure: bool = False
+    ray_reuse: bool = True
 
 
 @dataclass

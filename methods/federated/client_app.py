@@ -5,10 +5,16 @@
 - ``train.kmeans``: per-cluster sums and counts of its rows for the global centers it was sent.
 - ``train``: local epochs of minibatch SGD on logistic regression from the global model (FedAvg).
 
-Every reply carries ``client-id`` and the CPU seconds it took. The client finds its data through
-``node_config["data-path"]`` (a deployment: each SuperNode is started with its own file) or, in
-simulation, ``<run-dir>/client-<partition-id>.npz`` where ``run-dir`` comes from the run config or
-the ``PRIVMARK_FL_RUN_DIR`` variable (see :mod:`methods.federated.simulation`).
+Every reply carries ``client-id`` (the node config's ``partition-id``) and the CPU seconds it took.
+The client finds its rows, in this order, through ``node_config["data-path"]`` (the Deployment
+Engine: each SuperNode is started with its own file and sees no other),
+``<run-dir>/client-<partition-id>.npz`` where ``run-dir`` comes from the run config or the
+``PRIVMARK_FL_RUN_DIR`` variable (the harness's simulation, see :mod:`methods.federated.simulation`),
+or else the run config itself (``flwr run .``: the dataset it names, split as the harness splits it,
+see :mod:`methods.federated.app_config`).
+
+Imports are kept to what every message needs: under the Deployment Engine each message may be
+handled by a fresh ``flwr-clientapp`` process.
 """
 
 from __future__ import annotations
@@ -34,18 +40,29 @@ app = ClientApp()
 _CACHE: dict[str, dict[str, np.ndarray]] = {}
 
 
-def data_path(context: Context) -> Path:
+def data_path(context: Context) -> Path | None:
+    """The client's own rows file, or None when the run config names the data instead."""
     if "data-path" in context.node_config:
         return Path(str(context.node_config["data-path"]))
     run_dir = context.run_config.get("run-dir") or os.environ.get(RUN_DIR_ENV)
     if not run_dir:
-        raise RuntimeError(f"client data not found: set node_config 'data-path', run_config 'run-dir' "
-                           f"or {RUN_DIR_ENV}")
+        return None
     return Path(str(run_dir)) / f"client-{int(context.node_config['partition-id'])}.npz"
 
 
 def load_data(context: Context) -> dict[str, np.ndarray]:
     path = data_path(context)
+    if path is None:
+        from methods.federated.app_config import client_rows
+
+        key = f"run-config:{sorted(context.run_config.items())}:{dict(context.node_config)}"
+        if key not in _CACHE:
+            if "partition-id" not in context.node_config:
+                raise RuntimeError("client data not found: set node_config 'data-path' or 'partition-id' "
+                                   f"(with 'num-partitions'), run_config 'run-dir' or {RUN_DIR_ENV}")
+            _CACHE[key] = client_rows(context.run_config, int(context.node_config["partition-id"]),
+                                      int(context.node_config.get("num-partitions", 0)))
+        return _CACHE[key]
     key = f"{path}:{path.stat().st_mtime_ns}"
     if key not in _CACHE:
         with np.load(path) as f:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import numbers
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
@@ -23,14 +24,16 @@ from methods.federated.simulation import private_run_dir, run_federation
 from methods.kmeans_core import nearest_center, reference_init
 
 INITS = ("k-fed", "reference")
+ENGINES = ("simulation", "deployment")
 DP_KEYS = {"noise_multiplier", "clipping_norm", "delta"}
 
 
 class _Federation(BaseEstimator):
     """Federated K-means (per-client sums and counts, k-FED seeding) and FedAvg logistic regression
-    on all features plus the segment one-hot, run in Flower's simulation engine: the parameters,
-    the run and what the server saw, shared by :class:`FederatedMethod` (both tasks, the harness
-    method), :class:`FederatedKMeans` and :class:`FedAvgLogisticRegression` (one task each).
+    on all features plus the segment one-hot, run on Flower's simulation or Deployment Engine: the
+    parameters, the run and what the server saw, shared by :class:`FederatedMethod` (both tasks,
+    the harness method), :class:`FederatedKMeans` and :class:`FedAvgLogisticRegression` (one task
+    each).
 
     Parameters
     ----------
@@ -64,8 +67,19 @@ class _Federation(BaseEstimator):
         Client-level DP on the FedAvg updates: ``noise_multiplier`` (None = off), ``clipping_norm``,
         ``delta``. Clients clip their update (Flower's ``fixedclipping_mod``), the server adds
         Gaussian noise (``DifferentialPrivacyClientSideFixedClipping``) and weights clients equally.
+    engine : {"simulation", "deployment"}
+        ``"simulation"``: Flower's simulation engine on Ray, in this process. ``"deployment"``: the
+        Deployment Engine: a SuperLink and one SuperNode per client, processes on 127.0.0.1, each
+        SuperNode given only its client's rows (:mod:`methods.federated.deployment`). Same seed,
+        same result on both.
+    secure : bool
+        Deployment Engine only: TLS on every connection and SuperNode authentication (otherwise the
+        processes talk plain HTTP on 127.0.0.1).
     num_cpus : int
         Cores given to Ray (each client task takes one).
+    ray_reuse : bool
+        Simulation only: connect to this process's Ray node, started by the first federated run
+        and stopped at exit, instead of starting and stopping one per run.
     keep_server_view : bool
         Keep every message the server received in ``server_view_`` (for leakage attacks).
     work_dir : str or None
@@ -91,7 +105,7 @@ class _Federation(BaseEstimator):
                  partition_column="job", init="k-fed", seed_candidates=None, max_iter=300, tol=1e-4,
                  rounds=20, local_epochs=1, batch_size=64, learning_rate=0.5, C=1.0, dp=None,
                  num_cpus=2, keep_server_view=True, work_dir=None, keep_run_dir=False, verbose=False,
-                 segments_in_predictor=True):
+                 segments_in_predictor=True, engine="simulation", secure=False, ray_reuse=True):
         self.n_clusters = n_clusters
         self.random_state = random_state
         self.num_clients = num_clients
@@ -114,6 +128,9 @@ class _Federation(BaseEstimator):
         self.keep_run_dir = keep_run_dir
         self.verbose = verbose
         self.segments_in_predictor = segments_in_predictor
+        self.engine = engine
+        self.secure = secure
+        self.ray_reuse = ray_reuse
 
     # -- validation ---------------------------------------------------------------------------
     def _check_params(self) -> dict | None:
@@ -133,6 +150,14 @@ class _Federation(BaseEstimator):
                 raise ConfigError(f"method.{name}={value!r}; expected {what} {'>' if low_open else '>='} "
                                   f"{low:g}{hi}")
 
+        if self.engine not in ENGINES:
+            raise ConfigError(f"method.engine={self.engine!r}; expected one of {list(ENGINES)}")
+        for name in ("secure", "ray_reuse"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"method.{name}={getattr(self, name)!r}; expected true or false")
+        if self.secure and self.engine != "deployment":
+            raise ConfigError("method.secure=true needs method.engine=deployment (the simulation engine "
+                              "runs in one process, with no connection to secure)")
         if self.partition not in PARTITIONS:
             raise ConfigError(f"method.partition={self.partition!r}; expected one of {list(PARTITIONS)}")
         if self.num_clients is not None:
@@ -186,12 +211,19 @@ class _Federation(BaseEstimator):
             raise ValueError(f"groups were given but method.partition={self.partition!r}; groups define "
                              f"the clients only with partition='natural'")
         self.costs_ = costs = Costs()
+        t0 = time.perf_counter()
         with private_run_dir(self.work_dir, keep=bool(self.keep_run_dir)) as run_dir:
             with costs.phase("prepare"):
                 parts = self._prepare(run_dir, X, y, X_segment, groups, eval_set, dp)
-            result = run_federation(run_dir, len(parts), num_cpus=self.num_cpus, verbose=self.verbose)
+            if self.engine == "deployment":
+                from methods.federated.deployment import run_deployment
+
+                result = run_deployment(run_dir, len(parts), secure=self.secure, verbose=self.verbose)
+            else:
+                result = run_federation(run_dir, len(parts), num_cpus=self.num_cpus, verbose=self.verbose,
+                                        reuse=self.ray_reuse)
         self.last_run_dir_ = run_dir  # deleted unless keep_run_dir; names the run's processes
-        self._learn(result, X_segment, y, parts, dp)
+        self._learn(result, X_segment, y, parts, dp, fit_s=time.perf_counter() - t0)
         return self
 
     def _prepare(self, run_dir: Path, X, y, X_segment, groups, eval_set, dp) -> list[np.ndarray]:
@@ -208,6 +240,8 @@ class _Federation(BaseEstimator):
             "learning_rate": float(self.learning_rate), "l2": 1.0 / (float(self.C) * len(y)),
             "n_features": X.shape[1], "dp": dp, "keep_server_view": bool(self.keep_server_view),
             "segments_in_predictor": bool(self.segments_in_predictor),
+            # a ping warms up Ray's workers; under the Deployment Engine it would warm nothing up
+            "warmup": "nodes" if self.engine == "deployment" else "ping",
         }
         (run_dir / "run.json").write_text(json.dumps(spec, indent=1))
         for i, idx in enumerate(parts):
@@ -220,25 +254,37 @@ class _Federation(BaseEstimator):
                      X_segment=np.asarray(Se, float))
         return parts
 
-    def _learn(self, result: dict, X_segment, y, parts, dp) -> None:
+    def _learn(self, result: dict, X_segment, y, parts, dp, fit_s: float) -> None:
         costs = self.costs_
-        # Warm-up (Ray starting the client workers) is start-up, not protocol: no bytes, no round.
+        # Start-up is everything before the ServerApp's first protocol message: importing and
+        # starting the engine (Ray's node and job, or the SuperLink and SuperNodes and `flwr run`),
+        # the engine booting the ServerApp, and the warm-up (waiting for every node; in simulation
+        # also Ray starting the client workers). It has no bytes and no round.
         warmup = sum(ex["seconds"] for ex in result["exchanges"] if ex["phase"] == "warmup")
         exchanges = [ex for ex in result["exchanges"] if ex["phase"] != "warmup"]
-        costs.phases["ray_start"] = result["import_s"] + result["ray_start_s"] + warmup
-        costs.phases["federation"] = result["simulation_s"] - warmup
+        launched_at = result.get("launched_at", result["server_started_at"])
+        boot = max(result["server_started_at"] - launched_at, 0.0)
+        startup = boot + warmup
+        protocol = result["server_wall_s"] - warmup
+        costs.phases["startup"] = startup
+        costs.phases["federation"] = protocol
+        costs.phases["engine_stop"] = result["shutdown_s"]
+        costs.extra["startup_s"] = startup
+        # fit without start-up and without stopping the engine: preparing the clients' files and
+        # running the protocol, plus what the engine spends between (reading the result back)
+        costs.extra["train_s"] = max(fit_s - startup - result["shutdown_s"], 0.0)
         node_client = {e["node"]: e["client"] for ex in exchanges for e in ex["received"]}
         server = costs.party("server")
         server.cpu_s = result["server_cpu_s"]
         for ex in exchanges:
             costs.phases[f"federation.{ex['phase']}"] = (
                 costs.phases.get(f"federation.{ex['phase']}", 0.0) + ex["seconds"])
-            for node, b in ex["bytes_down"].items():
+            for node, b in ex["bytes_down"].items():  # node ids: JSON object keys, so strings
                 server.bytes_sent += b
-                costs.party(f"client-{node_client.get(node, node)}").bytes_received += b
+                costs.party(f"client-{node_client.get(int(node), node)}").bytes_received += b
             for node, b in ex["bytes_up"].items():
                 server.bytes_received += b
-                costs.party(f"client-{node_client.get(node, node)}").bytes_sent += b
+                costs.party(f"client-{node_client.get(int(node), node)}").bytes_sent += b
             for e in ex["received"]:
                 costs.party(f"client-{e['client']}").cpu_s += float(e["metrics"].get("cpu-s", 0.0))
         costs.rounds = len(exchanges)
@@ -247,15 +293,21 @@ class _Federation(BaseEstimator):
                       "bytes_up": sum(ex["bytes_up"].values())} for ex in exchanges]
         self.history_ = {"kmeans": result.get("kmeans_curve", []), "fedavg": result.get("fedavg_curve", []),
                          "rounds": per_round}
+        engine = result.get("engine", "simulation")
         costs.extra["federated"] = {
-            # start-up, kept out of training time: imports, ray.init, Ray starting the client workers
-            "ray_start_s": result["import_s"] + result["ray_start_s"] + warmup,
-            "import_s": result["import_s"],
-            "ray_init_s": result["ray_start_s"],
-            "worker_warmup_s": warmup,
-            # the simulation engine's own time: booting, node registration, stopping its threads
-            "engine_s": result["simulation_s"] - sum(ex["seconds"] for ex in result["exchanges"]),
+            "engine": engine,
+            # start-up, kept out of training time (costs.startup_s): engine boot + warm-up
+            "startup_s": startup,
+            "engine_boot_s": boot,
+            "warmup_s": warmup,
             "shutdown_s": result["shutdown_s"],
+            **({"import_s": result["import_s"], "ray_start_s": result["ray_start_s"],
+                "ray_connect_s": result["ray_connect_s"], "ray_reused": result["ray_start_s"] == 0.0,
+                "simulation_s": result["simulation_s"]} if engine == "simulation" else
+               {"launch_s": result["launch_s"], "run_id": result["run_id"],
+                # the SuperLink's own count of the run's bytes (Flower's `flwr ls`), for comparison
+                # with bytes_total, counted per message by the ServerApp
+                "superlink_traffic": result.get("superlink_traffic")}),
             "num_clients": len(parts),
             "client_sizes": [len(p) for p in parts],
             "client_positive_rate": [float(y[p].mean()) for p in parts],

@@ -1,19 +1,21 @@
 """The server: seeds and runs federated K-means, then FedAvg logistic regression on all features plus
 the segment one-hot, evaluating the global model on a held-out set after every round.
 
-Everything it needs is in a run directory (``run.json`` with the settings, optional ``init.npy``
-and ``eval.npz``), named by run config ``run-dir`` or ``PRIVMARK_FL_RUN_DIR``; it writes
-``result.pkl`` there. Every message goes through :class:`RecordingGrid`, which counts the bytes of
-each message as Flower serialises it and keeps what the server received.
+Run by the harness, everything it needs is in a run directory (``run.json`` with the settings,
+optional ``init.npy`` and ``eval.npz``), named by run config ``run-dir`` or ``PRIVMARK_FL_RUN_DIR``;
+it writes ``result.json`` there (:mod:`.result`; ``error.json`` if it fails). Run by ``flwr run .``
+(no ``run-dir``), it reads its settings from the run config (:mod:`.app_config`) and logs the final
+AUC. Every message goes through :class:`RecordingGrid`, which counts the bytes of each message as
+Flower serialises it for the wire and keeps what the server received.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import pickle
 import time
 from collections.abc import Iterable
+from logging import INFO
 from pathlib import Path
 
 import numpy as np
@@ -32,11 +34,12 @@ from flwr.common.constant import SUPERLINK_NODE_ID
 from flwr.serverapp import Grid, NeighboringRelation, PrivacyConfig, SamplingMethod, ServerApp
 from flwr.serverapp.strategy import DifferentialPrivacyClientSideFixedClipping, FedAvg, Strategy
 from flwr.serverapp.strategy.strategy_utils import sample_nodes
+from flwr.supercore import log
 from flwr.supercore.inflatable.inflatable_object import get_all_nested_objects
 
-from methods._util import write_atomic
+from methods.federated import result as result_file
 from methods.federated.client_app import features
-from methods.federated.strategy import GaussianRdpAccountant, KMeansStrategy, by_client
+from methods.federated.strategy import KMeansStrategy, by_client
 from methods.progress import Progress
 
 RUN_DIR_ENV = "PRIVMARK_FL_RUN_DIR"
@@ -163,11 +166,20 @@ class RecordingGrid(Grid):
         return replies
 
 
-def run_dir_of(context: Context) -> Path:
+def run_dir_of(context: Context) -> Path | None:
     run_dir = context.run_config.get("run-dir") or os.environ.get(RUN_DIR_ENV)
-    if not run_dir:
-        raise RuntimeError(f"no run directory: set run_config 'run-dir' or {RUN_DIR_ENV}")
-    return Path(str(run_dir))
+    return Path(str(run_dir)) if run_dir else None
+
+
+def harness_inputs(run_dir: Path) -> tuple[dict, dict | None, np.ndarray | None]:
+    """Settings, held-out set and initial centers the harness wrote to ``run_dir``."""
+    spec = json.loads((run_dir / "run.json").read_text())
+    init = np.load(run_dir / "init.npy") if (run_dir / "init.npy").exists() else None
+    eval_set = None
+    if (run_dir / "eval.npz").exists():
+        with np.load(run_dir / "eval.npz") as f:
+            eval_set = {k: f[k] for k in f.files}
+    return spec, eval_set, init
 
 
 def _auc(y: np.ndarray, score: np.ndarray) -> float:
@@ -176,17 +188,23 @@ def _auc(y: np.ndarray, score: np.ndarray) -> float:
     return float(roc_auc_score(y, score)) if len(np.unique(y)) == 2 else float("nan")
 
 
-def warm_up(grid: RecordingGrid, num_clients: int) -> None:
-    """One empty query to every client, so that starting Ray's workers is not billed to round 1."""
+def warm_up(grid: RecordingGrid, num_clients: int, how: str = "ping") -> None:
+    """Wait for every client's node; with ``how="ping"`` also send each an empty query, so that
+    starting Ray's workers is not billed to round 1. (Under the Deployment Engine a message may
+    start a fresh client process, so a ping warms nothing up there: ``how="nodes"``.)"""
     grid.phase = "warmup"
+    t0 = time.perf_counter()
     nodes, _ = sample_nodes(grid, num_clients, num_clients)
-    grid.send_and_receive([Message(RecordDict(), message_type="query.ping", dst_node_id=n) for n in nodes])
+    if how == "ping":
+        grid.send_and_receive([Message(RecordDict(), message_type="query.ping", dst_node_id=n)
+                               for n in nodes])
+    else:
+        grid.exchanges.append({"phase": "warmup", "round": 0, "seconds": time.perf_counter() - t0,
+                               "bytes_down": {}, "bytes_up": {}, "sent": {}, "received": []})
 
 
-def run_kmeans(grid: RecordingGrid, spec: dict, run_dir: Path, out: dict) -> np.ndarray:
+def run_kmeans(grid: RecordingGrid, spec: dict, init: np.ndarray | None, out: dict) -> np.ndarray:
     strategy = KMeansStrategy(spec["n_clusters"], spec["num_clients"], seed=spec["seed"], tol=spec["tol"])
-    init_path = run_dir / "init.npy"
-    init = np.load(init_path) if init_path.exists() else None
     grid.phase = "seeding"
     seed_cfg = ConfigRecord({"seed": spec["seed"], "seed-candidates": spec["seed_candidates"],
                              "server-round": 0})
@@ -210,14 +228,17 @@ def run_kmeans(grid: RecordingGrid, spec: dict, run_dir: Path, out: dict) -> np.
     return out["centers"]
 
 
-def fedavg_strategy(n_clients: int, dp: dict) -> tuple[Strategy, GaussianRdpAccountant | None]:
+def fedavg_strategy(n_clients: int, dp: dict) -> tuple[Strategy, object | None]:
     """FedAvg over every client, wrapped in Flower's client-side-clipping DP when ``dp`` sets a
-    noise multiplier; with the wrapper's accountant (None without DP)."""
+    noise multiplier; with the wrapper's accountant, Flower's ``RdpAccountant`` (Google's
+    dp-accounting underneath), or None without DP."""
     strategy = FedAvg(fraction_train=1.0, fraction_evaluate=0.0, min_train_nodes=n_clients,
                       min_available_nodes=n_clients)
     if dp.get("noise_multiplier") is None:
         return strategy, None
-    accountant = GaussianRdpAccountant(PrivacyConfig(
+    from flwr.serverapp import RdpAccountant
+
+    accountant = RdpAccountant(PrivacyConfig(
         target_delta=float(dp["delta"]), population_size=n_clients,
         neighboring_relation=NeighboringRelation.ADD_OR_REMOVE_ONE,
         sampling_method=SamplingMethod.NO_AMPLIFICATION))
@@ -227,7 +248,7 @@ def fedavg_strategy(n_clients: int, dp: dict) -> tuple[Strategy, GaussianRdpAcco
     return strategy, accountant
 
 
-def run_fedavg(grid: RecordingGrid, spec: dict, run_dir: Path, centers: np.ndarray | None,
+def run_fedavg(grid: RecordingGrid, spec: dict, eval_set: dict | None, centers: np.ndarray | None,
                out: dict) -> None:
     n_clients = spec["num_clients"]
     k = 0 if centers is None else len(centers)
@@ -241,11 +262,9 @@ def run_fedavg(grid: RecordingGrid, spec: dict, run_dir: Path, centers: np.ndarr
     })
     strategy, accountant = fedavg_strategy(n_clients, dp)
 
-    eval_path = run_dir / "eval.npz"
     evaluate_fn = None
-    if eval_path.exists():
-        with np.load(eval_path) as f:
-            Z_eval, y_eval = features(dict(f), centers), f["y"].astype(float)
+    if eval_set is not None:
+        Z_eval, y_eval = features(eval_set, centers), eval_set["y"].astype(float)
 
         def evaluate_fn(server_round: int, arrays: ArrayRecord) -> MetricRecord:
             z = Z_eval @ arrays["coef"].numpy() + float(arrays["intercept"].numpy()[0])
@@ -282,17 +301,40 @@ def run_fedavg(grid: RecordingGrid, spec: dict, run_dir: Path, centers: np.ndarr
 
 @app.main()
 def main(grid: Grid, context: Context) -> None:
+    started_at = time.time()
     run_dir = run_dir_of(context)
-    spec = json.loads((run_dir / "run.json").read_text())
+    if run_dir is None:  # `flwr run .`: the run config names the data
+        from methods.federated.app_config import server_inputs
+
+        spec, eval_set, init = server_inputs(context.run_config)
+    else:
+        spec, eval_set, init = harness_inputs(run_dir)
+    try:
+        out = serve(grid, spec, eval_set, init)
+    except BaseException as exc:
+        if run_dir is not None:
+            result_file.write(run_dir, {"error": f"{type(exc).__name__}: {exc}"}, result_file.ERROR)
+        raise
+    out["server_started_at"] = started_at
+    if run_dir is not None:
+        result_file.write(run_dir, out)
+    final = (out.get("fedavg_curve") or [{}])[-1]
+    log(INFO, "privmark: final AUC %.6f on %d held-out rows after %d FedAvg rounds (k=%d, %d K-means rounds)",
+        final.get("auc", float("nan")), 0 if eval_set is None else len(eval_set["y"]),
+        spec["rounds"], spec["n_clusters"], out.get("kmeans_rounds") or 0)
+
+
+def serve(grid: Grid, spec: dict, eval_set: dict | None, init: np.ndarray | None) -> dict:
+    """Warm-up, federated K-means, FedAvg; what was exchanged and learned."""
     rec = RecordingGrid(grid, keep_replies=spec.get("keep_server_view", True))
     cpu0, wall0 = time.thread_time(), time.perf_counter()
     out: dict = {}
     centers = None
-    warm_up(rec, spec["num_clients"])
+    warm_up(rec, spec["num_clients"], spec.get("warmup", "ping"))
     if "kmeans" in spec["tasks"]:
-        centers = run_kmeans(rec, spec, run_dir, out)
+        centers = run_kmeans(rec, spec, init, out)
     if "logreg" in spec["tasks"]:
-        run_fedavg(rec, spec, run_dir, centers if spec.get("segments_in_predictor", True) else None, out)
+        run_fedavg(rec, spec, eval_set, centers if spec.get("segments_in_predictor", True) else None, out)
     out.update(exchanges=rec.exchanges, server_cpu_s=time.thread_time() - cpu0,
                server_wall_s=time.perf_counter() - wall0)
-    write_atomic(run_dir / "result.pkl", pickle.dumps(out))
+    return out

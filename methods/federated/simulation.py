@@ -1,27 +1,35 @@
 """Run the server and client apps in Flower's simulation engine, from inside a Python process.
 
-One call = one Ray session: Ray is started here (so that its start-up is timed apart from training),
-sized for this machine, handed to Flower, and shut down when the run ends or fails; the test suite
-checks that no Ray or Flower process outlives it, even when the process running it is killed
-(:func:`private_run_dir`). ``FLWR_HOME`` and every file of the run live in the run directory, a
-private temporary one; telemetry and update checks are off.
+Ray runs in a node of this process's own (:class:`RayNode`, started in a child process so that its
+start-up is timed apart from training and so that it outlives Flower's ``ray.shutdown()``): with
+``reuse`` (the default) one node serves every federated job of the process (a sweep pays Ray's
+start-up once) and is stopped when the process exits; without, each run starts and stops its own.
+Each run connects to the node as a Ray job whose workers carry the run's tag; the test suite checks
+that no Ray or Flower process outlives a run (or, with reuse, the process), even when the process
+is killed (:func:`private_run_dir`, the node's :class:`~methods.lifeline.Watchdog`). ``FLWR_HOME``
+and every file of the run live in the run directory, a private temporary one; telemetry and update
+checks are off.
 """
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
-import pickle
 import shutil
+import signal
+import subprocess
 import sys
 import tempfile
+import threading
 import time
+import uuid
 import warnings
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
-import psutil
-
+from methods._util import REPO
+from methods.federated import result as result_file
 from methods.lifeline import Watchdog, alive, tagged_processes
 
 FLOWER_ENV = {"FLWR_TELEMETRY_ENABLED": "0", "FLWR_DISABLE_UPDATE_CHECK": "1",
@@ -29,6 +37,7 @@ FLOWER_ENV = {"FLWR_TELEMETRY_ENABLED": "0", "FLWR_DISABLE_UPDATE_CHECK": "1",
               # wrappers outlive ray.shutdown(). Workers run this interpreter directly instead.
               "RAY_ENABLE_UV_RUN_RUNTIME_ENV": "0", "RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO": "0"}
 RUN_DIR_ENV = "PRIVMARK_FL_RUN_DIR"
+RAY_NODE_ENV = "PRIVMARK_RAY_NODE"  # tags the processes of a RayNode
 RUN_DIR_PREFIX = "privmark-federated-"
 KEEP_MARK = ".keep"
 
@@ -125,60 +134,135 @@ def private_run_dir(work_dir: str | Path | None = None, keep: bool = False):
             shutil.rmtree(run_dir, ignore_errors=True)
 
 
-def _running(procs: list[psutil.Process]) -> list[psutil.Process]:
-    """Those still running: the same process (PID and start time, so a reused PID never counts)
-    and not a zombie."""
-    out = []
-    for proc in procs:
-        with suppress(psutil.Error):
-            if proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE:
-                out.append(proc)
-    return out
-
-
-def _reap(run_dir: Path, grace_s: float = 5.0) -> None:
+def _reap(run_dir: Path, grace_s: float = 5.0, env_name: str = RUN_DIR_ENV) -> None:
     """Wait for the run's processes to exit after ``ray.shutdown()``: Ray's actor workers can outlive
-    their raylet for a minute on a busy machine. Stragglers get SIGTERM, then SIGKILL (through psutil,
-    which signals only the very process it listed)."""
-    procs = []
-    for pid in run_processes(run_dir):
-        with suppress(psutil.Error):
-            procs.append(psutil.Process(pid))
-    for step in (None, "terminate", "kill"):
-        if step is not None:
-            for proc in _running(procs):
-                with suppress(psutil.Error):
-                    getattr(proc, step)()
-        deadline = time.monotonic() + (grace_s if step is None else 5.0)
-        while time.monotonic() < deadline and _running(procs):
+    their raylet for a minute on a busy machine. Stragglers get SIGTERM, then SIGKILL, by PID."""
+    pids = tagged_processes(env_name, str(run_dir))
+    deadline = time.monotonic() + grace_s
+    for sig in (None, signal.SIGTERM, signal.SIGKILL):
+        if sig is not None:
+            for pid in pids:
+                if alive(pid):
+                    with suppress(OSError):
+                        os.kill(pid, sig)
+            deadline = time.monotonic() + 5.0
+        while time.monotonic() < deadline and any(alive(p) for p in pids):
             time.sleep(0.1)
-        if not _running(procs):
+        if not any(alive(p) for p in pids):
             return
 
 
-def _start_ray(ray, num_cpus: int, verbose: bool, env_vars: dict, attempts: int = 3) -> None:
-    """``ray.init`` sized for this machine. On a loaded machine Ray's raylet can give up waiting for
-    its dashboard agent (a fixed time-out inside Ray) and the node start fails; that is retried."""
-    for attempt in range(1, attempts + 1):
+def child_env(extra: dict[str, str]) -> dict[str, str]:
+    """This process's environment for a Flower or Ray child: Flower's switches, this interpreter's
+    scripts first on PATH, the clone on PYTHONPATH, and ``extra``; no other run's tag."""
+    env = {k: v for k, v in os.environ.items() if k not in (RUN_DIR_ENV, RAY_NODE_ENV)}
+    pythonpath = os.pathsep.join(p for p in [str(REPO), *sys.path, env.get("PYTHONPATH", "")] if p)
+    bindir = str(Path(sys.executable).parent)
+    env.update(FLOWER_ENV, PYTHONPATH=pythonpath, PATH=os.pathsep.join([bindir, env.get("PATH", "")]))
+    env.update(extra)
+    return env
+
+
+class RayNode:
+    """A Ray node in a child process (:mod:`methods.federated.ray_node`) that jobs connect to.
+
+    Its processes carry ``PRIVMARK_RAY_NODE=<tag>``; a :class:`~methods.lifeline.Watchdog` kills
+    them if this process dies, :meth:`stop` ends them otherwise."""
+
+    def __init__(self, num_cpus: int, verbose: bool = False, attempts: int = 3):
+        self.num_cpus = num_cpus
+        self.tag = f"{os.getpid()}-{uuid.uuid4().hex[:12]}"
+        t0 = time.perf_counter()
+        # The node outlives the run that starts it: neither its watchdog nor its processes may carry
+        # that run's tag, or the run's reaping would stop them.
+        run_tag = os.environ.pop(RUN_DIR_ENV, None)
         try:
-            ray.init(num_cpus=num_cpus, num_gpus=0, include_dashboard=False,
-                     object_store_memory=256 * 1024**2, log_to_driver=verbose,
-                     logging_level=logging.INFO if verbose else logging.ERROR,
-                     runtime_env={"env_vars": env_vars})
+            self._watchdog = Watchdog(RAY_NODE_ENV, self.tag)
+        finally:
+            if run_tag is not None:
+                os.environ[RUN_DIR_ENV] = run_tag
+        self._proc = None
+        for attempt in range(1, attempts + 1):
+            self._proc = subprocess.Popen(
+                [sys.executable, "-m", "methods.federated.ray_node", "--parent", str(os.getpid()),
+                 "--num-cpus", str(num_cpus), *(["--verbose"] if verbose else [])],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=None if verbose else subprocess.DEVNULL,
+                env=child_env({RAY_NODE_ENV: self.tag}), cwd=REPO, close_fds=True)
+            line = self._proc.stdout.readline().decode().strip()
+            if line:
+                self.address = line
+                break
+            self._proc.wait()
+            _reap(Path(self.tag), env_name=RAY_NODE_ENV)
+            if attempt == attempts:
+                self._watchdog.stop()
+                raise RuntimeError(f"Ray did not start ({attempt} attempt(s)); see its log with "
+                                   f"method.verbose=true")
+            logging.getLogger("privmark").warning("Ray did not start (machine busy?); retrying")
+        self.start_s = time.perf_counter() - t0
+
+    def alive(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def stop(self) -> None:
+        if self._proc is None:
             return
-        except Exception as exc:  # Ray raises a bare Exception for this
-            ray.shutdown()
-            if "timed out during startup" not in str(exc) or attempt == attempts:
-                raise RuntimeError(f"Ray did not start ({attempt} attempt(s)): {exc}") from exc
-            logging.getLogger("privmark").warning("Ray start-up timed out (machine busy?); retrying")
+        with suppress(OSError):
+            self._proc.stdin.close()
+        try:
+            self._proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+            self._proc.wait()
+        self._proc = None
+        _reap(Path(self.tag), env_name=RAY_NODE_ENV)
+        self._watchdog.stop()
 
 
-def run_federation(run_dir: Path, num_clients: int, num_cpus: int = 2, verbose: bool = False) -> dict:
-    """Run one federation over the prepared ``run_dir``; returns the server's ``result.pkl`` plus wall
-    seconds of importing Ray and Flower (``import_s``), ``ray.init`` (``ray_start_s``), the simulation
-    (``simulation_s``) and of shutting Ray down (``shutdown_s``)."""
+_NODE: RayNode | None = None
+_NODE_LOCK = threading.Lock()
+
+
+def shared_ray_node(num_cpus: int, verbose: bool = False) -> tuple[RayNode, bool]:
+    """This process's Ray node (started on first use, or again if the core count changed or it
+    died); and whether this call started it."""
+    global _NODE
+    with _NODE_LOCK:
+        if _NODE is not None and (_NODE.num_cpus != num_cpus or not _NODE.alive()):
+            _NODE.stop()
+            _NODE = None
+        if _NODE is None:
+            _NODE = RayNode(num_cpus, verbose)
+            return _NODE, True
+        return _NODE, False
+
+
+def stop_shared_ray_node() -> None:
+    """Stop this process's shared Ray node, if any (also run at exit)."""
+    global _NODE
+    with _NODE_LOCK:
+        if _NODE is not None:
+            _NODE.stop()
+            _NODE = None
+
+
+atexit.register(stop_shared_ray_node)
+
+
+def _connect(ray, address: str, verbose: bool, env_vars: dict) -> None:
+    ray.init(address=address, log_to_driver=verbose,
+             logging_level=logging.INFO if verbose else logging.ERROR, runtime_env={"env_vars": env_vars})
+
+
+def run_federation(run_dir: Path, num_clients: int, num_cpus: int = 2, verbose: bool = False,
+                   reuse: bool = True) -> dict:
+    """Run one federation over the prepared ``run_dir``; returns the server's ``result.json`` plus wall
+    seconds of importing Ray and Flower (``import_s``), starting Ray's node when this run started it
+    (``ray_start_s``, 0 when it reused this process's node), connecting to it (``ray_connect_s``),
+    the simulation (``simulation_s``) and of ending the run's Ray job (``shutdown_s``)."""
     run_dir = Path(run_dir)
     (run_dir / "flwr-home").mkdir(parents=True, exist_ok=True)
+    launched_at = time.time()
     t_import = time.perf_counter()
     with _environment(run_dir) as env, _quiet_flower(verbose):
         import ray
@@ -192,30 +276,37 @@ def run_federation(run_dir: Path, num_clients: int, num_cpus: int = 2, verbose: 
 
         if ray.is_initialized():
             raise RuntimeError("a Ray session is already running in this process; the federated method "
-                               "starts and stops its own")
-        pythonpath = os.pathsep.join(p for p in [*sys.path, os.environ.get("PYTHONPATH", "")] if p)
+                               "connects to its own node")
+        import_s = time.perf_counter() - t_import  # importing Ray and Flower's simulation engine
         t0 = time.perf_counter()
-        import_s = t0 - t_import  # importing Ray and Flower's simulation engine
+        if reuse:
+            node, started = shared_ray_node(num_cpus, verbose)
+        else:
+            node, started = RayNode(num_cpus, verbose), True
+        ray_start_s = time.perf_counter() - t0 if started else 0.0
         try:
-            _start_ray(ray, num_cpus, verbose, {**env, "PYTHONPATH": pythonpath})
-            ray_start_s = time.perf_counter() - t0
             t1 = time.perf_counter()
+            _connect(ray, node.address, verbose, child_env(env))
+            ray_connect_s = time.perf_counter() - t1
+            t2 = time.perf_counter()
             run_simulation(server_app=server_app, client_app=client_app, num_supernodes=num_clients,
                            backend_config={"client_resources": {"num_cpus": 1, "num_gpus": 0.0}},
                            verbose_logging=verbose)
-            simulation_s = time.perf_counter() - t1
+            simulation_s = time.perf_counter() - t2
         finally:
-            t2 = time.perf_counter()
+            t3 = time.perf_counter()
             if ray.is_initialized():
-                ray.shutdown()
+                ray.shutdown()  # a driver connected to a node only disconnects
+            if not reuse:
+                node.stop()
             _reap(run_dir)
-            shutdown_s = time.perf_counter() - t2
-    result_path = run_dir / "result.pkl"
-    if not result_path.exists():
-        raise RuntimeError(f"the federated run in {run_dir} ended without a result (see Flower's log "
-                           f"with method.verbose=true)")
-    with open(result_path, "rb") as f:
-        result = pickle.load(f)
-    result.update(import_s=import_s, ray_start_s=ray_start_s, simulation_s=simulation_s,
-                  shutdown_s=shutdown_s)
+            shutdown_s = time.perf_counter() - t3
+    error = result_file.read(run_dir, result_file.ERROR)
+    result = result_file.read(run_dir)
+    if result is None:
+        why = error["error"] if error else "see Flower's log with method.verbose=true"
+        raise RuntimeError(f"the federated run in {run_dir} ended without a result ({why})")
+    result.update(import_s=import_s, ray_start_s=ray_start_s, ray_connect_s=ray_connect_s,
+                  simulation_s=simulation_s, shutdown_s=shutdown_s, launched_at=launched_at,
+                  engine="simulation")
     return result

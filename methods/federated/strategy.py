@@ -1,5 +1,6 @@
 """Server-side strategies: federated K-means (exact Lloyd from per-client sums and counts, k-FED
-seeding) as a Flower message-API strategy, and an RDP accountant for Flower's DP wrappers.
+seeding) as a Flower message-API strategy, and the closed-form RDP ε of the un-subsampled Gaussian
+mechanism, against which Flower's own accountant is checked.
 
 The arithmetic lives in plain functions (:func:`aggregate_kmeans`, :func:`kfed_init`) so that it can
 be checked without starting Flower or Ray.
@@ -17,12 +18,6 @@ from flwr.serverapp import Grid
 from flwr.serverapp.strategy import Strategy
 from flwr.serverapp.strategy.strategy_utils import sample_nodes
 from flwr.supercore import log
-from flwr.supercore.privacy_accounting import (
-    GaussianPrivacyEvent,
-    PrivacyConfig,
-    PrivacySpent,
-    SamplingMethod,
-)
 
 from methods.kmeans_core import cluster_sums, m_step, squared_distances, weighted_kmeans_pp, weighted_lloyd
 
@@ -201,67 +196,3 @@ def gaussian_rdp_epsilon(noise_multiplier: float, releases: int, delta: float) -
     eps = rdp + np.log1p(-1.0 / ORDERS) - (math.log(delta) + np.log(ORDERS)) / (ORDERS - 1.0)
     i = int(np.argmin(eps))
     return max(float(eps[i]), 0.0), float(ORDERS[i])
-
-
-class GaussianRdpAccountant:
-    """Flower :class:`~flwr.serverapp.PrivacyAccountant` for un-subsampled Gaussian releases (every
-    client takes part in every round), computed in closed form.
-
-    Flower's own ``RdpAccountant`` needs the optional ``dp-accounting`` package (``flwr[dp]``), which
-    this project does not install; without subsampling the RDP curve is exact and simple, so it is
-    computed here. The DP strategy wrappers accept any object with this interface.
-    """
-
-    def __init__(self, config: PrivacyConfig):
-        if config.sampling_method is not SamplingMethod.NO_AMPLIFICATION:
-            raise ValueError("GaussianRdpAccountant supports sampling_method='no-amplification' only")
-        self._config = config
-        self._events: list[tuple[GaussianPrivacyEvent, int]] = []
-
-    @property
-    def config(self) -> PrivacyConfig:
-        return self._config
-
-    @property
-    def num_releases(self) -> int:
-        return sum(c for _, c in self._events)
-
-    def compose(self, event: GaussianPrivacyEvent, count: int = 1) -> None:
-        self._events.append((event, count))
-
-    def _rdp_scale(self, extra: Sequence[tuple[GaussianPrivacyEvent, int]] = ()) -> float:
-        # Sum of releases / z^2 -> the equivalent number of releases at z = 1.
-        return sum(c / e.noise_multiplier**2 for e, c in [*self._events, *extra])
-
-    def get_epsilon(self, delta: float, extra=()) -> float:
-        scale = self._rdp_scale(extra)
-        return gaussian_rdp_epsilon(1.0 / math.sqrt(scale), 1, delta)[0] if scale > 0 else 0.0
-
-    def get_delta(self, epsilon: float) -> float:
-        scale = self._rdp_scale()
-        if scale == 0:
-            return 0.0
-        lo, hi = 1e-300, 1.0
-        for _ in range(200):  # ε(δ) decreases in δ: bisect in log space
-            mid = math.sqrt(lo * hi)
-            lo, hi = (lo, mid) if self.get_epsilon(mid) <= epsilon else (mid, hi)
-        return hi
-
-    def get_privacy_spent(self, delta: float | None = None) -> PrivacySpent:
-        delta = self._config.target_delta if delta is None else delta
-        scale = self._rdp_scale()
-        eps, order = gaussian_rdp_epsilon(1.0 / math.sqrt(scale), 1, delta) if scale > 0 else (0.0, None)
-        return PrivacySpent(epsilon=eps, delta=delta, num_releases=self.num_releases,
-                            accounting_method="rdp-gaussian-closed-form", optimal_order=order)
-
-    def would_exceed(self, event: GaussianPrivacyEvent, max_epsilon: float | None = None,
-                     count: int = 1) -> bool:
-        limit = self._config.max_epsilon if max_epsilon is None else max_epsilon
-        return limit is not None and self.get_epsilon(self._config.target_delta, [(event, count)]) > limit
-
-    def state_dict(self) -> dict[str, object]:
-        return {"events": [(e.noise_multiplier, e.sample_size, e.population_size, c)
-                           for e, c in self._events]}
-
-    def load_state_dict(self, state: dict[str, object]) -> None:
-        self._events = [(GaussianPrivacyEvent(z, s, p), c) for z, s, p, c in state["events"]]

@@ -1,12 +1,16 @@
 """A federated job killed with SIGKILL leaves nothing behind: no Ray or Flower process, no client
-rows on disk (one job; Ray's start-up is the expensive part)."""
+rows on disk (one job per engine: Ray's node and workers up, or the SuperLink and SuperNodes
+running a round)."""
 
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+import pytest
 
 from methods.federated.simulation import RUN_DIR_ENV
 from methods.lifeline import alive, descendants, tagged_processes
@@ -22,6 +26,10 @@ def _cmdline(pid: int) -> str:
 
 
 def _run_dir_of(pids) -> str | None:
+    for pid in pids:  # a SuperNode names its client's rows file, in the run dir
+        found = re.search(r'data-path=\S*?"?(/\S+)/client-\d+\.npz', _cmdline(pid))
+        if found:
+            return found.group(1)
     for pid in pids:
         try:
             env = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
@@ -33,24 +41,35 @@ def _run_dir_of(pids) -> str | None:
     return None
 
 
-def test_killed_job_leaves_no_process_and_no_client_rows(tmp_path):
+def _simulation_up(cmds: list[str]) -> bool:
+    return any("raylet" in c for c in cmds) and any("worker" in c or "ray::" in c for c in cmds)
+
+
+def _deployment_up(cmds: list[str]) -> bool:
+    return sum("flower-supernode" in c for c in cmds) == 2 and any("flwr-clientapp" in c for c in cmds)
+
+
+@pytest.mark.parametrize("engine", ["simulation", "deployment"])
+def test_killed_job_leaves_no_process_and_no_client_rows(tmp_path, engine):
     out_dir = tmp_path / "run"
+    up = _simulation_up if engine == "simulation" else _deployment_up
     cmd = [sys.executable, "-m", "benchmarks.run", "method=federated", "dataset.subsample=2000",
-           "method.num_clients=2", "method.rounds=200", "resume=false",
+           "method.num_clients=2", "method.rounds=200", "resume=false", f"method.engine={engine}",
            f"results_dir={tmp_path / 'results'}", f"hydra.run.dir={out_dir}"]
     job = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     seen: set[int] = set()
     run_dir = None
     try:
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline and job.poll() is None:  # Ray up and its workers started
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and job.poll() is None:  # the engine up and clients working
             seen |= set(descendants(job.pid))
-            cmds = [_cmdline(p) for p in seen]
             run_dir = run_dir or _run_dir_of(seen)
-            if any("raylet" in c for c in cmds) and any("worker" in c or "ray::" in c for c in cmds):
+            if run_dir:  # Flower's detached processes are no descendants; they carry the run's tag
+                seen |= tagged_processes(RUN_DIR_ENV, run_dir)
+            if up([_cmdline(p) for p in seen]):
                 break
             time.sleep(0.5)
-        assert job.poll() is None, "the job ended before Ray was up"
+        assert job.poll() is None, f"the job ended before the {engine} engine was up"
         assert run_dir is not None and list(Path(run_dir).glob("client-*.npz"))
         time.sleep(2.0)
         seen |= set(descendants(job.pid))

@@ -16,7 +16,6 @@ from methods.federated.client_app import local_kmeans, sgd_logreg
 from methods.federated.partition import dirichlet
 from methods.federated.server_app import message_bytes
 from methods.federated.strategy import (
-    GaussianRdpAccountant,
     KMeansStrategy,
     aggregate_kmeans,
     gaussian_rdp_epsilon,
@@ -127,22 +126,19 @@ def test_rdp_epsilon_closed_form():
     assert 4.0 < gaussian_rdp_epsilon(1.0, 1, 1e-5)[0] < 5.0
 
 
-def test_accountant_follows_flowers_protocol():
+@pytest.mark.parametrize("z,releases", [(0.8, 3), (1.0, 20), (1.5, 5), (3.0, 100)])
+def test_flowers_rdp_accountant_agrees_with_the_closed_form(z, releases):
+    from flwr.serverapp import RdpAccountant
+
     cfg = PrivacyConfig(target_delta=1e-5, population_size=10,
                         neighboring_relation=NeighboringRelation.ADD_OR_REMOVE_ONE,
-                        sampling_method=SamplingMethod.NO_AMPLIFICATION, max_epsilon=10.0)
-    acc = GaussianRdpAccountant(cfg)
-    event = GaussianPrivacyEvent(noise_multiplier=1.5, sample_size=10, population_size=10)
-    for _ in range(5):
-        acc.compose(event)
+                        sampling_method=SamplingMethod.NO_AMPLIFICATION, max_epsilon=1e6)
+    acc = RdpAccountant(cfg)
+    event = GaussianPrivacyEvent(noise_multiplier=z, sample_size=10, population_size=10)
+    acc.compose(event, releases)
     spent = acc.get_privacy_spent()
-    assert spent.num_releases == 5
-    assert math.isclose(spent.epsilon, gaussian_rdp_epsilon(1.5, 5, 1e-5)[0])
-    assert math.isclose(acc.get_delta(spent.epsilon), 1e-5, rel_tol=1e-3)
-    assert not acc.would_exceed(event) and acc.would_exceed(event, count=100)
-    clone = GaussianRdpAccountant(cfg)
-    clone.load_state_dict(acc.state_dict())
-    assert clone.get_privacy_spent() == spent
+    assert spent.num_releases == releases
+    assert math.isclose(spent.epsilon, gaussian_rdp_epsilon(z, releases, 1e-5)[0], rel_tol=0.01)
 
 
 def test_message_bytes_count_the_payload():
