@@ -41,7 +41,7 @@ import pandas as pd  # noqa: E402
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter  # noqa: E402
 
 from benchmarks import _analysis as A  # noqa: E402
-from benchmarks import _network_costs, _questions  # noqa: E402
+from benchmarks import _network_costs  # noqa: E402
 from benchmarks import _style as S  # noqa: E402
 from benchmarks.collect import ROC, table_command  # noqa: E402
 from methods._util import write_atomic  # noqa: E402
@@ -483,7 +483,14 @@ PER_SUBSAMPLE = [k_sweep, privacy_utility]
 #: figures drawn once per data setting (all subsamples together); ``comparison``, ``costs`` and
 #: ``leakage`` see the largest subsample only (:func:`make_all`)
 PER_SETTING = [scaling]
-AT_LARGEST_N = [comparison, costs, _network_costs.figures, _questions.gains]
+def gains(rows: pd.DataFrame, setting: str, slug: str, out_dir: Path) -> list[Figure]:
+    """The cumulative gains chart (:func:`benchmarks._questions.gains`, which imports this module)."""
+    from benchmarks import _questions
+
+    return _questions.gains(rows, setting, slug, out_dir)
+
+
+AT_LARGEST_N = [comparison, costs, _network_costs.figures, gains]
 
 
 def make_all(table: pd.DataFrame, out_dir: Path | str) -> list[Figure]:
