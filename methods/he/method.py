@@ -120,6 +120,7 @@ class HEMethod(MethodMixin, BaseEstimator):
         self.tls_cert = tls_cert
         self.token_file = token_file
         self.network = network
+        self.segments_in_predictor = segments_in_predictor
 
     @property
     def dataset_overrides(self) -> dict:
