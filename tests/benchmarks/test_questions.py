@@ -55,7 +55,7 @@ def blob_rows():
                 m.fit(noise, y, X)
                 labels = m.segment(Xt)
                 s = metrics.segmentation(X, Xt, labels, m.cluster_centers_, yt, silhouette_sample=400, seed=0)
-                c = metrics.classification(yt, m.predict_proba(noise_t, Xt))
+                c = metrics.classification(yt, m.predict_proba(noise_t, Xt)[:, 1])
                 rows.append({"method": "plaintext", "k": k, "seed": seed, "split_seed": 0, "status": "ok",
                              "n_test": len(yt), "method.segments_in_predictor": seg,
                              **{key: s[key] for key in ("inertia_test", "silhouette", "calinski_harabasz",

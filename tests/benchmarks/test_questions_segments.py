@@ -32,7 +32,7 @@ def test_plaintext_feature_count(small_split, include):
     tr, te = small_split.train, small_split.test
     m = PlaintextMethod(n_clusters=K, segments_in_predictor=include).fit(tr.X, tr.y, tr.X_segment)
     assert m.model_.coef_.shape == (1, tr.X.shape[1] + (K if include else 0))
-    assert m.predict_proba(te.X, te.X_segment).shape == (len(te.y),)
+    assert m.predict_proba(te.X, te.X_segment).shape == (len(te.y), 2)
     assert _model_features(m)(te.X, te.X_segment).shape[1] == tr.X.shape[1] + (K if include else 0)
 
 
@@ -42,7 +42,7 @@ def test_without_segments_the_plaintext_model_ignores_them(small_split):
 
     m = PlaintextMethod(n_clusters=K, segments_in_predictor=False).fit(tr.X, tr.y, tr.X_segment)
     alone = LogisticRegression(max_iter=1000).fit(tr.X, tr.y).predict_proba(te.X)[:, 1]
-    np.testing.assert_allclose(m.predict_proba(te.X, te.X_segment), alone)
+    np.testing.assert_allclose(m.predict_proba(te.X, te.X_segment)[:, 1], alone)
 
 
 @pytest.mark.parametrize("include", [True, False])
@@ -76,6 +76,8 @@ def test_federated_scoring_and_run_spec(small_split, tmp_path, include):
     m = FederatedMethod(n_clusters=K, segments_in_predictor=include)
     m.cluster_centers_ = tr.X_segment[:K]
     m.coef_, m.intercept_ = np.zeros(tr.X.shape[1] + (K if include else 0)), 0.0
+    m.n_features_in_, m.n_segment_features_in_ = tr.X.shape[1], tr.X_segment.shape[1]
+    m.classes_ = np.array([0, 1])
     assert m.decision_function(tr.X, tr.X_segment).shape == (len(tr.y),)
     m._prepare(tmp_path, tr.X, tr.y, tr.X_segment, None, None, None)
     assert json.loads((tmp_path / "run.json").read_text())["segments_in_predictor"] is include

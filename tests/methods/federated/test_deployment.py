@@ -46,7 +46,7 @@ def test_deployment_runs_the_protocol_and_records_its_costs(deployed, split):
     assert costs["bytes_total"] > 0 and all(r["bytes_up"] > 0 for r in method.history_["rounds"])
     traffic = fed["superlink_traffic"]  # the SuperLink's own count of the same messages
     assert traffic is not None and traffic["total-bytes"] > 0
-    auc = roc_auc_score(split.test.y, method.predict_proba(split.test.X, split.test.X_segment))
+    auc = roc_auc_score(split.test.y, method.predict_proba(split.test.X, split.test.X_segment)[:, 1])
     assert 0.5 < auc <= 1.0
 
 
@@ -71,8 +71,8 @@ def test_same_result_as_the_simulation_engine(deployed, split, tmp_path):
     te = split.test
     assert np.array_equal(method.segment(te.X_segment), simulated.segment(te.X_segment))
     np.testing.assert_array_equal(method.cluster_centers_, simulated.cluster_centers_)
-    auc_d = roc_auc_score(te.y, method.predict_proba(te.X, te.X_segment))
-    auc_s = roc_auc_score(te.y, simulated.predict_proba(te.X, te.X_segment))
+    auc_d = roc_auc_score(te.y, method.predict_proba(te.X, te.X_segment)[:, 1])
+    auc_s = roc_auc_score(te.y, simulated.predict_proba(te.X, te.X_segment)[:, 1])
     assert abs(auc_d - auc_s) <= 1e-6
     np.testing.assert_allclose(method.coef_, simulated.coef_, rtol=0, atol=1e-12)
     assert not run_processes(simulated.last_run_dir_)

@@ -41,6 +41,15 @@ def _run_dir_of(pids) -> str | None:
     return None
 
 
+def _private_dir_of(pid: int) -> str | None:
+    """The job's private run directory (``$TMPDIR/privmark-federated-<pid>-*``): with a shared Ray
+    node no Ray process carries the run's tag."""
+    import tempfile
+
+    found = sorted(Path(tempfile.gettempdir()).glob(f"privmark-federated-{pid}-*"))
+    return str(found[0]) if found else None
+
+
 def _simulation_up(cmds: list[str]) -> bool:
     return any("raylet" in c for c in cmds) and any("worker" in c or "ray::" in c for c in cmds)
 
@@ -63,7 +72,7 @@ def test_killed_job_leaves_no_process_and_no_client_rows(tmp_path, engine):
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline and job.poll() is None:  # the engine up and clients working
             seen |= set(descendants(job.pid))
-            run_dir = run_dir or _run_dir_of(seen)
+            run_dir = run_dir or _run_dir_of(seen) or _private_dir_of(job.pid)
             if run_dir:  # Flower's detached processes are no descendants; they carry the run's tag
                 seen |= tagged_processes(RUN_DIR_ENV, run_dir)
             if up([_cmdline(p) for p in seen]):
