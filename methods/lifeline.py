@@ -149,6 +149,10 @@ def kill_all(pids, sig: int = signal.SIGKILL) -> None:
             pass
 
 
+#: set in every watchdog's environment, so that no watchdog kills another before it has cleaned up
+WATCHDOG_ENV = "PRIVMARK_WATCHDOG"
+
+
 class Watchdog:
     """Start ``python -m methods.lifeline`` for this process. It kills the processes tagged
     ``env_name=env_value`` and removes ``remove`` (if given) when this process dies; :meth:`stop`
@@ -160,6 +164,7 @@ class Watchdog:
         if remove is not None:
             cmd += ["--remove", str(remove)]
         env = {k: v for k, v in os.environ.items() if k != env_name}
+        env[WATCHDOG_ENV] = "1"  # another job's or run's watchdog never kills this one
         self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, env=env, close_fds=True,
                                       cwd=REPO)
 
@@ -215,6 +220,8 @@ def _watch(parent: int, tag: str, remove: str | None) -> int:
     name, _, value = tag.partition("=")
     for _ in range(3):  # a dying Ray worker may still start one
         pids = {p for p, start in known.items() if same_process(p, start)} | tagged_processes(name, value)
+        # the parent's other watchdogs (a shared Ray node's, a run's) finish their own cleanup
+        pids -= tagged_processes(WATCHDOG_ENV, "1")
         if not pids:
             break
         kill_all(pids)
