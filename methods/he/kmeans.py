@@ -18,6 +18,7 @@ from sklearn.base import BaseEstimator
 from sklearn.utils.validation import validate_data
 
 from methods._estimator import KMeansMixin, check_n_clusters
+from methods.base import Costs
 from methods.he import remote
 from methods.he.blinding import FINAL_ROUND
 from methods.he.crypto import (
@@ -68,6 +69,7 @@ class HEKMeans(KMeansMixin, BaseEstimator):
     Parameters
     ----------
     n_clusters : int
+        1 runs no protocol: the one centroid is the mean of the rows, computed by the owner.
     init : {"kmeans++", "kmeans_parallel", "random"} or array (n_clusters, n_features)
         Secure D^2 seeding, k-means|| (fewer rounds), uniform records, or given centers.
     scheme : {"ckks", "bfv"}
@@ -176,12 +178,7 @@ class HEKMeans(KMeansMixin, BaseEstimator):
     def _check(self, X) -> np.ndarray:
         """The checks on the data (and on the parameters that depend on it)."""
         X = validate_data(self, X, dtype=np.float64)
-        if len(X) < 2:
-            raise ValueError(f"n_samples={len(X)}; HE K-means needs at least 2 rows (n_clusters >= 2)")
         k = check_n_clusters(self.n_clusters, len(X))
-        if k < 2:  # the server derives the last cluster's sums and counts from the totals
-            raise ValueError(f"n_clusters={k}; HE K-means needs n_clusters >= 2 (one segment is the "
-                             "mean of the data)")
         if not isinstance(self.init, str):
             init = np.asarray(self.init, dtype=float)
             if init.shape != (k, X.shape[1]) or not np.isfinite(init).all():
@@ -215,6 +212,8 @@ class HEKMeans(KMeansMixin, BaseEstimator):
         X = self._check(X)
         params, Xenc, init = self._resolve(X, self._check_params())
         self.params_ = params
+        if int(self.n_clusters) == 1:
+            return self._fit_one_segment(X, params)
         seed = self.random_state
         if seed is None:
             seed = int(np.random.SeedSequence().entropy % 2**32)
@@ -248,6 +247,33 @@ class HEKMeans(KMeansMixin, BaseEstimator):
             "ckks_max_error": self.max_decryption_error_,
             "channel_stages": {k: dict(v) for k, v in proto.channel.stages.items()},
         })
+        return self
+
+    def _fit_one_segment(self, X: np.ndarray, params: HEParams):
+        """``n_clusters=1``: the one segment's centroid is the mean of the rows, which the owner
+        computes from its own records; no protocol runs, no ciphertext is made or sent, and neither
+        the server nor the key holder learns anything (the released centroid is the same)."""
+        wall = time.perf_counter()
+        costs = Costs()
+        with costs.phase("owner_mean", party="owner"):
+            center = X.mean(axis=0, keepdims=True)
+        self.wall_s_ = time.perf_counter() - wall
+        scale = 2.0**params.frac_bits if params.scheme == "bfv" else 1.0
+        self.init_centers_ = center.copy()
+        self.cluster_centers_ = center
+        self.centers_encoded_ = center * scale if params.scheme == "ckks" else np.rint(center * scale)
+        self.labels_ = np.zeros(len(X), dtype=np.int64)
+        self.n_iter_ = 1
+        self.inertia_ = float(((X - center) ** 2).sum())
+        self.encrypted_assignments_ = None
+        self.public_context_ = self.server_context_ = None
+        self.channel_ = self.keyholder_ = None
+        self.ops_ = {}
+        self.max_decryption_error_ = None
+        costs.extra.update({"he_params": params.to_dict(), "ops": {}, "public_context_bytes": 0,
+                            "ciphertext_bytes": None, "n_iter": 1, "ckks_max_error": None,
+                            "channel_stages": {}, "one_segment": "the owner's mean; no protocol ran"})
+        self.costs_ = costs
         return self
 
     def _run(self, proto: KMeansProtocol, Xenc: np.ndarray, init, params: HEParams):

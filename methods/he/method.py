@@ -59,7 +59,8 @@ class HEMethod(MethodMixin, BaseEstimator):
         ``class_weight`` (from the label counts the owner knows) and ``clip``.
     segments_in_predictor : bool
         False: either predictor sees the model features only; the K-means stage then serves no
-        one-hots under the logistic regression's context.
+        one-hots under the logistic regression's context. With ``n_clusters=1`` the one-hot is a
+        constant column and is left out either way (the intercept carries it).
     audit_transcript : bool
         Keep the K-means transcript (``kmeans_.channel_.transcript``) for the leakage audit's
         key-holder check (``benchmarks.attacks.he.key_holder_spearman``), which frees it.
@@ -203,7 +204,7 @@ class HEMethod(MethodMixin, BaseEstimator):
         with self.costs_.phase("prediction", party="owner"):
             self.model_ = LogisticRegression(C=self.C, class_weight=self.class_weight,
                                              max_iter=self.lr_max_iter)
-            self.model_.fit(with_segments(X, self.labels_, self.n_clusters, self.segments_in_predictor), y)
+            self.model_.fit(with_segments(X, self.labels_, self.n_clusters, self._segment_columns), y)
         self.privacy_ = Privacy(
             threat_model="honest-but-curious compute server (public key only) and key holder (secret key, "
                          "sees blinded values only); the key holder is the data owner by default",
@@ -212,6 +213,12 @@ class HEMethod(MethodMixin, BaseEstimator):
                    "regression on the owner's records and decrypted segments)"},
         )
         return self
+
+    @property
+    def _segment_columns(self) -> bool:
+        """Whether the predictor sees the segment one-hot: with one segment it is a constant
+        column, which the intercept already is, so it is left out."""
+        return bool(self.segments_in_predictor) and int(self.n_clusters) > 1
 
     def _segments_from_kmeans(self) -> None:
         self.cluster_centers_ = self.kmeans_.cluster_centers_
@@ -230,7 +237,7 @@ class HEMethod(MethodMixin, BaseEstimator):
         walls["lr_keys"] = time.perf_counter() - t
         lr_owner_cpu += time.process_time() - c
 
-        if self.segments_in_predictor:
+        if self._segment_columns:
             self.kmeans_ = self._kmeans(self._init(X_segment), assignment_context=public,
                                         chunk_size=params.slots)
         else:
@@ -250,7 +257,7 @@ class HEMethod(MethodMixin, BaseEstimator):
         # the segment columns are the K-means stage's served ciphertexts, as they are
         served = self.kmeans_.encrypted_assignments_
         segments = [[chunk[j] for chunk in served] for j in range(self.n_clusters)] \
-            if self.segments_in_predictor else []
+            if self._segment_columns else []
         counts = (int((y == 0).sum()), int((y == 1).sum()))
         lr.fit_encrypted(kh, columns, labels, len(y), counts, extra_columns=segments)
         self.model_ = lr
@@ -337,9 +344,9 @@ class HEMethod(MethodMixin, BaseEstimator):
         predictor the standardised, clipped features plus the raw 0/1 segment one-hot."""
         X = np.asarray(X, dtype=float)
         if self.predictor == "owner":
-            return with_segments(X, self.segment(X_segment), self.n_clusters, self.segments_in_predictor)
+            return with_segments(X, self.segment(X_segment), self.n_clusters, self._segment_columns)
         return with_segments(self._standardise(X), self.segment(X_segment), self.n_clusters,
-                             self.segments_in_predictor)
+                             self._segment_columns)
 
     def _proba(self, X, X_segment):
         return self.model_.predict_proba(self.model_features(X, X_segment))[:, 1]

@@ -52,15 +52,9 @@ FEDERATED = [
 
 CKKS_NOISE = ("CKKS: every fit encrypts with fresh noise (SEAL draws it from the system's randomness, "
               "never from random_state), so two fits agree to about 1e-7, not to the check's 1e-9")
-K_AT_LEAST_2 = ("the check sets n_clusters=1; the HE K-means protocol needs n_clusters >= 2 (the server "
-                "derives the last cluster's sums and counts from the totals)")
 HE_KMEANS = {
     "check_fit_idempotent": CKKS_NOISE,
     "check_pipeline_consistency": CKKS_NOISE,
-    "check_dont_overwrite_parameters": K_AT_LEAST_2,
-    "check_methods_subset_invariance": K_AT_LEAST_2,
-    "check_fit2d_1feature": K_AT_LEAST_2,
-    "check_fit2d_predict1d": K_AT_LEAST_2,
 }
 EXPECTED_FAILURES = {
     "HEKMeans": HE_KMEANS,

@@ -5,6 +5,7 @@ import multiprocessing
 import numpy as np
 import pytest
 import tenseal as ts
+from sklearn.cluster import KMeans
 from sklearn.metrics import adjusted_rand_score
 
 from methods.he import HEKMeans, quantized_lloyd
@@ -116,7 +117,7 @@ def test_assignments_under_another_public_context(seg_X):
 
 
 @pytest.mark.parametrize(("kwargs", "match"), [
-    ({"n_clusters": 1}, "n_clusters=1"),
+    ({"n_clusters": 0}, "n_clusters=0; expected an integer >= 1"),
     ({"init": "kmeans"}, "init='kmeans'"),
     ({"init": np.zeros((2, 5))}, "init array"),
     ({"workers": 0}, "workers=0"),
@@ -135,8 +136,24 @@ def test_bad_data_is_refused():
         HEKMeans(2).fit(np.zeros(5))
     with pytest.raises(ValueError, match="Input X contains NaN"):
         HEKMeans(2).fit(np.array([[0.0], [np.nan]]))
-    with pytest.raises(ValueError, match="n_samples=1; HE K-means needs at least 2 rows"):
+    with pytest.raises(ValueError, match="n_samples=1 should be >= n_clusters=2"):
         HEKMeans(2).fit(np.array([[0.0, 1.0]]))
+
+
+@pytest.mark.parametrize("scheme", ["ckks", "bfv"])
+def test_one_segment_is_the_owners_mean_and_sends_nothing(seg_X, scheme):
+    """n_clusters=1: the centroid is the mean of the rows (as scikit-learn's), every row is in
+    segment 0, and no protocol runs: no ciphertext, no byte, no round, no key holder."""
+    X = seg_X[:200]
+    model = HEKMeans(1, scheme=scheme, random_state=0).fit(X)
+    reference = KMeans(1, n_init=1, random_state=0).fit(X)
+    np.testing.assert_allclose(model.cluster_centers_, reference.cluster_centers_, atol=1e-12)
+    assert model.inertia_ == pytest.approx(reference.inertia_, rel=1e-9)
+    np.testing.assert_array_equal(model.labels_, np.zeros(len(X)))
+    np.testing.assert_array_equal(model.predict(seg_X[200:260]), np.zeros(60))
+    assert model.transform(X[:3]).shape == (3, 1)
+    assert model.costs_.bytes_total == 0 and model.costs_.rounds == 0 and model.ops_ == {}
+    assert model.keyholder_ is None and model.encrypted_assignments_ is None
 
 
 def test_one_hots_encrypt_under_another_context_in_any_chunk_size(ckks_fit):

@@ -2,8 +2,10 @@
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 from omegaconf import OmegaConf
+from sklearn.linear_model import LogisticRegression
 
 from benchmarks.run import run_job
 from methods import build
@@ -23,6 +25,18 @@ def test_unknown_predictor_is_refused(small_split):
     tr = small_split.train
     with pytest.raises(ValueError, match="predictor='plaintext'"):
         HEMethod(n_clusters=2, predictor="plaintext").fit(tr.X, tr.y, tr.X_segment)
+
+
+def test_one_segment_leaves_the_constant_one_hot_out(small_split):
+    """n_clusters=1: the owner predictor is scikit-learn's logistic regression on the model
+    features alone (a one-segment one-hot would be a second intercept), in fit and in predict."""
+    tr, te = small_split.train, small_split.test
+    method = HEMethod(n_clusters=1, predictor="owner", random_state=0).fit(tr.X, tr.y, tr.X_segment)
+    reference = LogisticRegression(max_iter=1000).fit(tr.X, tr.y)
+    assert method.model_.coef_.shape == (1, tr.X.shape[1])
+    np.testing.assert_allclose(method.predict_proba(te.X, te.X_segment), reference.predict_proba(te.X),
+                               atol=1e-9)
+    assert method.costs_.bytes_total == 0
 
 
 def test_harness_job_writes_a_full_record(tmp_path, make_dataset_config):
