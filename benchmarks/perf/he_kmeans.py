@@ -30,6 +30,7 @@ from sklearn.cluster import KMeans
 from sklearn.metrics import adjusted_rand_score
 
 from benchmarks.perf import _network
+from benchmarks.perf._rss import TreeRSS
 from methods._util import CONF, cpu_seconds
 from methods.base import peak_rss_mb
 
@@ -40,6 +41,38 @@ def _data(subsample, split_seed=0):
     cfg = OmegaConf.load(CONF / "dataset" / "bank_full.yaml")
     cfg.subsample = subsample
     return datasets.load(cfg, split_seed=split_seed).train.X_segment
+
+
+#: jitter added to resampled rows, in units of each (standardised) feature's standard deviation
+JITTER = 0.05
+
+
+def rows(n: int, source: str = "auto", seed: int = 0, split_seed: int = 0) -> tuple[np.ndarray, str]:
+    """``n`` rows of the segment features for a scaling run, and where they came from.
+
+    ``synthetic``: the first ``n`` training rows of ``dataset=synthetic`` (conf/dataset/synthetic.yaml,
+    ``n_rows`` set so that its training split holds ``n``); ``resample``: bank_full's training split
+    drawn ``n`` times with replacement (seeded) plus Gaussian jitter of :data:`JITTER` standard
+    deviations, so that no two rows coincide; ``auto``: synthetic when its config exists."""
+    import datasets
+
+    path = CONF / "dataset" / "synthetic.yaml"
+    if source == "auto":
+        source = "synthetic" if path.is_file() else "resample"
+    if source == "synthetic":
+        if not path.is_file():
+            raise SystemExit(f"--source synthetic: no {path}; use --source resample")
+        cfg = OmegaConf.load(path)
+        cfg.n_rows = int(np.ceil(n / (1.0 - float(cfg.get("test_size", 0.2))))) + 1
+        X = datasets.load(cfg, split_seed=split_seed).train.X_segment
+        if len(X) < n:
+            raise SystemExit(f"dataset=synthetic gave {len(X)} training rows; {n} asked")
+        return np.ascontiguousarray(X[:n]), f"synthetic (n_rows={cfg.n_rows})"
+    X = _data(None, split_seed)
+    rng = np.random.default_rng(seed)
+    out = X[rng.integers(len(X), size=n)]
+    out += rng.normal(0.0, JITTER, out.shape) * X.std(0)
+    return out, f"resample of bank_full's training split (seed {seed}, jitter {JITTER} sd)"
 
 
 def _median_s(fn, repeat=9) -> float:
@@ -139,15 +172,18 @@ def lower_bound(ops: dict[str, int], times: dict[str, float], workers: int) -> f
     return total / workers
 
 
-def run_he(X, k, workers, scheme, init, seed, transport="local", network=None):
-    """Returns the fitted model, its wall seconds and its CPU seconds (this process and its worker
-    processes: a load-independent figure on a shared machine)."""
+def run_he(X, k, workers, scheme, init, seed, transport="local", network=None, max_iter=300, **extra):
+    """Returns the fitted model, its wall seconds, its CPU seconds (this process and its worker
+    processes: a load-independent figure on a shared machine) and the process tree's peak memory
+    during the fit (:class:`~benchmarks.perf._rss.TreeRSS`)."""
     from methods.he import HEKMeans
 
-    t, cpu = time.perf_counter(), cpu_seconds()
-    model = HEKMeans(n_clusters=k, init=init, scheme=scheme, workers=workers, random_state=seed,
-                     transport=transport, network=network).fit(X)
-    return model, time.perf_counter() - t, cpu_seconds() - cpu
+    with TreeRSS() as rss:
+        t, cpu = time.perf_counter(), cpu_seconds()
+        model = HEKMeans(n_clusters=k, init=init, scheme=scheme, workers=workers, random_state=seed,
+                         transport=transport, network=network, max_iter=max_iter, **extra).fit(X)
+        wall, cpu = time.perf_counter() - t, cpu_seconds() - cpu
+    return model, wall, cpu, rss.report()
 
 
 def accuracy(X, ks, scheme, workers, seed, max_iter) -> dict:
@@ -185,6 +221,14 @@ def main(argv: list[str]) -> dict:
     ap = argparse.ArgumentParser(prog="python -m benchmarks.perf he_kmeans")
     ap.add_argument("--subsample", type=int, default=None,
                     help="rows of bank_full before the split (default all)")
+    ap.add_argument("--rows", type=int, default=None,
+                    help="N rows for a scaling run instead (see --source); peak RSS of the process tree "
+                         "is sampled")
+    ap.add_argument("--source", default="auto", choices=["auto", "synthetic", "resample"],
+                    help="where --rows come from: dataset=synthetic, or bank_full resampled with jitter "
+                         "(auto: synthetic when conf/dataset/synthetic.yaml exists)")
+    ap.add_argument("--fast", action="store_true",
+                    help="skip the per-op timings and the slot-sum comparison (scaling runs)")
     ap.add_argument("--k", type=int, default=4)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--scheme", default="ckks", choices=["ckks", "bfv"])
@@ -198,7 +242,15 @@ def main(argv: list[str]) -> dict:
     args = ap.parse_args(argv)
     network = _network.profile(args.network)
 
-    X = _data(args.subsample)
+    source = "bank_full" if args.subsample is None else f"bank_full subsample {args.subsample}"
+    if args.rows is not None:
+        if args.rows < 2:
+            ap.error(f"--rows {args.rows}: expected at least 2")
+        t = time.perf_counter()
+        X, source = rows(args.rows, args.source, args.seed)
+        print(f"{len(X):,} rows from {source} in {time.perf_counter() - t:.1f} s", flush=True)
+    else:
+        X = _data(args.subsample)
     if args.accuracy:
         ks = [int(k) for k in args.accuracy.split(",")]
         return accuracy(X, ks, args.scheme, args.workers, args.seed, args.max_iter)
@@ -207,10 +259,11 @@ def main(argv: list[str]) -> dict:
     runs, one_runs = [], []
     for _ in range(args.repeat):  # alternate the configurations: the machine's load hits both alike
         runs.append(run_he(X, args.k, args.workers, args.scheme, args.init, args.seed, args.transport,
-                           network))
+                           network, args.max_iter))
         if args.speedup and args.workers > 1:
-            one_runs.append(run_he(X, args.k, 1, args.scheme, args.init, args.seed, args.transport, network))
-    model, he_wall, he_cpu = sorted(runs, key=lambda r: r[1])[(len(runs) - 1) // 2]
+            one_runs.append(run_he(X, args.k, 1, args.scheme, args.init, args.seed, args.transport, network,
+                                   args.max_iter))
+    model, he_wall, he_cpu, he_rss = sorted(runs, key=lambda r: r[1])[(len(runs) - 1) // 2]
     iters = model.n_iter_
 
     t = time.perf_counter()
@@ -218,18 +271,19 @@ def main(argv: list[str]) -> dict:
                 algorithm="lloyd").fit(X)
     plain_wall = time.perf_counter() - t
 
-    times = op_times(model.params_)
+    times = {} if args.fast else op_times(model.params_)
     lb = lower_bound(model.ops_, times, args.workers)
     out = {
         "benchmark": "he_kmeans", "scheme": args.scheme, "init": args.init, "workers": args.workers,
-        "n": int(len(X)), "d": int(X.shape[1]), "k": args.k, "iterations": int(iters),
+        "data": source, "n": int(len(X)), "d": int(X.shape[1]), "k": args.k, "iterations": int(iters),
         "rounds": int(model.costs_.rounds),
         "he_wall_s": round(he_wall, 3), "he_cpu_s": round(he_cpu, 3),
         "plaintext_wall_s": round(plain_wall, 4),
         "ratio": round(he_wall / plain_wall, 1),
         "phases_s": {p: round(v, 3) for p, v in model.costs_.phases.items()},
         "ops": model.ops_, "op_ms": {key: round(v * 1e3, 3) for key, v in times.items()},
-        "lower_bound_s": round(lb, 3), "efficiency": round(lb / he_wall, 3),
+        "lower_bound_s": round(lb, 3) if times else None,
+        "efficiency": round(lb / he_wall, 3) if times else None,
         "ari_vs_sklearn": round(float(adjusted_rand_score(model.labels_, km.labels_)), 6),
         "max_center_diff": float(np.abs(model.cluster_centers_ - km.cluster_centers_).max()),
         "points_per_s": round(len(X) / he_wall, 1),
@@ -238,11 +292,12 @@ def main(argv: list[str]) -> dict:
         "ciphertext_bytes": model.costs_.extra["ciphertext_bytes"],
     }
     out.update(bytes_report(model, X, args.k, iters))
-    out["slot_sum"] = slot_sum_alternatives(model.params_)
+    if not args.fast:
+        out["slot_sum"] = slot_sum_alternatives(model.params_)
     if args.repeat > 1:
         out["he_wall_s_runs"] = [round(r[1], 3) for r in runs]
     if one_runs:
-        one_model, one, one_cpu = sorted(one_runs, key=lambda r: r[1])[(len(one_runs) - 1) // 2]
+        one_model, one, one_cpu, _ = sorted(one_runs, key=lambda r: r[1])[(len(one_runs) - 1) // 2]
         out["he_wall_s_1_worker"] = round(one, 3)
         out["he_cpu_s_1_worker"] = round(one_cpu, 3)
         out["lower_bound_s_1_worker"] = round(lower_bound(one_model.ops_, times, 1), 3)
@@ -250,7 +305,8 @@ def main(argv: list[str]) -> dict:
         out["speedup"] = round(one / he_wall, 2)
         if args.repeat > 1:
             out["he_wall_s_1_worker_runs"] = [round(r[1], 3) for r in one_runs]
-    out["peak_rss_mb"] = round(peak_rss_mb(), 1)
+    out["peak_rss_mb"] = round(peak_rss_mb(), 1)  # the largest single process of the whole benchmark
+    out.update(he_rss)  # the HE fit's process tree, sampled (benchmarks/perf/_rss.py)
     # last: the run on its network (wall measured through the shaped link with --transport grpc)
     out.update(_network.summary(args.transport, network, he_wall, int(model.costs_.bytes_total),
                                 int(model.costs_.rounds), len(X), model.costs_.extra.get("wire")))
