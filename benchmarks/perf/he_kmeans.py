@@ -4,6 +4,14 @@
                                         [--init kmeans++] [--speedup] [--repeat R]
                                         [--transport grpc --network lan|wan|<profile>]
     python -m benchmarks.perf he_kmeans --accuracy 2,3,4,5,6,7,8 [--scheme ckks|bfv] [--max-iter M]
+    python -m benchmarks.perf he_kmeans --rows 100000,300000,1000000 --workers 2 [--backend ray]
+
+``--rows N`` runs on N rows (:func:`rows`: dataset=synthetic when it exists, else bank_full's
+training split resampled with jitter) and reports the process tree's peak memory during the fit
+(``tree_peak_rss_mb``: the sum of every process's resident set, shared pages counted in each;
+``tree_peak_pss_mb``: shared pages split; sampled every 0.2 s, :mod:`benchmarks.perf._rss`). A
+list of sizes runs each and fits the growth exponent of wall time (start-up excluded), CPU time,
+Lloyd seconds per iteration and peak RSS in n (least squares on log-log).
 
 The HE run is end to end (keys, encryption, seeding, Lloyd, final assignment). scikit-learn runs
 from the HE run's initial centers for the same number of iterations. Per-op times are measured in
@@ -217,13 +225,54 @@ def accuracy(X, ks, scheme, workers, seed, max_iter) -> dict:
             "workers": workers, "per_k": rows}
 
 
+def growth_exponent(ns, values) -> float | None:
+    """The least-squares slope of log(value) against log(n)."""
+    ns, values = np.asarray(ns, float), np.asarray(values, float)
+    if len(ns) < 2 or not (values > 0).all():
+        return None
+    return float(np.polyfit(np.log(ns), np.log(values), 1)[0])
+
+
+def scaling(sizes: list[int], args, extra: dict) -> dict:
+    """One HE K-means run per size (``--repeat`` runs each, medians), from the same kind of rows;
+    per size: wall, CPU, iterations, Lloyd seconds per iteration, the tree's peak RSS and ARI
+    against scikit-learn from the same initial centers; and the growth exponents in n."""
+    per_n = []
+    for n in sizes:
+        X, source = rows(n, args.source, args.seed)
+        runs = [run_he(X, args.k, args.workers, args.scheme, args.init, args.seed, max_iter=args.max_iter,
+                       **extra) for _ in range(max(args.repeat, 1))]
+        model, wall, cpu, rss = sorted(runs, key=lambda r: r[1])[(len(runs) - 1) // 2]
+        km = KMeans(n_clusters=args.k, init=model.init_centers_, n_init=1, max_iter=max(model.n_iter_, 1),
+                    tol=0.0, algorithm="lloyd").fit(X)
+        phases = model.costs_.phases
+        row = {"n": n, "data": source, "iterations": int(model.n_iter_), "he_wall_s": round(wall, 2),
+               "he_wall_s_runs": [round(r[1], 2) for r in runs], "he_cpu_s": round(cpu, 2),
+               "lloyd_s_per_iteration": round(phases.get("lloyd", 0.0) / max(model.n_iter_, 1), 3),
+               "phases_s": {p: round(v, 2) for p, v in phases.items()},
+               "tree_peak_rss_mb": rss["tree_peak_rss_mb"], "tree_peak_pss_mb": rss["tree_peak_pss_mb"],
+               "ari_vs_sklearn": round(float(adjusted_rand_score(model.labels_, km.labels_)), 6),
+               "bytes_total": int(model.costs_.bytes_total)}
+        print(row, flush=True)
+        per_n.append(row)
+        del X, model, runs, km
+    ns = [r["n"] for r in per_n]
+    wall_no_startup = [r["he_wall_s"] - r["phases_s"].get("startup", 0.0) for r in per_n]
+    return {"benchmark": "he_kmeans_scaling", "workers": args.workers, "k": args.k,
+            "backend": extra["backend"], "per_n": per_n,
+            "exponent_wall": growth_exponent(ns, wall_no_startup),
+            "exponent_cpu": growth_exponent(ns, [r["he_cpu_s"] for r in per_n]),
+            "exponent_lloyd_per_iteration": growth_exponent(ns, [r["lloyd_s_per_iteration"] for r in per_n]),
+            "exponent_peak_rss": growth_exponent(ns, [r["tree_peak_rss_mb"] for r in per_n])}
+
+
 def main(argv: list[str]) -> dict:
     ap = argparse.ArgumentParser(prog="python -m benchmarks.perf he_kmeans")
     ap.add_argument("--subsample", type=int, default=None,
                     help="rows of bank_full before the split (default all)")
-    ap.add_argument("--rows", type=int, default=None,
-                    help="N rows for a scaling run instead (see --source); peak RSS of the process tree "
-                         "is sampled")
+    ap.add_argument("--rows", default=None,
+                    help="N rows for a scaling run instead (see --source); a comma-separated list runs "
+                         "each size and fits the growth exponent of wall time in n")
     ap.add_argument("--source", default="auto", choices=["auto", "synthetic", "resample"],
                     help="where --rows come from: dataset=synthetic, or bank_full resampled with jitter "
                          "(auto: synthetic when conf/dataset/synthetic.yaml exists)")
@@ -238,16 +287,25 @@ def main(argv: list[str]) -> dict:
     ap.add_argument("--repeat", type=int, default=1, help="runs per configuration (medians reported)")
     ap.add_argument("--accuracy", default=None, help="comma-separated k values: accuracy against plaintext")
     ap.add_argument("--max-iter", type=int, default=300)
+    ap.add_argument("--backend", default="local", choices=["local", "ray"],
+                    help="where the workers run: this machine's pool, or Ray actors")
+    ap.add_argument("--ray-address", default=None,
+                    help="with --backend ray: HOST:PORT of a running cluster's head "
+                         "(default: a node for the run)")
     _network.add_arguments(ap)
     args = ap.parse_args(argv)
+    extra = {"backend": args.backend, "ray_address": args.ray_address}
+    sizes = [int(v) for v in str(args.rows).split(",")] if args.rows is not None else None
+    if sizes is not None and len(sizes) > 1:
+        return scaling(sizes, args, extra)
     network = _network.profile(args.network)
 
     source = "bank_full" if args.subsample is None else f"bank_full subsample {args.subsample}"
-    if args.rows is not None:
-        if args.rows < 2:
-            ap.error(f"--rows {args.rows}: expected at least 2")
+    if sizes is not None:
+        if sizes[0] < 2:
+            ap.error(f"--rows {sizes[0]}: expected at least 2")
         t = time.perf_counter()
-        X, source = rows(args.rows, args.source, args.seed)
+        X, source = rows(sizes[0], args.source, args.seed)
         print(f"{len(X):,} rows from {source} in {time.perf_counter() - t:.1f} s", flush=True)
     else:
         X = _data(args.subsample)
