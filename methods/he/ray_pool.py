@@ -8,25 +8,30 @@ and the actors are spread over the cluster's nodes (``SPREAD``); what they retur
 decryptions, the partial totals the shards exchange, counts) passes through the driver as in the
 local pool.
 
-``address=None`` starts a Ray node for the run on this machine, in a child process
-(``python -m methods.he.ray_pool``) that dies with this one: its processes carry
-``PRIVMARK_HE_RAY_NODE=<tag>`` and a :class:`~methods.lifeline.Watchdog` kills them if this process
-dies; closing the pool stops them. ``address="HOST:PORT"`` (or ``"auto"``) joins a running cluster
-(``ray start --head``): the actors are this job's and end with it; the cluster stays. The nodes
-need this project installed in the same environment (its code is imported by the actors).
+``address=None`` starts a Ray head node for the run on this machine (``ray start --block`` as a
+child, :class:`LocalNode`): its processes carry ``PRIVMARK_HE_RAY_NODE=<tag>`` and a
+:class:`~methods.lifeline.Watchdog` kills them if this process dies; closing the pool stops them.
+``address="HOST:PORT"`` (or ``"auto"``) joins a running cluster (``ray start --head``): the actors
+are this job's and end with it; the cluster stays. The nodes need this project installed in the
+same environment (its code is imported by the actors).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import shutil
 import signal
+import socket
 import subprocess
 import sys
+import tempfile
 import time
 import traceback
 import uuid
 from contextlib import suppress
+from pathlib import Path
 from typing import Any
 
 from methods._util import REPO
@@ -38,12 +43,10 @@ RAY_NODE_ENV = "PRIVMARK_HE_RAY_NODE"
 START_TIMEOUT_S = 300.0
 #: Under `uv run`, Ray would start each worker through `uv run` again: slow, and the wrappers
 #: outlive the node. Workers run this interpreter directly instead.
-#: A raylet waits 30 s by default for its agents to register, which a busy machine can exceed.
 RAY_ENV = {
     "RAY_ENABLE_UV_RUN_RUNTIME_ENV": "0",
     "RAY_USAGE_STATS_ENABLED": "0",
     "RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO": "0",
-    "RAY_agent_register_timeout_ms": "300000",
 }
 
 
@@ -86,62 +89,130 @@ def _reap(tag: str, grace_s: float = 5.0) -> None:
             return
 
 
-class LocalNode:
-    """A Ray node on this machine in a child process (:func:`main`), for one run."""
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
-    def __init__(self, num_cpus: int, attempts: int = 3):
+
+def ray_start_args(
+    num_cpus: int, head_address: str | None = None, resources: dict | None = None, temp_dir: str | None = None
+) -> tuple[list[str], str | None]:
+    """``ray start --block`` for a node on this machine: a head (``head_address=None``; returns its
+    address too) or a node joining ``head_address``. Every agent port is given: with ports left
+    to Ray, the raylet waits at most a few seconds for its agents to write theirs, which a busy
+    machine exceeds (the raylet then aborts)."""
+    ray = str(Path(sys.executable).parent / "ray")
+    args = [
+        ray,
+        "start",
+        "--block",
+        "--disable-usage-stats",
+        "--node-ip-address",
+        "127.0.0.1",
+        "--num-cpus",
+        str(int(num_cpus)),
+        "--dashboard-agent-grpc-port",
+        str(_free_port()),
+        "--dashboard-agent-listen-port",
+        str(_free_port()),
+        "--runtime-env-agent-port",
+        str(_free_port()),
+        "--metrics-export-port",
+        str(_free_port()),
+    ]
+    if resources:
+        args += ["--resources", json.dumps(resources)]
+    address = None
+    if head_address is None:
+        address = f"127.0.0.1:{_free_port()}"
+        args += ["--head", "--port", address.rpartition(":")[2], "--include-dashboard=false"]
+        if temp_dir:
+            args += ["--temp-dir", str(temp_dir)]
+    else:
+        args += ["--address", head_address]
+    return args, address
+
+
+def start_node(make_args, env: dict, attempts: int = 3, timeout: float = START_TIMEOUT_S):
+    """Run ``make_args()`` (:func:`ray_start_args`: ``(args, address)``, fresh ports each time) as a
+    child; returns ``(process, address)`` once Ray says the node runs. Ray gives a new node 30 s to
+    register, which a busy machine can exceed: a failed start is reaped (the processes it started)
+    and tried again, ``attempts`` times in all."""
+    said: list[str] = []
+    for _ in range(attempts):
+        args, address = make_args()
+        proc = subprocess.Popen(
+            args,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            env=env,
+            text=True,
+            cwd=REPO,
+            close_fds=True,
+        )
+        deadline, said = time.monotonic() + timeout, []
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if "Ray runtime started" in line:
+                return proc, address
+            if not line and proc.poll() is not None:
+                break
+            if line.strip():
+                said.append(line.strip())
+        from methods.lifeline import descendants, same_process
+
+        started = descendants(proc.pid)  # what this attempt started (not another node's processes)
+        stop_node(proc)
+        for pid, since in started.items():
+            if same_process(pid, since):
+                with suppress(OSError):
+                    os.kill(pid, signal.SIGKILL)
+        logging.getLogger("privmark").warning("a Ray node did not start (machine busy?); trying again")
+    hint = next((x for x in reversed(said) if "Error" in x or "Failed" in x or "timed out" in x), "")
+    raise RuntimeError(f"the Ray node did not start in {attempts} attempt(s) (`ray start` said: {hint!r})")
+
+
+def stop_node(proc: subprocess.Popen) -> None:
+    """SIGTERM to ``ray start --block`` (it stops its node's processes), then SIGKILL if it hangs."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    if proc.stdout:
+        proc.stdout.close()
+
+
+class LocalNode:
+    """A Ray head node on this machine (``ray start --block`` as a child), for one run."""
+
+    def __init__(self, num_cpus: int):
         from methods.lifeline import Watchdog
 
         self.tag = f"{os.getpid()}-{uuid.uuid4().hex[:12]}"
         self._watchdog = Watchdog(RAY_NODE_ENV, self.tag)
         self._proc = None
-        # Ray gives its raylet 30 s to register (not configurable): a busy machine may need another go
-        for attempt in range(1, attempts + 1):
-            self._proc = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "methods.he.ray_pool",
-                    "--parent",
-                    str(os.getpid()),
-                    "--num-cpus",
-                    str(int(num_cpus)),
-                ],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.DEVNULL,
-                env=_env({RAY_NODE_ENV: self.tag}),
-                cwd=REPO,
-                close_fds=True,
+        # Ray's socket paths have a length limit: a short, private temp dir
+        self._temp = tempfile.mkdtemp(prefix="pmray-", dir="/tmp" if os.path.isdir("/tmp") else None)
+        try:
+            self._proc, self.address = start_node(
+                lambda: ray_start_args(num_cpus, temp_dir=self._temp), _env({RAY_NODE_ENV: self.tag})
             )
-            line = self._proc.stdout.readline().decode().strip()
-            if line:
-                self.address = line
-                return
-            self.stop(watchdog=False)
-            logging.getLogger("privmark").warning(
-                "the Ray node did not start (machine busy?); attempt %d of %d", attempt, attempts
-            )
-        self._watchdog.stop()
-        raise RuntimeError(
-            f"the Ray node for the HE workers did not start ({attempts} attempts; machine "
-            "busy, or Ray cannot run here); backend='local' needs no Ray"
-        )
+        except BaseException:
+            self.stop()
+            raise
 
-    def stop(self, watchdog: bool = True) -> None:
+    def stop(self) -> None:
         if self._proc is not None:
-            with suppress(OSError):
-                self._proc.stdin.close()
-            try:
-                self._proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self._proc.kill()
-                self._proc.wait()
-            self._proc.stdout.close()
+            stop_node(self._proc)
             self._proc = None
         _reap(self.tag)
-        if watchdog:
-            self._watchdog.stop()
+        self._watchdog.stop()
+        shutil.rmtree(self._temp, ignore_errors=True)
 
 
 class _ShardActor:
@@ -253,36 +324,3 @@ class RayPool(Pool):
         for w, (party, _, _) in calls.items():
             self.cpu[party] = self.cpu.get(party, 0.0) + done[w][2]
         return done
-
-
-def main(argv=None) -> int:
-    """The node of :class:`LocalNode`: starts Ray (head, ``--num-cpus``), prints its address, and
-    stops when the parent closes stdin or dies."""
-    import argparse
-
-    ap = argparse.ArgumentParser(prog="python -m methods.he.ray_pool")
-    ap.add_argument("--parent", type=int, required=True)
-    ap.add_argument("--num-cpus", type=int, required=True)
-    args = ap.parse_args(argv)
-
-    from methods.lifeline import die_with_parent
-
-    die_with_parent(args.parent)
-    import ray
-
-    ray.init(
-        num_cpus=args.num_cpus,
-        num_gpus=0,
-        include_dashboard=False,
-        object_store_memory=512 * 1024**2,
-        log_to_driver=False,
-        logging_level=logging.ERROR,
-    )
-    print(ray.get_runtime_context().gcs_address, flush=True)
-    sys.stdin.buffer.read()  # until the parent closes the pipe (or dies)
-    ray.shutdown()
-    os._exit(0)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

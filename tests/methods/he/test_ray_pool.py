@@ -5,10 +5,9 @@ process of the job outlives it; bad settings are refused before anything starts.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
-import socket
-import subprocess
-import sys
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -21,7 +20,7 @@ from omegaconf import OmegaConf
 from benchmarks import config_check as CC
 from benchmarks.config import ConfigError
 from methods.he import HEKMeans
-from methods.he.ray_pool import RAY_ENV, RAY_NODE_ENV
+from methods.he.ray_pool import RAY_ENV, RAY_NODE_ENV, ray_start_args, start_node, stop_node
 from methods.lifeline import Watchdog, alive, tagged_processes
 from methods.plaintext import reference_init
 
@@ -116,48 +115,8 @@ def test_actors_on_a_node_started_for_the_run_give_the_local_pools_results(two_c
 
 
 # ---------------------------------------------------------------------------- a two-node cluster
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _ray_start(args: list[str], env: dict, timeout: float = 240.0) -> subprocess.Popen:
-    """``ray start --block ...`` as a child; returns once it says the node runs."""
-    ray = str(Path(sys.executable).parent / "ray")
-    proc = subprocess.Popen(
-        [
-            ray,
-            "start",
-            "--block",
-            "--disable-usage-stats",
-            "--node-ip-address",
-            "127.0.0.1",
-            "--num-cpus",
-            "1",
-            *args,
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        env=env,
-        text=True,
-    )
-    deadline, seen = time.monotonic() + timeout, []
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        seen.append(line)
-        if "Ray runtime started" in line:
-            return proc
-        if not line and proc.poll() is not None:
-            break
-    proc.kill()
-    raise RuntimeError("ray start failed:\n" + "".join(seen[-30:]))
-
-
-@pytest.mark.slow  # two Ray nodes start in 40-90 s on this machine
-def test_actors_on_both_nodes_of_a_running_cluster_give_the_local_pools_results(
-    two_chunks, local_fit, tmp_path
-):
+@pytest.mark.slow  # two Ray nodes start in 40-120 s on this machine
+def test_actors_on_both_nodes_of_a_running_cluster_give_the_local_pools_results(two_chunks, local_fit):
     tag = f"test-{uuid.uuid4().hex[:12]}"
     env = {
         **os.environ,
@@ -165,37 +124,16 @@ def test_actors_on_both_nodes_of_a_running_cluster_give_the_local_pools_results(
         RAY_NODE_ENV: tag,
         "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
     }
-    temp = Path("/tmp") / f"pm-ray-{uuid.uuid4().hex[:6]}"  # short: Ray's socket paths have a length limit
+    temp = tempfile.mkdtemp(prefix="pmray-", dir="/tmp")  # short: Ray's socket paths have a length limit
     watchdog = Watchdog(RAY_NODE_ENV, tag)  # the cluster dies with this test, whatever kills it
     nodes = []
     try:
-        port = _free_port()
-        nodes.append(
-            _ray_start(
-                [
-                    "--head",
-                    "--port",
-                    str(port),
-                    "--include-dashboard=false",
-                    "--temp-dir",
-                    str(temp),
-                    "--resources",
-                    '{"node_a": 1}',
-                ],
-                env,
-            )
-        )
-        nodes.append(_ray_start(["--address", f"127.0.0.1:{port}", "--resources", '{"node_b": 1}'], env))
+        head, address = start_node(lambda: ray_start_args(1, resources={"node_a": 1}, temp_dir=temp), env)
+        nodes.append(head)
+        nodes.append(start_node(lambda: ray_start_args(1, address, resources={"node_b": 1}), env)[0])
         X, init = two_chunks
         on_ray = HEKMeans(
-            3,
-            init=init,
-            max_iter=2,
-            tol=0.0,
-            random_state=0,
-            workers=2,
-            backend="ray",
-            ray_address=f"127.0.0.1:{port}",
+            3, init=init, max_iter=2, tol=0.0, random_state=0, workers=2, backend="ray", ray_address=address
         ).fit(X)
         _same_results(local_fit, on_ray)
         info = on_ray.costs_.extra["ray"]
@@ -204,19 +142,13 @@ def test_actors_on_both_nodes_of_a_running_cluster_give_the_local_pools_results(
         assert _gone(actors), "the job's actors outlived it"
         assert all(n.poll() is None for n in nodes)  # the cluster is the user's: it stays up
     finally:
-        for n in nodes:
-            n.send_signal(signal.SIGTERM)
-        for n in nodes:
-            try:
-                n.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                n.kill()
-                n.wait()
+        for n in reversed(nodes):
+            stop_node(n)
         leftover = tagged_processes(RAY_NODE_ENV, tag)
         clean = _gone(leftover, 30.0)
         for pid in leftover:  # leave nothing behind even when the test fails
             if alive(pid):
                 os.kill(pid, signal.SIGKILL)
         watchdog.stop()
-        subprocess.run(["rm", "-rf", str(temp)], check=False)
+        shutil.rmtree(temp, ignore_errors=True)
     assert clean, f"Ray processes {sorted(p for p in leftover if alive(p))} outlived `ray start --block`"
