@@ -99,9 +99,8 @@ def ray_start_args(
     num_cpus: int, head_address: str | None = None, resources: dict | None = None, temp_dir: str | None = None
 ) -> tuple[list[str], str | None]:
     """``ray start --block`` for a node on this machine: a head (``head_address=None``; returns its
-    address too) or a node joining ``head_address``. Every agent port is given: with ports left
-    to Ray, the raylet waits at most a few seconds for its agents to write theirs, which a busy
-    machine exceeds (the raylet then aborts)."""
+    address too) or a node joining ``head_address``. The ports are chosen here (free ones on
+    127.0.0.1), so the head's address is known before it starts."""
     ray = str(Path(sys.executable).parent / "ray")
     args = [
         ray,
