@@ -144,6 +144,8 @@ class HEConfig:
     token_file: str | None = None  # the given services' run token
     network: Any = None  # null: the job's network group (the runner fills it in)
     segments_in_predictor: bool = True  # false: the predictor sees the model features only
+    backend: str = "local"  # local | ray: where the K-means workers run (methods/he/ray_pool.py)
+    ray_address: str | None = None  # HOST:PORT of a running Ray cluster's head, or auto (backend=ray)
 
 
 @dataclass

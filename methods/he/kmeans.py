@@ -32,6 +32,22 @@ from methods.he.crypto import (
 from methods.he.kmeans_protocol import KMeansProtocol
 
 INITS = ("kmeans++", "kmeans_parallel", "random")
+BACKENDS = ("local", "ray")
+
+
+def check_backend(backend, ray_address, transport) -> None:
+    """The data-free checks of where the workers run (ValueError naming the parameter)."""
+    from methods.he.ray_pool import check_address
+
+    if backend not in BACKENDS:
+        raise ValueError(f"backend={backend!r}; expected one of {list(BACKENDS)} (where the HE workers run)")
+    if backend == "local" and ray_address is not None:
+        raise ValueError(f"ray_address={ray_address!r} needs backend='ray' (backend='local' runs the "
+                         "workers as processes of this machine)")
+    if backend == "ray" and transport != "local":
+        raise ValueError(f"backend='ray' with transport={transport!r}: the gRPC services run their own "
+                         "worker pools; use transport='local' with Ray actors")
+    check_address(ray_address)
 
 
 def quantized_lloyd(Xq: np.ndarray, init_q: np.ndarray, max_iter: int, tol: float = 0.0):
@@ -81,6 +97,12 @@ class HEKMeans(KMeansMixin, BaseEstimator):
         Also permute each point's k blinded scores (the key holder does not learn intermediate labels).
     workers : int
         Worker processes; each keeps its own contexts and chunks for the whole run.
+    backend : {"local", "ray"}
+        Where the workers run: processes of this machine's pool, or Ray actors
+        (:mod:`methods.he.ray_pool`) on the cluster at ``ray_address`` or on a Ray node started for
+        the run (``ray_address=None``). Same labels, centroids and op counts either way.
+    ray_address : "HOST:PORT", "auto" or None
+        A running Ray cluster's head (``backend="ray"`` only).
     random_state : int or None
     poly_modulus_degree, coeff_mod_bit_sizes, scale_bits, frac_bits :
         Encryption parameters (defaults in :mod:`methods.he.crypto`, 128-bit secure).
@@ -125,7 +147,8 @@ class HEKMeans(KMeansMixin, BaseEstimator):
                  scale_bits=None, frac_bits=None, allow_insecure=False, parallel_rounds=5,
                  oversampling=None, local_trials=None, assignment_context=None,
                  assignment_chunk_size=None, keep_transcript=False, transport="local", server=None,
-                 keyholder=None, tls=False, tls_cert=None, token_file=None, network=None):
+                 keyholder=None, tls=False, tls_cert=None, token_file=None, network=None, backend="local",
+                 ray_address=None):
         self.n_clusters = n_clusters
         self.init = init
         self.scheme = scheme
@@ -152,6 +175,8 @@ class HEKMeans(KMeansMixin, BaseEstimator):
         self.tls_cert = tls_cert
         self.token_file = token_file
         self.network = network
+        self.backend = backend
+        self.ray_address = ray_address
 
     # ---------------------------------------------------------------- validation
     def _check_params(self) -> HEParams:
@@ -172,6 +197,7 @@ class HEKMeans(KMeansMixin, BaseEstimator):
             raise ValueError(f"parallel_rounds={self.parallel_rounds!r}; expected an integer >= 1")
         remote.check_link(self.transport, self.server, self.keyholder, self.tls, self.tls_cert,
                           self.token_file, self.network)
+        check_backend(self.backend, self.ray_address, self.transport)
         return resolve_params(self.scheme, self.poly_modulus_degree, self.coeff_mod_bit_sizes,
                               self.scale_bits, self.frac_bits, self.allow_insecure)
 
@@ -280,10 +306,16 @@ class HEKMeans(KMeansMixin, BaseEstimator):
         """Setup, seeding, Lloyd and the final assignment in one pool; returns
         (initial centers, centers, iterations, labels, served one-hots), centers encoded."""
         workers, shared = int(self.workers), remote.current()
-        with remote.session_for(self, workers) as session, session.pool(workers, proto.channel) as pool:
+        with remote.session_for(self, workers) as session, self._pool(session, proto) as pool:
             if shared is None and session.remote:  # services started for this fit
                 proto.costs.phases["startup"] = session.startup_s
                 proto.costs.extra["startup_s"] = session.startup_s
+            if self.backend == "ray":  # node start, connection, actor placement: not the protocol's time
+                proto.costs.phases["startup"] = pool.startup_s
+                proto.costs.extra["startup_s"] = pool.startup_s
+                proto.costs.extra["ray"] = {"address": pool.address,
+                                            "placement": [list(p) for p in pool.placement],
+                                            "nodes": len({node for node, _ in pool.placement})}
             proto.setup(Xenc, pool)
             proto.channel.stage = "seeding"
             with proto.costs.phase("seeding"):
@@ -302,6 +334,13 @@ class HEKMeans(KMeansMixin, BaseEstimator):
         if session.remote:
             proto.costs.extra["wire"] = session.wire()
         return C0, C, n_iter, labels, served
+
+    def _pool(self, session, proto: KMeansProtocol):
+        if self.backend == "ray":
+            from methods.he.ray_pool import RayPool
+
+            return RayPool(int(self.workers), self.ray_address)
+        return session.pool(int(self.workers), proto.channel)
 
     def _decryption_error(self, X: np.ndarray, last, params: HEParams) -> float | None:
         """Owner-side check: decrypted centroids of the last update against the exact means of the

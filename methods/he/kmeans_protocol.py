@@ -149,9 +149,11 @@ class KMeansProtocol:
         with self.costs.phase("encrypt"):
             blocks = split_chunks(X, S)
             # the owner's worker shards encrypt their own chunks and load them into the server
-            # shard beside them: the columns never pass through this process
-            self._chain([[Step(OWNER, "encrypt", (b,), to=SERVER, tag="encrypted columns"),
+            # shard beside them, chunk by chunk (a stream: one chunk's ciphertexts held at a
+            # time): the columns never pass through this process
+            self._chain([[Step(OWNER, "encrypt", (b,), to=SERVER, tag="encrypted columns", stream=True),
                           Step(SERVER, "load")] for b in self._split(blocks)])
+            del blocks
 
     def encrypt_centers(self, C: np.ndarray) -> list[bytes]:
         """Fresh encryptions of every centroid coordinate, replicated in all slots (key holder's

@@ -70,6 +70,8 @@ class HEMethod(MethodMixin, BaseEstimator):
     transport, server, keyholder, tls, tls_cert, token_file, network :
         Where the parties run (:class:`HEKMeans`; :mod:`methods.he.remote`): both stages share one
         session, so services started for the run serve K-means and the logistic regression.
+    backend, ray_address :
+        Where the K-means workers run (:class:`HEKMeans`): this machine's pool or Ray actors.
     """
 
     name: ClassVar[str] = "he"
@@ -83,7 +85,7 @@ class HEMethod(MethodMixin, BaseEstimator):
                  lr_clip=4.0, lr_poly_modulus_degree=None, lr_coeff_mod_bit_sizes=None, lr_scale_bits=None,
                  audit_transcript=False, transport="local", server=None, keyholder=None, tls=False,
                  tls_cert=None, token_file=None, network=None,
-                 segments_in_predictor=True):
+                 segments_in_predictor=True, backend="local", ray_address=None):
         self.n_clusters = n_clusters
         self.random_state = random_state
         self.scheme = scheme
@@ -122,6 +124,8 @@ class HEMethod(MethodMixin, BaseEstimator):
         self.token_file = token_file
         self.network = network
         self.segments_in_predictor = segments_in_predictor
+        self.backend = backend
+        self.ray_address = ray_address
 
     @property
     def dataset_overrides(self) -> dict:
@@ -155,7 +159,8 @@ class HEMethod(MethodMixin, BaseEstimator):
             local_trials=self.local_trials, assignment_context=assignment_context,
             assignment_chunk_size=chunk_size, keep_transcript=self.audit_transcript,
             transport=self.transport, server=self.server, keyholder=self.keyholder, tls=self.tls,
-            tls_cert=self.tls_cert, token_file=self.token_file, network=self.network)
+            tls_cert=self.tls_cert, token_file=self.token_file, network=self.network,
+            backend=self.backend, ray_address=self.ray_address)
 
     def _init(self, X_segment):
         """The K-means initial centers, or the name of the seeding to run on ciphertexts."""

@@ -95,6 +95,21 @@ class Channel:
             self.transcript.append((sender, receiver, tag, payload))
         return payload
 
+    def extend(self, sender: str, receiver: str, payload: Payload) -> Payload:
+        """More of the message just sent from ``sender`` to ``receiver`` (a streamed message: its
+        bytes and ciphertexts add up, it counts as one message)."""
+        n = _size(payload)
+        self.blobs += 1 if isinstance(payload, (bytes, bytearray, memoryview)) else len(payload)
+        self.bytes[(sender, receiver)] += n
+        self._stage()["bytes"] += n
+        if self.keep_transcript:
+            for i in range(len(self.transcript) - 1, -1, -1):
+                s, r, tag, sent = self.transcript[i]
+                if (s, r) == (sender, receiver):
+                    self.transcript[i] = (s, r, tag, [*flatten(sent), *flatten(payload)])
+                    break
+        return payload
+
     def request(self, sender: str, receiver: str, payload: Payload, tag: str = "") -> Payload:
         self.rounds += 1
         self._stage()["rounds"] += 1
@@ -163,7 +178,11 @@ class Step:
     """One shard call of a chain. Its result goes to the next step's shard as the first argument
     when ``to`` names that party (counted on the channel under ``tag``; ``request`` opens a round).
     With ``split`` the call returns ``(payload, kept)``: the payload is handed on, ``kept`` is
-    returned to the caller; otherwise a step that hands nothing on returns its whole result."""
+    returned to the caller; otherwise a step that hands nothing on returns its whole result.
+
+    With ``stream`` the first argument is a dict by chunk that is handed to this step one chunk at
+    a time, each result going straight to the next step (whose results, dicts or None, are merged):
+    no more than one chunk's payload is held at once, and the whole stream counts as one message."""
 
     party: str
     method: str
@@ -172,14 +191,60 @@ class Step:
     tag: str = ""
     request: bool = False
     split: bool = False
+    stream: bool = False
+
+    def __post_init__(self):
+        if self.stream and (self.to is None or self.split):
+            raise ValueError(f"a streamed step ({self.party}.{self.method}) hands every result on: "
+                             "it needs `to` and no `split`")
+
+
+def _merge(merged, part):
+    if part is None:
+        return merged
+    if not isinstance(part, dict):
+        raise TypeError(f"a step after a streamed one returns dicts or None; got {type(part).__name__}")
+    return {**(merged or {}), **part}
+
+
+def _run_stream(shards: dict, channel: Channel, cpu: dict, step: Step, nxt: Step, args: tuple):
+    """``step`` on one chunk of its first argument at a time, each result handed to ``nxt``."""
+    items, rest = args[0], args[1:]
+    merged, sent = None, False
+    for c in items:
+        t0 = time.process_time()
+        payload = _call(shards, step.party, step.method, ({c: items[c]}, *rest))
+        t1 = time.process_time()
+        cpu[step.party] = cpu.get(step.party, 0.0) + t1 - t0
+        blobs = flatten(payload)
+        if blobs and sent:
+            channel.extend(step.party, step.to, blobs)
+        elif blobs:
+            (channel.request if step.request else channel.send)(step.party, step.to, blobs, step.tag)
+            sent = True
+        del blobs
+        merged = _merge(merged, _call(shards, nxt.party, nxt.method, (payload, *nxt.args)))
+        cpu[nxt.party] = cpu.get(nxt.party, 0.0) + time.process_time() - t1
+    return merged
 
 
 def _run_chain(shards: dict, stage: str, steps: list[Step], keep_transcript: bool):
     channel = Channel(keep_transcript=keep_transcript)
     channel.stage = stage
     outputs, cpu, handed = [], {}, None
+    streamed = False
     for i, step in enumerate(steps):
+        if streamed:  # run with the streamed step before it
+            streamed = False
+            continue
         args = step.args if i == 0 or steps[i - 1].to is None else (handed, *step.args)
+        if step.stream:
+            if i + 1 == len(steps) or steps[i + 1].to is not None:
+                raise ValueError(f"the streamed step {step.party}.{step.method} needs a next step "
+                                 "that hands nothing on")
+            outputs += [None, _run_stream(shards, channel, cpu, step, steps[i + 1], args)]
+            streamed = True
+            continue
         t0 = time.process_time()
         result = _call(shards, step.party, step.method, args)
         cpu[step.party] = cpu.get(step.party, 0.0) + time.process_time() - t0

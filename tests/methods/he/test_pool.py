@@ -79,3 +79,59 @@ def test_results_come_in_worker_order_not_completion_order(monkeypatch):
         pids = [p.pid for p in pool._procs]
         # the first worker finishes last
         assert pool.map("sleeper", "nap", [(0.5,), (0.0,)]) == pids
+
+
+class Producer:
+    """Hands on one blob per chunk and records how many chunks each call got."""
+
+    def __init__(self):
+        self.calls = []
+
+    def make(self, items: dict):
+        self.calls.append(sorted(items))
+        return {c: [bytes([c]) * (c + 1)] for c in items}
+
+    def calls_seen(self):
+        return self.calls
+
+
+class Consumer:
+    def __init__(self):
+        self.held = {}
+
+    def take(self, payload: dict):
+        self.held.update(payload)
+        return {c: len(v[0]) for c, v in payload.items()}
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_streamed_step_hands_on_one_chunk_at_a_time_as_one_message(monkeypatch, workers):
+    from methods.he.transport import Step
+
+    monkeypatch.setitem(kmeans_protocol.SHARDS, "producer", Producer)
+    monkeypatch.setitem(kmeans_protocol.SHARDS, "consumer", Consumer)
+    groups = [{0: None, 1: None, 2: None}, {3: None, 4: None}][:workers]
+    with Pool(workers) as pool:
+        pool.broadcast("producer", "__init__", ())
+        pool.broadcast("consumer", "__init__", ())
+        res = pool.chain([[Step("producer", "make", (g,), to="consumer", tag="t", stream=True),
+                           Step("consumer", "take")] for g in groups], keep_transcript=True)
+        calls = pool.broadcast("producer", "calls_seen", ())
+    for g, (outputs, counts), seen in zip(groups, res, calls, strict=True):
+        assert seen == [[c] for c in g]  # one chunk per call, in order
+        assert outputs == [None, {c: c + 1 for c in g}]  # the consumer's results, merged
+        assert counts["messages"] == {("producer", "consumer"): 1}
+        assert counts["bytes"] == {("producer", "consumer"): sum(c + 1 for c in g)}
+        assert counts["blobs"] == len(g)
+        [(sender, receiver, tag, blobs)] = counts["transcript"]
+        assert (sender, receiver, tag) == ("producer", "consumer", "t")
+        assert blobs == [bytes([c]) * (c + 1) for c in g]
+
+
+def test_a_streamed_step_must_hand_on_to_a_last_step():
+    from methods.he.transport import Step
+
+    with pytest.raises(ValueError, match="streamed step .* needs `to`"):
+        Step("owner", "encrypt", stream=True)
+    with pytest.raises(ValueError, match="needs `to` and no `split`"):
+        Step("owner", "encrypt", to="server", split=True, stream=True)
