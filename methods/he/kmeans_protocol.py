@@ -11,8 +11,13 @@ Per Lloyd iteration (two rounds, driven by the key holder):
    (chunks added first), each plus a random mask whose slots sum to zero -> key holder, who sums the
    slots and divides (``rho_j`` cancels).
 
-No rotation is needed (the key holder sums slots of masked vectors), so the public context holds
-only the public key. Each party's code is in its own module (:mod:`methods.he.kmeans_keyholder`,
+In CKKS without ``permute`` every message carries two clusters, picks or centers, in the real
+and imaginary parts of the slots (docs/he.md, "Complex slots"): ceil(k/2)(d+1) centroid
+ciphertexts, ceil(k/2) score messages and packed one-hots per chunk, ceil(k/2)(d+1) totals.
+
+No rotation is needed (the key holder sums slots of masked vectors), so the server's context holds
+the public and relinearisation keys and, in CKKS, only the conjugation key of the Galois keys.
+Each party's code is in its own module (:mod:`methods.he.kmeans_keyholder`,
 :mod:`methods.he.kmeans_server`, :mod:`methods.he.kmeans_owner`); this driver holds
 no key and no ciphertext arithmetic, only routing (:class:`~methods.he.transport.Pool` chains,
 counted on a :class:`~methods.he.transport.Channel`) and the key holder's seeding choices on the
@@ -54,13 +59,14 @@ def lloyd_bytes_floor(n: int, k: int, d: int, params: HEParams, modulus_bits: fl
     the key holder's k - 1 blinded differences as 2-component ciphertexts and the k - 1 one-hots
     in seeded form (1 component), all at the modulus of ``modulus_bits`` (default: the last data
     prime alone, the smallest modulus that holds the differences with the argmin exact); plus the
-    broadcast that does not grow with n: k*d replicated centroid coordinates (seeded) and k(d+1)
-    masked totals (2 components) at that modulus. CKKS slots are N/2 per ciphertext."""
-    N, S = params.poly_modulus_degree, params.slots
+    broadcast that does not grow with n: k*d centroid coordinates (seeded) and k(d+1) masked totals
+    (2 components) at that modulus. A CKKS ciphertext has N/2 complex slots: N real values, two
+    per slot (real and imaginary parts), so a value costs 2 log2(q) bits, log2(q) seeded."""
+    N = params.poly_modulus_degree
     qb = float(modulus_bits if modulus_bits is not None else params.coeff_mod_bit_sizes[0])
     full, seeded = 2 * N * qb / 8, N * qb / 8
-    per_customer = (k - 1) * (full + seeded) / S
-    broadcast = k * d * seeded + k * (d + 1) * full
+    per_customer = (k - 1) * (full + seeded) / N
+    broadcast = -(-k * d // 2) * seeded + -(-k * (d + 1) // 2) * full
     return {"modulus_bits": qb, "per_customer_per_iteration": per_customer,
             "broadcast_per_iteration": broadcast, "per_iteration": per_customer * n + broadcast}
 
