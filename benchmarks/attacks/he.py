@@ -104,20 +104,19 @@ def key_holder_spearman(model, X: np.ndarray) -> float:
     fitted with ``keep_transcript``."""
     from scipy import stats
 
-    from methods.he.kmeans_keyholder import blinded_scores
+    from methods.he.kmeans_keyholder import seen_centers, seen_scores
 
     if not model.channel_.transcript:
         raise ValueError("key_holder_spearman needs a model fitted with keep_transcript=True")
     codec, k, d = model.keyholder_.codec, model.n_clusters, X.shape[1]
+    packed = codec.ckks and not getattr(model, "permute", False)  # two clusters per ciphertext
     worst, centers = 0.0, None
     for _, _, tag, payload in model.channel_.transcript:
         if tag == "centroids":
-            centers = np.array([codec.decrypt(b)[0] for b in payload]).reshape(k, d)
+            centers = seen_centers(codec, payload, k, d, packed)
         elif tag == "blinded scores" and centers is not None:
-            # the payload is chunk-major: chunk c's k ciphertexts (position 0's offset-blinded score,
-            # then the k - 1 differences to it), then chunk c + 1's; the key holder rebuilds r s + o
-            seen = blinded_scores([np.concatenate([codec.decrypt(b) for b in payload[j::k]])[: len(X)]
-                                   for j in range(k)])
+            # the key holder rebuilds every r s + o from position 0's score and the differences
+            seen = seen_scores(codec, payload, k, packed, len(X))
             true = ((X[:, None, :] - centers[None]) ** 2).sum(-1)
             for j in range(k):
                 rho = stats.spearmanr(true[:, j], seen[:, j]).statistic

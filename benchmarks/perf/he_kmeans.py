@@ -111,7 +111,16 @@ def op_times(params) -> dict[str, float]:
     # moved ciphertexts are fresh (2 components: centroids, one-hots, selections) or products (3)
     transfer = np.mean([_median_s(lambda: kh.load(a.serialize())),
                         _median_s(lambda: kh.load(big.serialize()))])
-    return {
+    out = {}
+    if ckks:  # the server's conjugation (a key switch) of a relinearised product, as it uses it
+        from methods.he.levels import raw
+
+        srv_c = Codec(load_context(public_bytes(ctx, relin_keys=True)), params)
+        srv_c.levels.load_conjugation_key(kh.levels.conjugation_key())
+        ct = raw(srv_c.load(prod.serialize()))
+        srv_c.levels._relinearize(ct)
+        out["conj"] = _median_s(lambda: srv_c.levels.conjugate(ct))
+    return out | {
         "ct_mul": _median_s(lambda: a * b),
         "pt_mul": _median_s(lambda: prod * plain),
         "sc_mul": _median_s(lambda: a * (1.5 if ckks else 3)),
@@ -152,15 +161,17 @@ def slot_sum_alternatives(params) -> dict:
 
 
 def bytes_report(model, X: np.ndarray, k: int, iters: int) -> dict:
-    """Bytes per customer, and one Lloyd iteration's measured bytes against the protocol floor
+    """Bytes by stage and per customer, and one Lloyd iteration's measured bytes against the protocol floor
     (:func:`methods.he.kmeans_protocol.lloyd_bytes_floor`: at the last prime's 60 bits, and at the
     bits the differences need, their value bound plus a 2^30 scale plus one)."""
     from methods.he.kmeans_protocol import lloyd_bytes_floor
 
     params, (n, d) = model.params_, X.shape
-    lloyd = model.costs_.extra["channel_stages"].get("lloyd", {}).get("bytes", 0)
+    stages = model.costs_.extra["channel_stages"]
+    lloyd = stages.get("lloyd", {}).get("bytes", 0)
     per_iter = lloyd / max(iters, 1)
-    out = {"bytes_per_customer": round(model.costs_.bytes_total / n, 1),
+    out = {"bytes_by_stage": {name: st.get("bytes", 0) for name, st in stages.items()},
+           "bytes_per_customer": round(model.costs_.bytes_total / n, 1),
            "lloyd_bytes_per_iteration": int(per_iter),
            "lloyd_bytes_per_customer_per_iteration": round(per_iter / n, 1)}
     if params.scheme == "ckks":

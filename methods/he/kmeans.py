@@ -360,7 +360,8 @@ class HEKMeans(KMeansMixin, BaseEstimator):
         """What each party saw in this run (for ``privacy.revealed``)."""
         perm = " in a per-point random cluster order (intermediate labels hidden)" if self.permute else ""
         return {
-            "server": "ciphertexts only (public key context, no secret/relinearisation/Galois keys); "
+            "server": "ciphertexts only (public key, relinearisation keys and, in CKKS, the complex-"
+                      "conjugation key; no secret key, no rotation keys); "
                       "public sizes n, d, k, the number of iterations and the encryption parameters"
                       + ("; BFV plain modulus reveals the bit length of max|x|"
                          if self.scheme == "bfv" else ""),

@@ -30,6 +30,50 @@ from methods.he.crypto import (
     round_half_up,
     valid_rows,
 )
+from methods.he.levels import SELECTION_SCALE_BITS, raw
+
+
+def packed_view(decrypted: list[np.ndarray], k: int) -> list[np.ndarray]:
+    """The unpacked message of :meth:`~methods.he.kmeans_server.ServerShard.packed_scores`
+    (complex slots, ceil(k/2) ciphertexts): position 0's score, then the k - 1 differences."""
+    from methods.he.levels import PACKED_DIFF_GAIN
+
+    first = np.asarray(decrypted[0])
+    out = [first.real, first.imag / PACKED_DIFF_GAIN] if k > 1 else [first.real]
+    for z in decrypted[1:]:
+        out += [np.asarray(z).real, np.asarray(z).imag]
+    return out[:k]
+
+
+def packed_centers(decrypted: list[np.ndarray], d: int) -> np.ndarray:
+    """The centers of a packed center message (per pair: d coordinates c_a + i c_b, then the norms),
+    one row per center (two per pair, the last one's imaginary part empty for an odd count)."""
+    rows = []
+    for p in range(len(decrypted) // (d + 1)):
+        z = np.array([np.asarray(v)[0] for v in decrypted[p * (d + 1):p * (d + 1) + d]])
+        rows += [z.real, z.imag]
+    return np.array(rows)
+
+
+def decrypt_complex(codec: Codec, blob: bytes) -> np.ndarray:
+    """The complex slots of a serialized CKKS vector (``codec`` holds the secret key)."""
+    return codec.levels.decrypt_complex(raw(codec.load(blob)))
+
+
+def seen_centers(codec: Codec, payload: list[bytes], k: int, d: int, packed: bool) -> np.ndarray:
+    """The centroids a "centroids" message carries (k x d), packed or one coordinate per ciphertext."""
+    if packed:
+        return packed_centers([decrypt_complex(codec, b) for b in payload], d)[:k]
+    return np.array([codec.decrypt(b)[0] for b in payload]).reshape(k, d)
+
+
+def seen_scores(codec: Codec, payload: list[bytes], k: int, packed: bool, n: int) -> np.ndarray:
+    """The k offset-blinded scores ``r s_l + o`` (n x k) a "blinded scores" message gives the key
+    holder; ``payload`` is chunk-major (each chunk's ciphertexts, then the next chunk's)."""
+    m = (k + 1) // 2 if packed else k
+    dec = (lambda b: decrypt_complex(codec, b)) if packed else codec.decrypt
+    cols = [np.concatenate([dec(b) for b in payload[j::m]])[:n] for j in range(m)]
+    return blinded_scores(packed_view(cols, k) if packed else cols)
 
 
 def blinded_scores(decrypted: list[np.ndarray]) -> np.ndarray:
@@ -59,6 +103,11 @@ class KeyHolder:
         """The server's public context: the public key and, in CKKS, the relinearisation keys it
         relinearises what it sends with (never the secret key, never Galois keys)."""
         return public_bytes(self.ctx, relin_keys=self.params.scheme == "ckks")
+
+    def conjugation_key(self) -> bytes:
+        """CKKS: the Galois key of complex conjugation, the server's only Galois key (it takes
+        packed totals apart with it, :mod:`methods.he.levels`)."""
+        return self.codec.levels.conjugation_key()
 
     def update(self, vals: list, k: int, d: int):
         """New centroids from the slot sums of the blinded cluster sums and counts (``rho_j``
@@ -94,6 +143,80 @@ class KeyHolderShard:
         """Fresh encryptions of the first ``k`` indicator vectors of one chunk's labels."""
         self.ops["encrypt_sk"] += k
         return [self.codec.encrypt_bytes(v) for v in onehot_vectors(labels, k, self.params.slots)]
+
+    def encrypt_pairs(self, rows: list[np.ndarray]) -> list[bytes]:
+        """Packed centers (CKKS): per pair of rows (a, b), d fresh encryptions of a_f + i b_f and
+        one of ||a||^2 + i ||b||^2 (at the scale of a product), each replicated in all slots; an
+        odd last row is paired with nothing (zero imaginary part)."""
+        S, delta, out = self.params.slots, self.params.delta, []
+        lv = self.codec.levels
+        for p in range(0, len(rows), 2):
+            a = np.asarray(rows[p], dtype=float)
+            b = np.asarray(rows[p + 1], dtype=float) if p + 1 < len(rows) else np.zeros_like(a)
+            out += [lv.encrypt_bytes(np.full(S, complex(x, y)), delta) for x, y in zip(a, b, strict=True)]
+            out.append(lv.encrypt_bytes(np.full(S, complex(a @ a, b @ b)), delta * delta))
+        self.ops["encrypt_sk"] += len(out)
+        return out
+
+    def packed_onehot(self, labels: np.ndarray, k: int) -> list[bytes]:
+        """Fresh packed one-hots ``a_2p + i a_{2p+1}`` of one chunk's labels, ceil(k/2) of them."""
+        v = onehot_vectors(labels, k, self.params.slots, float) + [np.zeros(self.params.slots)]
+        self.ops["encrypt_sk"] += (k + 1) // 2
+        lv = self.codec.levels
+        return [lv.encrypt_bytes(v[p] + 1j * v[p + 1], self.params.delta) for p in range(0, k, 2)]
+
+    def packed_assign(self, scores: dict[int, list[bytes]], k: int,
+                      n_onehots: int | None = None) -> tuple[dict, dict]:
+        """:meth:`assign` on packed scores (:func:`packed_view`); answers with packed one-hots
+        (``n_onehots=None``) or with the first ``n_onehots`` real ones."""
+        onehots, labels = {}, {}
+        lv = self.codec.levels
+        for c, cts in scores.items():
+            m = self._valid(c)
+            view = packed_view([lv.decrypt_complex(raw(self.codec.load(b)))[:m] for b in cts], k)
+            self.ops["decrypt"] += len(cts)
+            lab = np.stack([np.zeros(m)] + view[1:], axis=1).argmin(axis=1)
+            labels[c] = lab
+            onehots[c] = self.packed_onehot(lab, k) if n_onehots is None else self.onehot(lab, n_onehots)
+        return onehots, labels
+
+    def packed_slot_sums(self, blobs: list[bytes]) -> list[tuple[float, float]]:
+        """(sum of real parts, sum of imaginary parts) of masked packed vectors (``math.fsum``)."""
+        lv, out = self.codec.levels, []
+        for b in blobs:
+            z = lv.decrypt_complex(raw(self.codec.load(b)))
+            self.ops["decrypt"] += 1
+            out.append((math.fsum(z.real.tolist()), math.fsum(z.imag.tolist())))
+        return out
+
+    def packed_decrypt_chunks(self, blobs: dict[int, list[bytes]], count: int) -> dict[int, np.ndarray]:
+        """Packed distances (real, imaginary: two centers per ciphertext), ``count`` rows per chunk."""
+        lv, out = self.codec.levels, {}
+        for c, cts in blobs.items():
+            m = self._valid(c)
+            rows = []
+            for b in cts:
+                z = lv.decrypt_complex(raw(self.codec.load(b)))[:m]
+                rows += [z.real, z.imag]
+            out[c] = np.stack(rows[:count], axis=0)
+            self.ops["decrypt"] += len(cts)
+        return out
+
+    def packed_selections(self, picks: list[tuple[int, int]], chunks: list[int]) -> dict[int, list[bytes]]:
+        """:meth:`selections` with two picks per ciphertext (real and imaginary part), encrypted at
+        2^SELECTION_SCALE_BITS (:mod:`methods.he.levels`)."""
+        S, lv, out = self.params.slots, self.codec.levels, {}
+        for c in chunks:
+            vecs = []
+            for p in range(0, len(picks), 2):
+                v = np.zeros(S, dtype=complex)
+                for e, (pc, ps) in enumerate(picks[p:p + 2]):
+                    if pc == c:
+                        v[ps] += 1j if e else 1.0
+                vecs.append(lv.encrypt_bytes(v, 2.0**SELECTION_SCALE_BITS))
+            out[c] = vecs
+        self.ops["encrypt_sk"] += (len(picks) + 1) // 2 * len(chunks)
+        return out
 
     def assign(self, scores: dict[int, list[bytes]], k: int,
                n_onehots: int | None = None) -> tuple[dict, dict]:

@@ -11,8 +11,13 @@ Per Lloyd iteration (two rounds, driven by the key holder):
    (chunks added first), each plus a random mask whose slots sum to zero -> key holder, who sums the
    slots and divides (``rho_j`` cancels).
 
-No rotation is needed (the key holder sums slots of masked vectors), so the public context holds
-only the public key. Each party's code is in its own module (:mod:`methods.he.kmeans_keyholder`,
+In CKKS without ``permute`` every message carries two clusters, picks or centers, in the real
+and imaginary parts of the slots (docs/he.md, "Complex slots"): ceil(k/2)(d+1) centroid
+ciphertexts, ceil(k/2) score messages and packed one-hots per chunk, ceil(k/2)(d+1) totals.
+
+No rotation is needed (the key holder sums slots of masked vectors), so the server's context holds
+the public and relinearisation keys and, in CKKS, only the conjugation key of the Galois keys.
+Each party's code is in its own module (:mod:`methods.he.kmeans_keyholder`,
 :mod:`methods.he.kmeans_server`, :mod:`methods.he.kmeans_owner`); this driver holds
 no key and no ciphertext arithmetic, only routing (:class:`~methods.he.transport.Pool` chains,
 counted on a :class:`~methods.he.transport.Channel`) and the key holder's seeding choices on the
@@ -54,13 +59,14 @@ def lloyd_bytes_floor(n: int, k: int, d: int, params: HEParams, modulus_bits: fl
     the key holder's k - 1 blinded differences as 2-component ciphertexts and the k - 1 one-hots
     in seeded form (1 component), all at the modulus of ``modulus_bits`` (default: the last data
     prime alone, the smallest modulus that holds the differences with the argmin exact); plus the
-    broadcast that does not grow with n: k*d replicated centroid coordinates (seeded) and k(d+1)
-    masked totals (2 components) at that modulus. CKKS slots are N/2 per ciphertext."""
-    N, S = params.poly_modulus_degree, params.slots
+    broadcast that does not grow with n: k*d centroid coordinates (seeded) and k(d+1) masked totals
+    (2 components) at that modulus. A CKKS ciphertext has N/2 complex slots: N real values, two
+    per slot (real and imaginary parts), so a value costs 2 log2(q) bits, log2(q) seeded."""
+    N = params.poly_modulus_degree
     qb = float(modulus_bits if modulus_bits is not None else params.coeff_mod_bit_sizes[0])
     full, seeded = 2 * N * qb / 8, N * qb / 8
-    per_customer = (k - 1) * (full + seeded) / S
-    broadcast = k * d * seeded + k * (d + 1) * full
+    per_customer = (k - 1) * (full + seeded) / N
+    broadcast = -(-k * d // 2) * seeded + -(-k * (d + 1) // 2) * full
     return {"modulus_bits": qb, "per_customer_per_iteration": per_customer,
             "broadcast_per_iteration": broadcast, "per_iteration": per_customer * n + broadcast}
 
@@ -80,6 +86,10 @@ class KMeansProtocol:
         self.channel = Channel(keep_transcript=keep_transcript)
         self.costs = Costs()
         self.internal_transfers = 0
+        # CKKS packs two clusters, picks or centers per ciphertext (complex slots); the permuted
+        # protocol and BFV send one per ciphertext
+        self.ckks = params.scheme == "ckks"
+        self.packed = self.ckks and not permute
 
     # ---------------------------------------------------------------- plumbing
     def _send(self, sender: str, receiver: str, blobs, tag: str, request: bool = False):
@@ -106,15 +116,17 @@ class KMeansProtocol:
         return [g.tolist() for g in np.array_split(np.arange(n_vectors), self.workers)]
 
     def _reduced_slot_sums(self, outgoing: list[dict], owners: list[list[int]], stream: Stream, call: int,
-                           degrees: list[int], scales: list | None, tag: str) -> list:
+                           degrees: list[int], scales: list | None, tag: str, packed: bool = False) -> list:
         """Second half of a masked sum: the server shards exchange partials (server-internal), each
         adds, masks and scales the totals it owns and hands them to the key holder shard beside it,
         which sums their slots. Returns the slot sums of every vector, in order."""
         incoming = [[out.get(w, {}) for v, out in enumerate(outgoing) if v != w] for w in range(self.workers)]
         self.internal_transfers += sum(len(m) for out in outgoing for m in out.values())
-        res = self._chain([[Step(SERVER, "reduce", (incoming[w], owners[w], stream, call, degrees, scales),
+        res = self._chain([[Step(SERVER, "reduce",
+                                 (incoming[w], owners[w], stream, call, degrees, scales, packed),
                                  to=KEYHOLDER, tag=tag),
-                            Step(KEYHOLDER, "slot_sums")] for w in range(self.workers)])
+                            Step(KEYHOLDER, "packed_slot_sums" if packed else "slot_sums")]
+                           for w in range(self.workers)])
         vals: list = [None] * sum(len(o) for o in owners)
         for idx, out in zip(owners, res, strict=True):
             for i, v in zip(idx, out[-1], strict=True):
@@ -143,7 +155,14 @@ class KMeansProtocol:
             self._send(KEYHOLDER, OWNER, public, "public context")
             p = self.params.to_dict()
             pool.broadcast(OWNER, "__init__", (p, public))
-            pool.broadcast(SERVER, "__init__", (p, server_public, self.n, self.server_seed))
+            server_args = (p, server_public, self.n, self.server_seed)
+            if self.ckks:
+                t0 = time.process_time()
+                conj = self.keyholder.conjugation_key()
+                self._cpu(KEYHOLDER, t0)
+                self._send(KEYHOLDER, SERVER, conj, "conjugation key")
+                server_args += (conj,)
+            pool.broadcast(SERVER, "__init__", server_args)
             pool.broadcast(KEYHOLDER, "__init__", (p, secret, self.n))
         self.channel.stage = "encrypt"
         with self.costs.phase("encrypt"):
@@ -154,6 +173,16 @@ class KMeansProtocol:
             self._chain([[Step(OWNER, "encrypt", (b,), to=SERVER, tag="encrypted columns", stream=True),
                           Step(SERVER, "load")] for b in self._split(blocks)])
             del blocks
+
+    def encrypt_pairs(self, C: np.ndarray) -> list[bytes]:
+        """Packed centers (CKKS): per pair of rows, d ciphertexts c_a + i c_b and the norms
+        ||c_a||^2 + i ||c_b||^2, replicated in all slots (key holder's worker shards)."""
+        rows = [np.asarray(r, dtype=float) for r in np.asarray(C)]
+        pairs = [rows[p:p + 2] for p in range(0, len(rows), 2)]
+        groups = np.array_split(np.arange(len(pairs)), self.workers)
+        parts = self.pool.map(KEYHOLDER, "encrypt_pairs",
+                              [([r for i in g for r in pairs[i]],) for g in groups])
+        return [b for part in parts for b in part]
 
     def encrypt_centers(self, C: np.ndarray) -> list[bytes]:
         """Fresh encryptions of every centroid coordinate, replicated in all slots (key holder's
@@ -171,6 +200,18 @@ class KMeansProtocol:
         S = self.params.slots
         sel_picks = [(i // S, i % S) for i in picks]
         self._extractions = getattr(self, "_extractions", 0) + 1
+        if self.ckks:  # two picks per selection and per extracted coordinate
+            n_out = (len(picks) + 1) // 2 * self.d
+            owners = self._owners(n_out)
+            res = self._chain([[Step(KEYHOLDER, "packed_selections", (sel_picks, g), to=SERVER,
+                                     tag="selections", request=True),
+                                Step(SERVER, "extract_partials", (owners, w))]
+                               for w, g in enumerate(self.groups)])
+            vals = self._reduced_slot_sums([out[-1] for out in res], owners, Stream.EXTRACTION_MASKS,
+                                           self._extractions, [2] * n_out, None, "masked extraction",
+                                           packed=True)
+            rows = np.asarray(vals, dtype=float).reshape(-1, self.d, 2)  # (pair, feature, re/im)
+            return rows.transpose(0, 2, 1).reshape(-1, self.d)[: len(picks)]
         owners = self._owners(len(picks) * self.d)
         res = self._chain([[Step(KEYHOLDER, "selections", (sel_picks, g), to=SERVER, tag="selections",
                                  request=True),
@@ -185,10 +226,18 @@ class KMeansProtocol:
     def distances(self, centers: np.ndarray, sigma) -> np.ndarray:
         """``sigma * ||x_i - c||^2`` for every record and each center, as the key holder sees them
         (``sigma`` is the server's secret common factor); one round. Shape (n, len(centers))."""
-        blobs = self.encrypt_centers(centers)
-        self._send(KEYHOLDER, SERVER, blobs, "centers", request=True)
-        res = self._chain([[Step(SERVER, "distances", (blobs, self.d, sigma), to=KEYHOLDER, tag="blinded D2"),
-                            Step(KEYHOLDER, "decrypt_chunks")]] * self.workers)
+        if self.ckks:  # two centers per ciphertext
+            blobs = self.encrypt_pairs(centers)
+            self._send(KEYHOLDER, SERVER, blobs, "centers", request=True)
+            res = self._chain([[Step(SERVER, "packed_distances", (blobs, self.d, sigma, len(centers)),
+                                     to=KEYHOLDER, tag="blinded D2"),
+                                Step(KEYHOLDER, "packed_decrypt_chunks", (len(centers),))]] * self.workers)
+        else:
+            blobs = self.encrypt_centers(centers)
+            self._send(KEYHOLDER, SERVER, blobs, "centers", request=True)
+            res = self._chain([[Step(SERVER, "distances", (blobs, self.d, sigma), to=KEYHOLDER,
+                                     tag="blinded D2"),
+                                Step(KEYHOLDER, "decrypt_chunks")]] * self.workers)
         vals = {c: v for out in res for c, v in out[-1].items()}
         return np.concatenate([vals[c].T for c in range(self.n_chunks)], axis=0).astype(float)
 
@@ -247,6 +296,11 @@ class KMeansProtocol:
                       hand_on: bool) -> list[Step]:
         """Server scores -> key holder argmin and ``n_onehots`` fresh one-hots per chunk, handed on
         to the server (a new round; the labels are kept) or returned with the labels."""
+        if self.packed and not permute:  # n_onehots None: packed one-hots
+            return [Step(SERVER, "packed_scores", (enc_c, self.k, iteration), to=KEYHOLDER,
+                         tag="blinded scores"),
+                    Step(KEYHOLDER, "packed_assign", (self.k, n_onehots), to=SERVER if hand_on else None,
+                         tag="one-hot assignments", request=True, split=hand_on)]
         return [Step(SERVER, "scores", (enc_c, self.k, iteration, permute), to=KEYHOLDER,
                      tag="blinded scores"),
                 Step(KEYHOLDER, "assign", (self.k, n_onehots), to=SERVER if hand_on else None,
@@ -257,6 +311,8 @@ class KMeansProtocol:
         one-hots; round 2: masked, blinded cluster sums and counts -> new centroids (None if a
         cluster is empty). Returns (new centroids, argmin positions by chunk)."""
         k, d = self.k, self.d
+        if self.packed and not permute:
+            return self._iterate_packed(C, iteration)
         enc_c = self.encrypt_centers(C)
         self._send(KEYHOLDER, SERVER, enc_c, "centroids", request=True)
         owners = self._owners(k * d + k)
@@ -275,6 +331,30 @@ class KMeansProtocol:
                                        degrees, scales, "masked sums")
         t0 = time.process_time()
         C = self.keyholder.update(vals, k, d)
+        self._cpu(KEYHOLDER, t0)
+        return C, positions
+
+    def _iterate_packed(self, C: np.ndarray, iteration: int):
+        """:meth:`iterate` with two clusters per ciphertext (CKKS, unpermuted): packed centroids,
+        ceil(k/2) score messages and packed one-hots per chunk, (d + 1) ceil(k/2) totals."""
+        k, d = self.k, self.d
+        M = (k + 1) // 2
+        enc_c = self.encrypt_pairs(C)
+        self._send(KEYHOLDER, SERVER, enc_c, "centroids", request=True)
+        owners = self._owners(M * d + M)
+        res = self._chain([self._scores_steps(enc_c, iteration, False, None, hand_on=True)
+                           + [Step(SERVER, "packed_sums", (k, owners, w))]
+                           for w in range(self.workers)])
+        positions = {c: v for out in res for c, v in out[1].items()}
+        rho = [float(r) for r in cluster_factors(self.server_seed, iteration, k, True)]
+        pair_rho = [(rho[2 * p], rho[min(2 * p + 1, k - 1)]) for p in range(M)]
+        scales = [pair_rho[p] for p in range(M) for _ in range(d)] + pair_rho
+        vals = self._reduced_slot_sums([out[-1] for out in res], owners, Stream.SUM_MASKS, iteration,
+                                       [2] * (M * d) + [1] * M, scales, "masked sums", packed=True)
+        sums = [vals[(j // 2) * d + f][j % 2] for j in range(k) for f in range(d)]
+        counts = [vals[M * d + j // 2][j % 2] for j in range(k)]
+        t0 = time.process_time()
+        C = self.keyholder.update(sums + counts, k, d)
         self._cpu(KEYHOLDER, t0)
         return C, positions
 
@@ -305,7 +385,7 @@ class KMeansProtocol:
                chunk_size: int | None = None):
         """Final assignment with the final centroids (unpermuted: the owner receives the labels);
         fresh encrypted one-hots are served to the server (optionally under another context)."""
-        enc_c = self.encrypt_centers(C)
+        enc_c = self.encrypt_pairs(C) if self.packed else self.encrypt_centers(C)
         self._send(KEYHOLDER, SERVER, enc_c, "centroids", request=True)
         n_onehots = self.k if assignment_context is None else 0  # else encrypted under that context
         res = self._chain([self._scores_steps(enc_c, max(n_iter, 0) + FINAL_ROUND, False, n_onehots,

@@ -49,6 +49,8 @@ from methods.he.levels import (
     BASE_MIN_SCALE_BITS,
     BASE_SCALE_BITS,
     EXTRACT_MIN_SCALE_BITS,
+    PACKED_DIFF_GAIN,
+    PAIR_SCALE_BITS,
     PRE_RESCALE_BITS,
     RHO_FRAC_BITS,
     RHO_MAX_SCALE_BITS,
@@ -65,7 +67,8 @@ class ServerShard:
     #: key holder's attack on them
     _rerandomize = True
 
-    def __init__(self, params: dict, public_context: bytes, n: int, seed: int):
+    def __init__(self, params: dict, public_context: bytes, n: int, seed: int,
+                 conjugation_key: bytes | None = None):
         self.params = HEParams.from_dict(params)
         self.ctx = load_context(public_context)
         if self.ctx.is_private() or self.ctx.has_secret_key():
@@ -75,16 +78,26 @@ class ServerShard:
                              "KeyHolder.server_context(), not the owner's public context")
         self.codec = Codec(self.ctx, self.params)
         self.ckks = self.params.scheme == "ckks"
+        if conjugation_key is not None:
+            self.codec.levels.load_conjugation_key(conjugation_key)
         self.n, self.seed = int(n), int(seed)
         self.x: dict[int, list] = {}
+        self.x2: dict[int, object] = {}  # CKKS: ||x||^2 per chunk (degree 2), for packed distances
         self.perm: dict[int, np.ndarray] = {}
         self.partials: dict[int, object] = {}  # the totals this shard owns, between share and reduce
         self.totals: dict[tuple, tuple] = {}  # per set of chunks: sum_i x_i per feature, valid counts
-        self.ops = {"ct_mul": 0, "pt_mul": 0, "sc_mul": 0, "add": 0, "encrypt": 0}
+        self.ops = {"ct_mul": 0, "pt_mul": 0, "sc_mul": 0, "add": 0, "encrypt": 0, "conj": 0}
 
     def load(self, columns: dict[int, list[bytes]]) -> None:
         for c, cols in columns.items():
             self.x[c] = [self.codec.load(b) for b in cols]
+
+    def _m2x(self, c: int) -> list:
+        """-2x of chunk ``c`` as SEAL ciphertexts, made when a scoring call needs it and dropped:
+        keeping it (or 2x) beside ``x`` would double the server's memory, for d additions per chunk
+        and call."""
+        self.ops["add"] += len(self.x[c])
+        return [levels.raw(-(v + v)) for v in self.x[c]]
 
     def _finish(self, v, rng: np.random.Generator, rho=None, count: bool = False,
                 min_scale_bits: float = TOTAL_MIN_SCALE_BITS) -> bytes:
@@ -180,8 +193,45 @@ class ServerShard:
         return {w: {i: partials[i].serialize() for i in idx}
                 for w, idx in enumerate(owners) if w != me and partials}
 
+    def _finish_pair(self, v, rng: np.random.Generator, rho: tuple | None, count: bool,
+                     min_scale_bits: float) -> bytes:
+        """:meth:`_finish` of a packed total ``a + i b`` (CKKS): a mask whose real and imaginary
+        parts each sum to zero over the slots (two draws of :func:`zero_sum_vector`), then, with
+        ``rho = (rho_a, rho_b)``, ``rho_a (a + m) + i rho_b (b + m')`` as
+        ``(rho_a + rho_b)/2 z + (rho_a - rho_b)/2 conj z`` (one conjugation; the constants have
+        RHO_FRAC_BITS + 1 fractional bits, exact at the scale they are encoded at)."""
+        mask = zero_sum_vector(self.params, rng) + 1j * zero_sum_vector(self.params, rng)
+        self.ops["add"] += 1
+        if max(np.abs(mask.real).max(), np.abs(mask.imag).max()) >= CKKS_MASK_BOUND:
+            raise ValueError("a zero-sum mask exceeded its 14-sigma bound; rerun with another seed")
+        lv = self.codec.levels
+        ct = levels.raw(v)
+        bound = float(np.abs(mask).max()) + math.sqrt(2) * 2.0**11 * -(-self.n // self.params.slots)
+        fresh = count and self._rerandomize
+        lv.rescale_while(ct, max(PRE_RESCALE_BITS, min_scale_bits))
+        lv.add_plain(ct, mask)
+        if rho is not None:
+            bound *= BLIND_FACTOR
+            ra, rb = (quantize_rho(x) for x in rho)
+            bits = lv.factor_scale_bits(ct, bound, TOTAL_MIN_SCALE_BITS, RHO_FRAC_BITS + 1,
+                                        RHO_MAX_SCALE_BITS)
+            if bits is None:
+                raise ValueError(f"no room for rho at scale 2^{math.log2(ct.scale):.0f}, "
+                                 f"level {levels.level(ct)}")
+            conj = lv.conjugate(ct) if ra != rb else None
+            lv.mul_constant(ct, (ra + rb) / 2, 2.0**bits)
+            if conj is not None:
+                self.ops["conj"] += 1
+                lv.mul_constant(conj, (ra - rb) / 2, 2.0**bits)
+                lv.evaluator.add_inplace(ct, conj)
+            self.ops["sc_mul"] += 2
+        if fresh:
+            self.ops["encrypt"] += 1
+            self.ops["add"] += 1
+        return lv.shrink_bytes(ct, bound, min_scale_bits, rerandomize=fresh)
+
     def reduce(self, incoming: list[dict[int, bytes]], owned: list[int], stream: Stream, call: int,
-               degrees: list[int], scales: list | None) -> list[bytes]:
+               degrees: list[int], scales: list | None, packed: bool = False) -> list[bytes]:
         """Totals of the vectors this shard owns (its partial plus the other shards'), each masked
         (randomness per vector, independent of the worker split) and scaled by ``scales[i]``."""
         out = []
@@ -199,8 +249,9 @@ class ServerShard:
             # extracted coordinates keep their products' scale (a rescale would round them to
             # about 2^-19): they are a record's values, and few
             floor = EXTRACT_MIN_SCALE_BITS if stream == Stream.EXTRACTION_MASKS else TOTAL_MIN_SCALE_BITS
-            out.append(self._finish(acc, blinding_rng(self.seed, stream, call, i), rho,
-                                    count=degrees[i] < max(degrees), min_scale_bits=floor))
+            finish = self._finish_pair if packed else self._finish
+            out.append(finish(acc, blinding_rng(self.seed, stream, call, i), rho,
+                              count=degrees[i] < max(degrees), min_scale_bits=floor))
         self.partials = {}
         return out
 
@@ -222,9 +273,7 @@ class ServerShard:
             else:  # |o| <= t/8
                 t = self.params.plain_modulus
                 o = rng.integers(-(t >> 3), (t >> 3) + 1, S)
-            # 2x made per chunk and dropped: keeping it would double the server's memory for
-            # the cost of d additions per chunk and iteration
-            two_x = [v + v for v in self.x[c]]
+            two_x = [v + v for v in self.x[c]]  # made per chunk and dropped (see _m2x)
             s = []
             for j in range(k):
                 acc = None
@@ -390,6 +439,141 @@ class ServerShard:
             self.ops["ct_mul"] += m * d
             self.ops["add"] += 2 * m * d
             self.ops["sc_mul"] += m
+        return out
+
+    # ------------------------------------------------------------------ packed (CKKS, unpermuted)
+    # Two clusters (or picks, or centers) share a ciphertext, one in the real and one in the
+    # imaginary part of every slot (:mod:`methods.he.levels`, "complex slots"): the centroids
+    # come as Z_pf = c_{2p,f} + i c_{2p+1,f} and N_p = ||c_2p||^2 + i ||c_{2p+1}||^2, so that
+    # Q_p = N_p - 2 sum_f Z_pf x_f = s_2p + i s_{2p+1} holds two clusters' scores.
+
+    def _pairs(self, blobs: list[bytes], d: int) -> list[tuple[list, object]]:
+        """(Z_p1..Z_pd, N_p) per pair of a packed centroid message (SEAL ciphertexts)."""
+        cts = [levels.raw(self.codec.load(b)) for b in blobs]
+        return [(cts[p * (d + 1):p * (d + 1) + d], cts[p * (d + 1) + d]) for p in range(len(cts) // (d + 1))]
+
+    def _q(self, pair, m2x_c: list):
+        """Q_p = N_p - 2 sum_f Z_pf x_f of a chunk, from its -2x (degree 2, 3 components)."""
+        lv, (zs, nn) = self.codec.levels, pair
+        acc = None
+        for z, m2x in zip(zs, m2x_c, strict=True):
+            term = levels.seal.Ciphertext()
+            lv.evaluator.multiply(z, m2x, term)
+            if acc is None:
+                acc = term
+            else:
+                lv.evaluator.add_inplace(acc, term)
+        lv.evaluator.add_inplace(acc, nn)
+        self.ops["ct_mul"] += len(zs)
+        self.ops["add"] += len(zs)
+        return acc
+
+    def _combine(self, terms: list[tuple[object, np.ndarray]], scale_bits: int):
+        """sum of ciphertext times (complex) plaintext factor, the factors encoded at 2^scale_bits."""
+        lv, acc = self.codec.levels, None
+        for ct, w in terms:
+            term = lv.mul_complex_plain(ct, w, 2.0**scale_bits)
+            if acc is None:
+                acc = term
+            else:
+                lv.evaluator.add_inplace(acc, term)
+        self.ops["pt_mul"] += len(terms)
+        self.ops["add"] += len(terms) - 1
+        return acc
+
+    def packed_scores(self, centroids: list[bytes], k: int, iteration: int) -> dict[int, list[bytes]]:
+        """The key holder's view of :meth:`scores` in ceil(k/2) ciphertexts per chunk: position
+        0's ``r s_0 + o`` with ``g r (s_1 - s_0)`` in the imaginary part (g = PACKED_DIFF_GAIN),
+        then the pairs ``r (s_l - s_0) + i r (s_{l+1} - s_0)``, l = 2, 4, ... (the same blinding
+        randomness as :meth:`scores`). With s_0 = (Q_0 + conj Q_0) / 2 and s_1 = (Q_0 - conj Q_0) / 2i
+        (one conjugation per chunk) every message is a plaintext-linear form of the Q_p."""
+        if not self.x:
+            return {}
+        d = len(self.x[next(iter(self.x))])
+        pairs = self._pairs(centroids, d)
+        lv, S, out, g = self.codec.levels, self.params.slots, {}, PACKED_DIFF_GAIN
+        for c in sorted(self.x):
+            rng = blinding_rng(self.seed, Stream.SCORES, iteration, c)
+            r = blinding_factors(rng, S, True)
+            o = blinding_offsets(rng, S)
+            m2x = self._m2x(c)
+            q = [self._q(p, m2x) for p in pairs]
+            q0bar = lv.conjugate(q[0])  # relinearises q[0]
+            self.ops["conj"] += 1
+            first = self._combine([(q[0], r / 2 * (1 + g - 1j * g)), (q0bar, r / 2 * (1 - g - 1j * g))],
+                                  BASE_SCALE_BITS)
+            lv.add_plain(first, o)
+            head = 2.0**self.params.headroom_bits
+            bound = math.hypot(CKKS_OFFSET + head, g * head)
+            msgs = [lv.shrink_bytes(first, bound, BASE_MIN_SCALE_BITS)]
+            if len(q) > 1:
+                s0x2 = levels.seal.Ciphertext()
+                lv.evaluator.add(q[0], q0bar, s0x2)  # 2 s_0
+                self.ops["add"] += 1
+                for p in range(1, len(q)):
+                    both = 2 * p + 1 < k
+                    w0 = -r / 2 * (1 + 1j) if both else -r / 2
+                    v = self._combine([(q[p], r), (s0x2, w0)], PAIR_SCALE_BITS)
+                    msgs.append(lv.shrink_bytes(v, math.sqrt(2) * 2.0**self.params.headroom_bits,
+                                                SCORE_MIN_SCALE_BITS))
+            self.ops["add"] += len(q)
+            out[c] = msgs
+        return out
+
+    def packed_sums(self, onehots: dict[int, list[bytes]], k: int, owners: list[list[int]],
+                    me: int) -> dict:
+        """Partial sum_i A_pi x_i (per pair p and feature) and sum_i A_pi (per pair) over this
+        shard's chunks, from the packed one-hots A_p = a_2p + i a_{2p+1} (ceil(k/2) per chunk,
+        every cluster: nothing is derived). Returns the partials other shards own."""
+        if not onehots:
+            return self._share([], owners, me)
+        d = len(next(iter(self.x.values())))
+        acc_s: list = []
+        acc_n: list = []
+        for c in sorted(onehots):
+            a = [self.codec.load(b) for b in onehots[c]]
+            for p in range(len(a)):
+                for f in range(d):
+                    term = a[p] * self.x[c][f]
+                    if len(acc_s) < len(a) * d:
+                        acc_s.append(term)
+                    else:
+                        acc_s[p * d + f] += term
+                if len(acc_n) < len(a):
+                    acc_n.append(a[p])
+                else:
+                    acc_n[p] += a[p]
+            self.ops["ct_mul"] += len(a) * d
+            self.ops["add"] += len(a) * (d + 1)
+        return self._share(acc_s + acc_n, owners, me)
+
+    def packed_distances(self, centers: list[bytes], d: int, sigma, m: int) -> dict[int, list[bytes]]:
+        """sigma (||x - c_a||^2 + i ||x - c_b||^2) per chunk and pair of the ``m`` packed centers
+        (``centers`` as :meth:`packed_scores` takes centroids): sigma (Q_p + (1 + i) ||x||^2). A
+        lone last center (odd ``m``) gets sigma (Q_p + ||x||^2): its imaginary part stays empty
+        (it would otherwise hold sigma ||x||^2, the distance to a center at the origin)."""
+        pairs = self._pairs(centers, d)
+        lv, out = self.codec.levels, {}
+        for c in sorted(self.x):
+            if c not in self.x2:
+                acc = None
+                for x in (levels.raw(v) for v in self.x[c]):
+                    term = levels.seal.Ciphertext()
+                    lv.evaluator.square(x, term)
+                    if acc is None:
+                        acc = term
+                    else:
+                        lv.evaluator.add_inplace(acc, term)
+                lv._relinearize(acc)
+                self.x2[c] = acc
+                self.ops["ct_mul"] += d
+            blobs, m2x = [], self._m2x(c)
+            for p, pair in enumerate(pairs):
+                norm = sigma * (1 + 1j) if 2 * p + 1 < m else sigma
+                v = self._combine([(self._q(pair, m2x), sigma), (self.x2[c], norm)], PAIR_SCALE_BITS)
+                blobs.append(lv.shrink_bytes(v, math.sqrt(2) * 2.0**self.params.headroom_bits,
+                                             SCORE_MIN_SCALE_BITS))
+            out[c] = blobs
         return out
 
     def op_counts(self) -> dict[str, int]:

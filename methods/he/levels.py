@@ -51,6 +51,14 @@ SCORE_MIN_SCALE_BITS, TOTAL_MIN_SCALE_BITS, EXTRACT_MIN_SCALE_BITS = 30, 36, 60
 BASE_SCALE_BITS, BASE_MIN_SCALE_BITS = 35, 27
 #: a 3-component product may be rescaled as it is while the scale left stays at or above this
 RELIN_SCALE_BITS = 60
+#: packed (complex) messages: two blinded score differences per ciphertext have their factors r
+#: encoded at 2^PAIR_SCALE_BITS (degree 3 at 2^119 holds |a + i b| <= 2^27.5, and two rescales
+#: leave 2^31 on the last prime); the first difference rides in position 0's ciphertext, times
+#: PACKED_DIFF_GAIN in the imaginary part, so that it keeps the precision of a scale of 2^31 there
+PAIR_SCALE_BITS, PACKED_DIFF_GAIN = 39, 16.0
+#: packed selections are encrypted at 2^SELECTION_SCALE_BITS: the extracted coordinate (degree 2
+#: at 2^108, 3 primes) is rescaled once to 2^64 and its mask still fits the two primes left
+SELECTION_SCALE_BITS = 68
 
 
 _DIR = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else tempfile.gettempdir()
@@ -124,12 +132,75 @@ class Levels:
         self._pub = None  # the public-key encryptor, made on first use
 
     def encode(self, values, level: int, scale: float) -> seal.Plaintext:
+        """``values`` (real or complex: a scalar fills every slot) at ``level`` and ``scale``."""
         pt = seal.Plaintext()
         if np.ndim(values) == 0:
-            self.encoder.encode(float(values), self.pids[level], float(scale), pt)
+            v = complex(values) if np.iscomplexobj(values) else float(values)
+            self.encoder.encode(v, self.pids[level], float(scale), pt)
         else:
-            self.encoder.encode(np.asarray(values, dtype=float).tolist(), self.pids[level], float(scale), pt)
+            arr = np.asarray(values)
+            arr = arr.astype(complex) if np.iscomplexobj(arr) else arr.astype(float)
+            self.encoder.encode(arr.tolist(), self.pids[level], float(scale), pt)
         return pt
+
+    # ------------------------------------------------------------------ complex slots
+    # A CKKS slot holds a complex number; a real vector leaves the imaginary parts empty. The
+    # protocols pack two real vectors a and b into one ciphertext of a + i b: linear operations
+    # act on both parts at once, and a real plaintext factor scales both. Where the two parts
+    # need different treatment the server takes them apart with the conjugation key (Galois
+    # element 2N - 1, the only Galois key it holds): Re z = (z + conj z) / 2, Im z = (z - conj z) / 2i.
+
+    def conjugation_key(self) -> bytes:
+        """The Galois key of complex conjugation, serialized in seeded form (made with the secret key)."""
+        if not self.ctx.is_private():
+            raise ValueError("the conjugation key is made with the secret key")
+        # SEAL's serializable form: each key's second polynomials replaced by their seed (half the bytes)
+        return _save(seal.KeyGenerator(self.sc, self.ctx.data.secret_key()).create_galois_keys(
+            [2 * self.sc.key_context_data().parms().poly_modulus_degree() - 1]))
+
+    def load_conjugation_key(self, data: bytes) -> None:
+        path = os.path.join(_DIR, f"privmark-seal-{os.getpid()}-{next(_COUNTER)}")
+        try:
+            with open(path, "wb") as f:
+                f.write(data)
+            keys = seal.GaloisKeys()
+            keys.load(self.sc, path)
+        finally:
+            os.unlink(path)
+        self._galois = keys
+
+    def conjugate(self, ct: seal.Ciphertext) -> seal.Ciphertext:
+        """A new ciphertext of the slot-wise complex conjugate of ``ct`` (relinearised first)."""
+        if getattr(self, "_galois", None) is None:
+            raise ValueError("conjugation needs the conjugation key (load_conjugation_key)")
+        self._relinearize(ct)
+        out = seal.Ciphertext()
+        self.evaluator.complex_conjugate(ct, self._galois, out)
+        return out
+
+    def split(self, ct: seal.Ciphertext) -> tuple[seal.Ciphertext, seal.Ciphertext]:
+        """(2 Re z, 2 Im z) of a ciphertext of z, exact up to the key switch's noise: z + conj z
+        and -i (z - conj z) (the factor -i is the monomial -X^(N/2), encoded exactly at scale 1)."""
+        conj = self.conjugate(ct)
+        re, im = seal.Ciphertext(), seal.Ciphertext()
+        self.evaluator.add(ct, conj, re)
+        self.evaluator.sub(ct, conj, im)
+        self.evaluator.multiply_plain_inplace(im, self.encode(-1j, level(im), 1.0))
+        return re, im
+
+    def mul_complex_plain(self, ct: seal.Ciphertext, values, scale: float) -> seal.Ciphertext:
+        """A new ciphertext of ``ct`` times the (complex) plaintext ``values`` encoded at ``scale``."""
+        out = seal.Ciphertext()
+        self.evaluator.multiply_plain(ct, self.encode(values, level(ct), scale), out)
+        return out
+
+    def decrypt_complex(self, ct: seal.Ciphertext) -> np.ndarray:
+        """The complex slots of ``ct`` (needs the secret key)."""
+        if getattr(self, "_decryptor", None) is None:
+            self._decryptor = seal.Decryptor(self.sc, self.ctx.data.secret_key())
+        pt = seal.Plaintext()
+        self._decryptor.decrypt(ct, pt)
+        return np.asarray(self.encoder.decode_complex(pt))
 
     def encrypt_bytes(self, values, scale: float, level: int | None = None) -> bytes:
         """Secret-key encryption of ``values`` at ``level`` (default top) and ``scale``, serialized

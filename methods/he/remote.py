@@ -41,7 +41,7 @@ from methods.he.transport import Channel, Pool, WorkerError, flatten
 
 TRANSPORTS = ("local", "grpc")
 #: server steps whose result only other server shards use: kept in the server service
-SERVER_INTERNAL = {"partial_sums", "extract_partials"}
+SERVER_INTERNAL = {"partial_sums", "packed_sums", "extract_partials"}
 START_TIMEOUT_S = 120.0
 
 _current: contextvars.ContextVar[Session | None] = contextvars.ContextVar("he_session", default=None)

@@ -83,9 +83,10 @@ def test_server_context_has_relinearisation_keys_only():
 def test_floor_counts_the_view_and_one_hots_at_the_last_prime():
     params = resolve_params("ckks")
     f = lloyd_bytes_floor(4096, 4, 5, params)
-    # 3 differences (2 x 8192 x 60 bits) and 3 seeded one-hots (8192 x 60 bits) per 4,096 customers
-    assert f["per_customer_per_iteration"] == pytest.approx(3 * (122880 + 61440) / 4096)
-    assert f["broadcast_per_iteration"] == pytest.approx(20 * 61440 + 24 * 122880)
+    # 3 differences (2 x 8192 x 60 bits) and 3 seeded one-hots (8192 x 60 bits) per 8,192 customers
+    # (two real values per complex slot); 20 centroid coordinates and 24 totals, two per ciphertext
+    assert f["per_customer_per_iteration"] == pytest.approx(3 * (122880 + 61440) / 8192)
+    assert f["broadcast_per_iteration"] == pytest.approx(10 * 61440 + 12 * 122880)
 
 
 def test_logreg_floor_counts_scores_and_the_broadcast():

@@ -229,3 +229,43 @@ def test_bfv_counts_are_rerandomised(rerandomize):
     read = [_c1(khs.codec.load(b).ciphertext()[0]) * pow(s, -1, q0) % q0 for b, s in zip(counts, own, strict=True)]
     assert (read == rho) is (not rerandomize)
     assert np.array_equal(np.array(khs.slot_sums(counts)) // rho, np.bincount(labels, minlength=K))
+
+
+_PACKED: dict = {}
+
+
+def _packed_counts(parties, rerandomize: bool) -> tuple[list[bytes], ServerShard]:
+    """The packed protocol's counts (CKKS, two clusters per ciphertext): ceil(k/2) totals, from
+    the same packed one-hots and conjugation key every call."""
+    params, kh, khs, columns, _, labels = parties
+    if "onehots" not in _PACKED:
+        _PACKED["onehots"] = {0: khs.packed_onehot(labels, K)}
+        _PACKED["conjugation"] = kh.conjugation_key()
+    server = ServerShard(params.to_dict(), kh.server_context(), N, SEED, _PACKED["conjugation"])
+    server._rerandomize = rerandomize
+    server.load(columns)
+    M = (K + 1) // 2
+    total = M * D + M
+    server.packed_sums(_PACKED["onehots"], K, [list(range(total))], 0)
+    rho = [float(r) for r in cluster_factors(SEED, 0, K, True)]
+    pair = [(rho[2 * p], rho[min(2 * p + 1, K - 1)]) for p in range(M)]
+    out = server.reduce([], list(range(total)), Stream.SUM_MASKS, 0, [2] * (M * D) + [1] * M,
+                        [pair[p] for p in range(M) for _ in range(D)] + pair, packed=True)
+    return out[M * D:], server
+
+
+@pytest.mark.parametrize("rerandomize", [False, True])
+def test_packed_counts_are_rerandomised(parties, rerandomize):
+    """The packed counts come from the key holder's packed one-hots, rho and the conjugation key
+    alone (all deterministic given the server's seed): without re-randomisation two runs send the
+    same second polynomial, with it each count gets fresh randomness; either way the real and
+    imaginary slot sums are rho_j n_j of their clusters."""
+    _, _, khs, _, _, labels = parties
+    (first, server), (second, _) = (_packed_counts(parties, rerandomize) for _ in range(2))
+    assert server.op_counts()["encrypt"] == (len(first) if rerandomize else 0)
+    same = [_c1(raw(khs.codec.load(a))) == _c1(raw(khs.codec.load(b)))
+            for a, b in zip(first, second, strict=True)]
+    assert all(same) != rerandomize and (not rerandomize or not any(same))
+    rho = [quantize_rho(r) for r in cluster_factors(SEED, 0, K, True)]
+    sums = [v for pair in khs.packed_slot_sums(first) for v in pair][:K]
+    np.testing.assert_allclose(np.array(sums) / rho, np.bincount(labels, minlength=K), atol=1e-4)

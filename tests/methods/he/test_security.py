@@ -7,7 +7,7 @@ from scipy import stats
 from benchmarks.attacks.he import key_holder_spearman
 from methods.he import KMeansProtocol, Pool, resolve_params
 from methods.he.crypto import load_context
-from methods.he.kmeans_keyholder import blinded_scores
+from methods.he.kmeans_keyholder import decrypt_complex, seen_centers, seen_scores
 from methods.he.kmeans_protocol import d2_sample
 from methods.he.kmeans_server import ServerShard
 from methods.he.transport import Channel
@@ -61,20 +61,23 @@ def test_key_holder_decrypts_totals_never_worker_partials(seg_X):
     model = HEKMeans(3, init=init, max_iter=1, tol=0.0, random_state=0, workers=2,
                      keep_transcript=True).fit(X)
     k, d = 3, X.shape[1]
+    M = (k + 1) // 2  # two clusters per ciphertext (real and imaginary parts)
     msgs = [p for _, _, tag, p in model.channel_.transcript if tag == "masked sums"]
-    assert len(msgs) == 1 and len(msgs[0]) == k * d + k
+    assert len(msgs) == 1 and len(msgs[0]) == M * (d + 1)
     onehots = next(p for _, _, tag, p in model.channel_.transcript if tag == "one-hot assignments")
-    assert len(onehots) == 2 * (k - 1)  # k - 1 per chunk; the server derives the k-th
+    assert len(onehots) == 2 * M  # ceil(k/2) packed one-hots per chunk
     codec = model.keyholder_.codec
-    sums = np.array([codec.decrypt(b).sum() for b in msgs[0]])
+    slots = [decrypt_complex(codec, b) for b in msgs[0]]
+    vals = [(z.real.sum(), z.imag.sum()) for z in slots]
+    sums = np.array([vals[(j // 2) * d + f][j % 2] for j in range(k) for f in range(d)])
     labels = ((X[:, None, :] - init[None]) ** 2).sum(-1).argmin(1)
     counts = np.bincount(labels, minlength=k)
-    rho = sums[k * d:] / counts  # the secret per-cluster factors, each in [1, 16]
+    rho = np.array([vals[M * d + j // 2][j % 2] for j in range(k)]) / counts  # secret factors in [1, 16]
     assert np.all((rho >= 1) & (rho <= 16))
     true = np.array([X[labels == j].sum(0) for j in range(k)]).ravel()
-    np.testing.assert_allclose(sums[: k * d] / np.repeat(rho, d), true, rtol=1e-6, atol=1e-4)
-    # every slot is masked: no slot shows a record's value
-    assert min(np.abs(codec.decrypt(b)[: len(X)]).min() for b in msgs[0]) > 1.0
+    np.testing.assert_allclose(sums / np.repeat(rho, d), true, rtol=1e-6, atol=1e-4)
+    # every slot is masked, in both parts: no slot shows a record's value
+    assert min(min(np.abs(z.real[: len(X)]).min(), np.abs(z.imag[: len(X)]).min()) for z in slots) > 1.0
 
 
 def _decrypted_rounds(model, X):
@@ -83,9 +86,9 @@ def _decrypted_rounds(model, X):
     out, centers = [], None
     for _, _, tag, payload in model.channel_.transcript:
         if tag == "centroids":
-            centers = np.array([codec.decrypt(b)[0] for b in payload]).reshape(k, d)
-        elif tag == "blinded scores":  # one chunk: position 0's r s_0 + o, then r (s_l - s_0)
-            seen = blinded_scores([codec.decrypt(b)[: len(X)] for b in payload])
+            centers = seen_centers(codec, payload, k, d, packed=True)
+        elif tag == "blinded scores":  # position 0's r s_0 + o and the differences r (s_l - s_0)
+            seen = seen_scores(codec, payload, k, packed=True, n=len(X))
             out.append((((X[:, None, :] - centers[None]) ** 2).sum(-1), seen))
     return out
 
@@ -120,10 +123,13 @@ def test_seeding_reveals_d2_only_up_to_a_secret_scale(seeding_run):
     codec = proto.keyholder.codec
     msgs = [p for _, _, tag, p in proto.channel.transcript if tag == "blinded D2"]
     assert len(msgs) == 3  # distances to the first center, then to each step's candidates
-    seen = codec.decrypt(msgs[0][0])[: len(X)]
+    z = decrypt_complex(codec, msgs[0][0])[: len(X)]  # the first center alone: real part only
+    seen = z.real
+    assert np.abs(z.imag).max() < 1e-3  # (no distance to a center at the origin)
     true = ((X - centers[0]) ** 2).sum(1)
     ratio = seen[true > 1e-3] / true[true > 1e-3]
-    assert np.ptp(ratio) < 1e-6 * ratio.mean() and abs(ratio.mean() - 1.0) > 1e-3  # one hidden factor
+    # one hidden factor (to the precision of the packed form ||c||^2 - 2 x.c + ||x||^2 at 2^31)
+    assert np.ptp(ratio) < 1e-5 * ratio.mean() and abs(ratio.mean() - 1.0) > 1e-3
     # exactly D^2-proportional: the key holder's probabilities are plaintext D^2 probabilities
     np.testing.assert_allclose(np.clip(seen, 0, None) / np.clip(seen, 0, None).sum(), true / true.sum(),
                                atol=1e-8)
