@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import select
 import signal
 import sys
 import time
@@ -63,7 +64,12 @@ def _pid_exists(pid: int) -> bool:
 
 
 class Launcher:
-    def __init__(self, args: argparse.Namespace):
+    """``wake_fd``: the read end of a pipe that the SuperNode writes a byte to whenever it has
+    pulled a message (:mod:`methods.federated.supernode` ``--warm-clientapp``): the launcher then
+    asks at once, and otherwise waits up to ``max_poll`` between asks; the pipe's end (the
+    SuperNode gone) stops it."""
+
+    def __init__(self, args: argparse.Namespace, wake_fd: int | None = None):
         from flwr.proto.runtime_pb2 import AcquireTaskRequest  # noqa: F401 (imported before forking)
         from flwr.supercore.interceptors import RuntimeVersionHttpInterceptor
         from flwr.supercore.retry import make_simple_http_retry_invoker
@@ -80,6 +86,7 @@ class Launcher:
             root_certificates=self.certificates,
             interceptors=[RuntimeVersionHttpInterceptor(component_name="SuperExec")],
             retry_invoker=make_simple_http_retry_invoker())
+        self.wake_fd = wake_fd
         self.children: set[int] = set()
         self.stopping = False
         self.tasks = 0
@@ -149,8 +156,20 @@ class Launcher:
                     self._launch(res.token)
                     poll = self.args.min_poll
                     continue
-                time.sleep(poll)
-                poll = min(poll * 1.5, self.args.max_poll)
+                if self.wake_fd is None:
+                    time.sleep(poll)
+                    poll = min(poll * 1.5, self.args.max_poll)
+                    continue
+                try:
+                    ready, _, _ = select.select([self.wake_fd], [], [], poll)
+                except InterruptedError:
+                    continue
+                if ready:
+                    if not os.read(self.wake_fd, 4096):
+                        break  # the SuperNode is gone
+                    poll = self.args.min_poll
+                else:
+                    poll = min(poll * 1.5, self.args.max_poll)
         finally:
             for pid in self.children:
                 try:

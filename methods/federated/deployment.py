@@ -10,8 +10,9 @@ if the job itself is killed, the run directory's :class:`~methods.lifeline.Watch
 
 ``runtime="warm"`` (the default) runs each SuperNode as :mod:`methods.federated.supernode`
 (Flower's SuperNode with short polls instead of its fixed 3 s waits) with ``--isolation process``
-and a :mod:`methods.federated.clientapp_exec` launcher beside it (each ClientApp task in a child
-forked from a parent that has imported Flower and the app once); ``runtime="stock"`` runs
+and ``--warm-clientapp``: a :mod:`methods.federated.clientapp_exec` launcher forked from it before
+it starts (each ClientApp task in a child forked from a launcher that has imported Flower and the
+app once, cued by the SuperNode whenever a message arrives); ``runtime="stock"`` runs
 ``flower-supernode`` as shipped, whose SuperExec starts a fresh ``flwr-clientapp`` per message.
 
 ``network`` (a shaped profile: ``bandwidth_mbit``, ``rtt_ms``) puts a
@@ -239,13 +240,10 @@ class Deployment:
             if self.runtime == "stock":
                 self._spawn(f"supernode-{i}", ["flower-supernode", *args])
                 continue
-            node = self._spawn(f"supernode-{i}", [sys.executable, "-m", "methods.federated.supernode",
-                                                  "--idle-poll", str(IDLE_POLL_S), *args,
-                                                  "--isolation", "process"])
-            self._spawn(f"clientapp-exec-{i}", [
-                sys.executable, "-m", "methods.federated.clientapp_exec", "--insecure",
-                "--runtime-api-address", f"127.0.0.1:{port}", "--parent-pid", str(node.pid),
-                "--preload", "methods.federated.client_app"])
+            self._spawn(f"supernode-{i}", [sys.executable, "-m", "methods.federated.supernode",
+                                           "--idle-poll", str(IDLE_POLL_S),
+                                           "--warm-clientapp", "methods.federated.client_app", *args,
+                                           "--isolation", "process"])
 
     def submit(self) -> str:
         # building and submitting the FAB: one more Python process importing Flower, which on a

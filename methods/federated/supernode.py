@@ -1,6 +1,7 @@
 """Flower's own SuperNode (``flower-supernode``, same arguments) with short waits instead of fixed ones.
 
-    python -m methods.federated.supernode [--idle-poll 0.2] <flower-supernode arguments>
+    python -m methods.federated.supernode [--idle-poll 0.2] [--warm-clientapp MODULE] \
+        <flower-supernode arguments> --isolation process
 
 Flower 1.42's SuperNode main loop (``flwr.supernode.start_client_internal``) sleeps a fixed 3 s
 whenever a pull from the SuperLink's Fleet API finds no message, and 0.5 s between looks for the
@@ -9,12 +10,20 @@ other clients) and then sleeps 3 s, so every round costs at least 3 s. Here the 
 replaced by :class:`Clock`, which turns the idle wait into a back-off from :data:`MIN_IDLE` to
 ``--idle-poll`` seconds (restarted whenever a message arrives) and the reply waits into
 :data:`BUSY` seconds. Nothing else changes: the same Fleet API, node state, Runtime API, isolation
-modes and arguments (``--isolation process`` with :mod:`methods.federated.clientapp_exec` is how the
-harness runs it).
+modes and arguments.
+
+``--warm-clientapp MODULE`` (with ``--isolation process``) also runs the SuperNode's ClientApp
+launcher (:mod:`methods.federated.clientapp_exec`): before the SuperNode starts any thread, this
+process imports Flower and ``MODULE`` and forks the launcher, which then runs each ClientApp task
+in a child of its own. The SuperNode writes a byte to a pipe whenever it has pulled a message, so
+the launcher asks the Runtime API for the task at once instead of polling it (its own back-off,
+up to 1 s, is the fallback); the pipe's end tells it the SuperNode is gone. One Python start and
+one import of Flower per client, instead of two.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 import time as _time
 
@@ -48,8 +57,9 @@ class Clock:
         return getattr(_time, name)
 
 
-def install(max_idle: float) -> Clock:
-    """Patch Flower's SuperNode loop in this process; returns the clock."""
+def install(max_idle: float, wake_fd: int | None = None) -> Clock:
+    """Patch Flower's SuperNode loop in this process; returns the clock. With ``wake_fd``, a byte
+    is written to it after every message pulled (the ClientApp launcher's cue)."""
     from flwr.supernode import start_client_internal as loop
 
     clock = Clock(max_idle)
@@ -59,6 +69,11 @@ def install(max_idle: float) -> Clock:
         run_id = pull(*args, **kwargs)
         if run_id is not None:
             clock.reset()
+            if wake_fd is not None:
+                try:
+                    os.write(wake_fd, b"!")
+                except (BlockingIOError, BrokenPipeError):
+                    pass  # cue already pending, or the launcher gone (its task waits for the next one)
         return run_id
 
     loop.time = clock
@@ -66,20 +81,66 @@ def install(max_idle: float) -> Clock:
     return clock
 
 
+def _option(argv: list[str], name: str) -> str | None:
+    if name not in argv:
+        return None
+    i = argv.index(name)
+    if i + 1 >= len(argv):
+        sys.exit(f"{name} needs a value")
+    value = argv[i + 1]
+    del argv[i:i + 2]
+    return value
+
+
+def _value(argv: list[str], name: str, default: str) -> str:
+    i = argv.index(name) if name in argv else -1
+    return argv[i + 1] if 0 <= i < len(argv) - 1 else default
+
+
+def _fork_launcher(module: str, argv: list[str]) -> int:
+    """Import Flower and ``module``, fork the ClientApp launcher (it never returns to the caller)
+    and return the write end of its cue pipe."""
+    if _value(argv, "--isolation", "subprocess") != "process":
+        sys.exit("--warm-clientapp needs --isolation process (the launcher plays Flower's SuperExec)")
+    runtime = f"{_value(argv, '--host', '127.0.0.1')}:{_value(argv, '--port', '9094')}"
+    from methods.federated.clientapp_exec import Launcher, _parse
+
+    args = _parse(["--runtime-api-address", runtime, "--insecure",
+                   "--parent-pid", str(os.getpid()), "--preload", module, "--max-poll", "1.0"])
+    launcher = Launcher(args)  # imports Flower's task runner and the app before the fork
+    read_fd, write_fd = os.pipe()
+    if os.fork() == 0:
+        os.close(write_fd)
+        code = 0
+        try:
+            launcher.wake_fd = read_fd
+            launcher.run()
+        except BaseException:  # noqa: BLE001
+            import traceback
+
+            traceback.print_exc()
+            code = 1
+        finally:
+            os._exit(code)
+    os.close(read_fd)
+    os.set_blocking(write_fd, False)
+    return write_fd
+
+
 def main(argv: list[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
-    max_idle = 0.2
-    if "--idle-poll" in argv:
-        i = argv.index("--idle-poll")
-        try:
-            max_idle = float(argv[i + 1])
-        except (IndexError, ValueError):
-            sys.exit("--idle-poll needs a number of seconds (e.g. 0.2)")
-        del argv[i:i + 2]
+    idle = _option(argv, "--idle-poll")
     try:
-        install(max_idle)
+        max_idle = 0.2 if idle is None else float(idle)
+    except ValueError:
+        sys.exit("--idle-poll needs a number of seconds (e.g. 0.2)")
+    module = _option(argv, "--warm-clientapp")
+    try:
+        Clock(max_idle)
     except ValueError as exc:
         sys.exit(f"--idle-poll: {exc}")
+    wake_fd = _fork_launcher(module, argv) if module else None
+    install(max_idle, wake_fd)
     from flwr.supernode.cli import flower_supernode
 
     sys.argv = ["flower-supernode", *argv]

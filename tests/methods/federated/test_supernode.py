@@ -1,5 +1,5 @@
 """The warm Deployment Engine runtime's parts on their own: the SuperNode's short waits
-(:mod:`methods.federated.supernode`) and the ClientApp launcher's arguments
+and its refusals (:mod:`methods.federated.supernode`), and the ClientApp launcher's arguments
 (:mod:`methods.federated.clientapp_exec`). End to end they run in test_deployment.py."""
 
 import subprocess
@@ -61,6 +61,13 @@ def test_supernode_module_refuses_a_bad_idle_poll():
     done = subprocess.run([sys.executable, "-m", "methods.federated.supernode", "--idle-poll", "x"],
                           capture_output=True, text=True, timeout=60)
     assert done.returncode != 0 and "--idle-poll needs a number of seconds" in done.stderr
+
+
+def test_warm_clientapp_needs_process_isolation():
+    done = subprocess.run([sys.executable, "-m", "methods.federated.supernode", "--warm-clientapp",
+                           "methods.federated.client_app", "--insecure"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode != 0 and "--warm-clientapp needs --isolation process" in done.stderr
 
 
 def test_clientapp_launcher_arguments():
