@@ -2,9 +2,6 @@
 and its refusals (:mod:`methods.federated.supernode`), and the ClientApp launcher's arguments
 (:mod:`methods.federated.clientapp_exec`). End to end they run in test_deployment.py."""
 
-import subprocess
-import sys
-
 import pytest
 
 from methods.federated import supernode
@@ -57,17 +54,15 @@ def test_pull_wrapper_resets_the_backoff_when_a_message_came(monkeypatch):
     assert loop._pull_and_store_message() == 7 and clock.idle == supernode.MIN_IDLE
 
 
-def test_supernode_module_refuses_a_bad_idle_poll():
-    done = subprocess.run([sys.executable, "-m", "methods.federated.supernode", "--idle-poll", "x"],
-                          capture_output=True, text=True, timeout=60)
-    assert done.returncode != 0 and "--idle-poll needs a number of seconds" in done.stderr
-
-
-def test_warm_clientapp_needs_process_isolation():
-    done = subprocess.run([sys.executable, "-m", "methods.federated.supernode", "--warm-clientapp",
-                           "methods.federated.client_app", "--insecure"],
-                          capture_output=True, text=True, timeout=120)
-    assert done.returncode != 0 and "--warm-clientapp needs --isolation process" in done.stderr
+def test_supernode_module_refuses_bad_options():
+    with pytest.raises(SystemExit, match="--idle-poll needs a number of seconds"):
+        supernode.main(["--idle-poll", "x"])
+    with pytest.raises(SystemExit, match="--idle-poll: idle poll 9"):
+        supernode.main(["--idle-poll", "9"])
+    with pytest.raises(SystemExit, match="--warm-clientapp needs --isolation process"):
+        supernode.main(["--warm-clientapp", "methods.federated.client_app", "--insecure"])
+    with pytest.raises(SystemExit, match="--warm-clientapp needs a value"):
+        supernode.main(["--insecure", "--warm-clientapp"])
 
 
 def test_clientapp_launcher_arguments():
