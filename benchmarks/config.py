@@ -181,6 +181,7 @@ class FederatedConfig:
     engine: str = "simulation"  # simulation | deployment
     secure: bool = False
     ray_reuse: bool = True
+    supernode: str = "warm"  # deployment: warm | stock
 
 
 @dataclass

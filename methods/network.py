@@ -7,11 +7,17 @@ A link is a bandwidth (Mbit/s, ``None``: unshaped) and a round-trip time (ms). A
 
 on top of its compute (no overlap of transfer and compute is assumed, none is subtracted; methods
 that move nothing cost 0). The HE transport applies the same link for real (``method.transport=grpc``:
-a token bucket per direction on the socket, RTT/2 each way), which is how the model is checked.
+a token bucket per direction on the socket, RTT/2 each way: :class:`LinkShaper`), which is how the
+model is checked; the federated Deployment Engine puts one on each SuperNode's link to the
+SuperLink.
 """
 
 from __future__ import annotations
 
+import collections
+import socket
+import threading
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -49,3 +55,122 @@ def was_measured(costs: Mapping[str, Any], network: Mapping[str, Any] | None) ->
         return False
     wire = costs.get("wire") or {}
     return bool(wire.get("measured")) and (wire.get("network") or {}).get("name") == net.get("name")
+
+
+class _Bucket:
+    """Departure times of the bytes leaving in one direction: a token bucket of ``burst_s`` seconds
+    of credit at ``bandwidth`` bits/s (None: no limit)."""
+
+    def __init__(self, bandwidth_bps: float | None, burst_s: float = 0.005):
+        self.bps, self.burst, self.next = bandwidth_bps, burst_s, 0.0
+        self.lock = threading.Lock()
+
+    def departure(self, n: int) -> float:
+        now = time.monotonic()
+        if not self.bps:
+            return now
+        with self.lock:
+            self.next = max(self.next, now - self.burst) + n * 8 / self.bps
+            return self.next
+
+
+class LinkShaper:
+    """A TCP relay from a local port to ``target`` (``host:port``) that counts the bytes per
+    direction (``up``: towards the target, ``down``: back) and, when given, enforces
+    ``bandwidth_mbit`` per direction and adds ``rtt_ms / 2`` of delay each way."""
+
+    CHUNK = 256 << 10
+
+    def __init__(self, target: str, bandwidth_mbit: float | None = None, rtt_ms: float = 0.0):
+        host, _, port = target.rpartition(":")
+        self.target = (host.strip("[]"), int(port))
+        bps = float(bandwidth_mbit) * 1e6 if bandwidth_mbit else None
+        self.delay = max(float(rtt_ms or 0.0), 0.0) / 2000.0
+        self._buckets = {"up": _Bucket(bps), "down": _Bucket(bps)}
+        self.bytes = {"up": 0, "down": 0}
+        self._lock = threading.Lock()
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.address = f"127.0.0.1:{self._listener.getsockname()[1]}"
+        self._socks: list[socket.socket] = []
+        self._closed = False
+        threading.Thread(target=self._accept, name="link-accept", daemon=True).start()
+
+    def _accept(self) -> None:
+        while not self._closed:
+            try:
+                conn, _ = self._listener.accept()
+            except OSError:
+                return
+            try:
+                out = socket.create_connection(self.target)
+            except OSError:
+                conn.close()
+                continue
+            for s in (conn, out):
+                s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            self._socks += [conn, out]
+            self._pump(conn, out, "up")
+            self._pump(out, conn, "down")
+
+    def _pump(self, src: socket.socket, dst: socket.socket, direction: str) -> None:
+        queue: collections.deque = collections.deque()
+        ready = threading.Condition()
+        bucket = self._buckets[direction]
+
+        def read():
+            buf = bytearray(self.CHUNK)
+            while True:
+                try:
+                    n = src.recv_into(buf)
+                except OSError:
+                    n = 0
+                if not n:
+                    break
+                leave = bucket.departure(n)
+                with self._lock:
+                    self.bytes[direction] += n
+                with ready:
+                    queue.append((leave + self.delay, bytes(buf[:n])))
+                    ready.notify()
+                wait = leave - time.monotonic()
+                if wait > 0:  # the sender sees the link's pace
+                    time.sleep(wait)
+            with ready:
+                queue.append(None)
+                ready.notify()
+
+        def write():
+            while True:
+                with ready:
+                    while not queue:
+                        ready.wait()
+                    item = queue.popleft()
+                if item is None:
+                    try:
+                        dst.shutdown(socket.SHUT_WR)
+                    except OSError:
+                        pass
+                    return
+                at, data = item
+                wait = at - time.monotonic()
+                if wait > 0:
+                    time.sleep(wait)
+                try:
+                    dst.sendall(data)
+                except OSError:
+                    return
+
+        threading.Thread(target=read, name=f"link-{direction}-read", daemon=True).start()
+        threading.Thread(target=write, name=f"link-{direction}-write", daemon=True).start()
+
+    def counts(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self.bytes)
+
+    def close(self) -> None:
+        self._closed = True
+        for s in [self._listener, *self._socks]:
+            try:
+                s.close()
+            except OSError:
+                pass

@@ -8,6 +8,19 @@ file. The ServerApp writes ``result.json`` into the run directory (:mod:`.result
 carries the run's tag (``PRIVMARK_FL_RUN_DIR``) and is stopped, by PID, when the run ends or fails;
 if the job itself is killed, the run directory's :class:`~methods.lifeline.Watchdog` kills them.
 
+``runtime="warm"`` (the default) runs each SuperNode as :mod:`methods.federated.supernode`
+(Flower's SuperNode with short polls instead of its fixed 3 s waits) with ``--isolation process``
+and ``--warm-clientapp``: a :mod:`methods.federated.clientapp_exec` launcher forked from it before
+it starts (each ClientApp task in a child forked from a launcher that has imported Flower and the
+app once, cued by the SuperNode whenever a message arrives); ``runtime="stock"`` runs
+``flower-supernode`` as shipped, whose SuperExec starts a fresh ``flwr-clientapp`` per message.
+
+``network`` (a shaped profile: ``bandwidth_mbit``, ``rtt_ms``) puts a
+:class:`~methods.network.LinkShaper` between each SuperNode and the SuperLink's Fleet API (the
+client-server link; the ServerApp and the CLI stay on the SuperLink's host): it counts the bytes
+that cross each SuperNode's socket and, for a shaped profile, enforces the bandwidth per direction
+and half the round-trip time each way, as the HE transport does.
+
 ``secure=True`` switches the SuperLink to TLS (a CA and a server certificate for 127.0.0.1 made
 for the run) and SuperNode authentication (one key pair per SuperNode, registered with
 ``flwr supernode register`` before the SuperNodes start), as one would on separate hosts
@@ -22,6 +35,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.request
 from contextlib import suppress
@@ -31,9 +45,12 @@ from methods._util import REPO
 from methods.federated import result as result_file
 from methods.federated.simulation import RUN_DIR_ENV, _reap, child_env
 from methods.lifeline import alive, tagged_processes
+from methods.network import LinkShaper
 
 CONNECTION = "privmark"  # the SuperLink connection's name in the run's FLWR_HOME/config.toml
 MAX_CLIENT_PROCESSES_PER_NODE = 3
+RUNTIMES = ("warm", "stock")
+IDLE_POLL_S = 0.2  # warm runtime: a SuperNode's longest wait between pulls when no message came
 log = logging.getLogger("privmark")
 
 
@@ -124,14 +141,23 @@ def make_node_keys(out: Path, n: int) -> list[tuple[Path, Path]]:
 class Deployment:
     """The processes of one run: SuperLink, SuperNodes, and the ``flwr`` CLI calls."""
 
-    def __init__(self, run_dir: Path, num_clients: int, secure: bool = False, verbose: bool = False):
+    def __init__(self, run_dir: Path, num_clients: int, secure: bool = False, verbose: bool = False,
+                 runtime: str = "warm", network: dict | None = None):
+        if runtime not in RUNTIMES:
+            raise ValueError(f"runtime={runtime!r}; expected one of {list(RUNTIMES)}")
         self.run_dir, self.num_clients = Path(run_dir), num_clients
-        self.secure, self.verbose = secure, verbose
+        self.secure, self.verbose, self.runtime = secure, verbose, runtime
+        net = dict(network or {})
+        # a relay only where there is a link to apply (an unshaped profile is Flower's own path)
+        self.network = net if (net.get("bandwidth_mbit") or net.get("rtt_ms")) else None
+        self.shapers: list[LinkShaper] = []
         self.home = self.run_dir / "flwr-home"
         self.logs = self.run_dir / "logs"
         self.home.mkdir(parents=True, exist_ok=True)
         self.logs.mkdir(exist_ok=True)
-        self.env = child_env({RUN_DIR_ENV: str(self.run_dir), "FLWR_HOME": str(self.home)})
+        # the SuperLink's SuperExec looks for a ServerApp to launch every 1 s by default
+        self.env = child_env({RUN_DIR_ENV: str(self.run_dir), "FLWR_HOME": str(self.home),
+                              "FLWR_SUPEREXEC_TASK_POLL_INTERVAL": "0.1"})
         self.procs: list[subprocess.Popen] = []
         self.link_port, *self.node_ports = _free_ports(1 + num_clients)
         self.address = f"127.0.0.1:{self.link_port}"
@@ -201,15 +227,29 @@ class Deployment:
             data = self.run_dir / f"client-{i}.npz"
             node_config = (f"data-path={_toml_str(str(data))} partition-id={i} "
                            f"num-partitions={self.num_clients}")
-            cmd = ["flower-supernode", *self._tls_args(server=False), "--superlink", self.address,
-                   "--host", "127.0.0.1", "--port", str(port), "--node-config", node_config]
+            fleet = self.address
+            if self.network is not None:  # this SuperNode's own link to the SuperLink
+                shaper = LinkShaper(self.address, self.network.get("bandwidth_mbit"),
+                                    self.network.get("rtt_ms") or 0.0)
+                self.shapers.append(shaper)
+                fleet = shaper.address
+            args = [*self._tls_args(server=False), "--superlink", fleet,
+                    "--host", "127.0.0.1", "--port", str(port), "--node-config", node_config]
             if self.secure:
-                cmd += ["--auth-supernode-private-key", str(keys[i][0])]
-            self._spawn(f"supernode-{i}", cmd)
+                args += ["--auth-supernode-private-key", str(keys[i][0])]
+            if self.runtime == "stock":
+                self._spawn(f"supernode-{i}", ["flower-supernode", *args])
+                continue
+            self._spawn(f"supernode-{i}", [sys.executable, "-m", "methods.federated.supernode",
+                                           "--idle-poll", str(IDLE_POLL_S),
+                                           "--warm-clientapp", "methods.federated.client_app", *args,
+                                           "--isolation", "process"])
 
     def submit(self) -> str:
+        # building and submitting the FAB: one more Python process importing Flower, which on a
+        # loaded machine may wait long for a core while the SuperNodes start
         out = self._flwr("run", str(REPO), CONNECTION, "--run-config",
-                         f"run-dir={_toml_str(str(self.run_dir))}")
+                         f"run-dir={_toml_str(str(self.run_dir))}", timeout=1800.0)
         if not out.get("success") or not out.get("run-id"):
             raise RuntimeError(f"`flwr run` did not start the run: {out}")
         return str(out["run-id"])
@@ -257,6 +297,16 @@ class Deployment:
             return None
         return runs[0].get("network-traffic")
 
+    def wire(self) -> dict | None:
+        """The bytes that crossed each SuperNode's link (``up``: towards the SuperLink), or None
+        without a shaped network profile."""
+        if self.network is None:
+            return None
+        links = {f"supernode-{i}": s.counts() for i, s in enumerate(self.shapers)}
+        return {"transport": "flower-fleet", "network": self.network, "measured": True,
+                "links": links, "bytes_up": sum(c["up"] for c in links.values()),
+                "bytes_down": sum(c["down"] for c in links.values())}
+
     def stop(self) -> None:
         for proc in reversed(self.procs):  # SuperNodes first, then the SuperLink
             if proc.poll() is None:
@@ -270,23 +320,27 @@ class Deployment:
                 proc.kill()
                 proc.wait()
         _reap(self.run_dir, grace_s=2.0)  # SuperExecs, flwr-serverapp, flwr-clientapp
+        for shaper in self.shapers:
+            shaper.close()
 
 
 def run_deployment(run_dir: Path, num_clients: int, secure: bool = False, verbose: bool = False,
-                   timeout_s: float = 3600.0) -> dict:
+                   timeout_s: float = 3600.0, runtime: str = "warm", network: dict | None = None) -> dict:
     """Run one federation over the prepared ``run_dir`` on the Deployment Engine; returns the
     server's result plus ``launched_at`` (epoch seconds when the first process started), ``launch_s``
     (starting the processes and submitting the run), ``shutdown_s`` and the SuperLink's traffic
-    count (``superlink_traffic``)."""
+    count (``superlink_traffic``) and, with a ``network`` profile, the bytes that crossed each
+    SuperNode's link (``wire``)."""
     launched_at = time.time()
     t0 = time.perf_counter()
-    dep = Deployment(run_dir, num_clients, secure=secure, verbose=verbose)
+    dep = Deployment(run_dir, num_clients, secure=secure, verbose=verbose, runtime=runtime, network=network)
     try:
         dep.start()
         run_id = dep.submit()
         launch_s = time.perf_counter() - t0
         result = dep.wait(run_id, timeout_s)
         traffic = dep.traffic(run_id)
+        wire = dep.wire()
     finally:
         t1 = time.perf_counter()
         dep.stop()
@@ -295,7 +349,8 @@ def run_deployment(run_dir: Path, num_clients: int, secure: bool = False, verbos
     if left:
         raise RuntimeError(f"Flower processes {left} did not stop")
     result.update(launched_at=launched_at, launch_s=launch_s, shutdown_s=shutdown_s,
-                  superlink_traffic=traffic, run_id=run_id, engine="deployment")
+                  superlink_traffic=traffic, run_id=run_id, engine="deployment", runtime=runtime,
+                  wire=wire)
     return result
 
 

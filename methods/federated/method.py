@@ -25,6 +25,7 @@ from methods.kmeans_core import nearest_center, reference_init
 
 INITS = ("k-fed", "reference")
 ENGINES = ("simulation", "deployment")
+SUPERNODES = ("warm", "stock")
 DP_KEYS = {"noise_multiplier", "clipping_norm", "delta"}
 
 
@@ -75,6 +76,15 @@ class _Federation(BaseEstimator):
     secure : bool
         Deployment Engine only: TLS on every connection and SuperNode authentication (otherwise the
         processes talk plain HTTP on 127.0.0.1).
+    supernode : {"warm", "stock"}
+        Deployment Engine only: ``"warm"`` runs each SuperNode with short polls and a warm ClientApp
+        launcher (:mod:`methods.federated.supernode`, :mod:`methods.federated.clientapp_exec`);
+        ``"stock"`` runs ``flower-supernode`` as shipped (a new ``flwr-clientapp`` per message).
+    network : mapping or None
+        The link between the clients and the server (``bandwidth_mbit``, ``rtt_ms``; the harness
+        sets it from the ``network`` profile). Deployment Engine: a shaped profile is applied to each
+        SuperNode's connection to the SuperLink, and the bytes that crossed it are kept in
+        ``costs.wire``. The simulation engine has no connection to shape.
     num_cpus : int
         Cores given to Ray (each client task takes one).
     ray_reuse : bool
@@ -105,7 +115,8 @@ class _Federation(BaseEstimator):
                  partition_column="job", init="k-fed", seed_candidates=None, max_iter=300, tol=1e-4,
                  rounds=20, local_epochs=1, batch_size=64, learning_rate=0.5, C=1.0, dp=None,
                  num_cpus=2, keep_server_view=True, work_dir=None, keep_run_dir=False, verbose=False,
-                 segments_in_predictor=True, engine="simulation", secure=False, ray_reuse=True):
+                 segments_in_predictor=True, engine="simulation", secure=False, ray_reuse=True,
+                 supernode="warm", network=None):
         self.n_clusters = n_clusters
         self.random_state = random_state
         self.num_clients = num_clients
@@ -131,6 +142,8 @@ class _Federation(BaseEstimator):
         self.engine = engine
         self.secure = secure
         self.ray_reuse = ray_reuse
+        self.supernode = supernode
+        self.network = network
 
     # -- validation ---------------------------------------------------------------------------
     def _check_params(self) -> dict | None:
@@ -155,6 +168,8 @@ class _Federation(BaseEstimator):
         for name in ("secure", "ray_reuse"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"method.{name}={getattr(self, name)!r}; expected true or false")
+        if self.supernode not in SUPERNODES:
+            raise ConfigError(f"method.supernode={self.supernode!r}; expected one of {list(SUPERNODES)}")
         if self.secure and self.engine != "deployment":
             raise ConfigError("method.secure=true needs method.engine=deployment (the simulation engine "
                               "runs in one process, with no connection to secure)")
@@ -218,7 +233,8 @@ class _Federation(BaseEstimator):
             if self.engine == "deployment":
                 from methods.federated.deployment import run_deployment
 
-                result = run_deployment(run_dir, len(parts), secure=self.secure, verbose=self.verbose)
+                result = run_deployment(run_dir, len(parts), secure=self.secure, verbose=self.verbose,
+                                        runtime=self.supernode, network=self.network)
             else:
                 result = run_federation(run_dir, len(parts), num_cpus=self.num_cpus, verbose=self.verbose,
                                         reuse=self.ray_reuse)
@@ -240,8 +256,9 @@ class _Federation(BaseEstimator):
             "learning_rate": float(self.learning_rate), "l2": 1.0 / (float(self.C) * len(y)),
             "n_features": X.shape[1], "dp": dp, "keep_server_view": bool(self.keep_server_view),
             "segments_in_predictor": bool(self.segments_in_predictor),
-            # a ping warms up Ray's workers; under the Deployment Engine it would warm nothing up
-            "warmup": "nodes" if self.engine == "deployment" else "ping",
+            # a ping warms up Ray's workers, or the warm SuperNodes (the run's FAB fetched and
+            # installed, its context made); with stock SuperNodes it would warm nothing up
+            "warmup": "nodes" if (self.engine, self.supernode) == ("deployment", "stock") else "ping",
         }
         (run_dir / "run.json").write_text(json.dumps(spec, indent=1))
         for i, idx in enumerate(parts):
@@ -305,6 +322,7 @@ class _Federation(BaseEstimator):
                 "ray_connect_s": result["ray_connect_s"], "ray_reused": result["ray_start_s"] == 0.0,
                 "simulation_s": result["simulation_s"]} if engine == "simulation" else
                {"launch_s": result["launch_s"], "run_id": result["run_id"],
+                "supernode": result.get("runtime", "stock"),
                 # the SuperLink's own count of the run's bytes (Flower's `flwr ls`), for comparison
                 # with bytes_total, counted per message by the ServerApp
                 "superlink_traffic": result.get("superlink_traffic")}),
@@ -316,6 +334,8 @@ class _Federation(BaseEstimator):
             "per_round": per_round,
             "fedavg_curve": self.history_["fedavg"],
         }
+        if result.get("wire"):  # the bytes that crossed the shaped client-server links
+            costs.extra["wire"] = result["wire"]
         self.server_view_ = [{k: ex[k] for k in ("phase", "round", "sent", "received")} for ex in exchanges]
         if "centers" in result:
             self.cluster_centers_ = result["centers"]

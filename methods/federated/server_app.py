@@ -105,6 +105,9 @@ def message_bytes(msg: Message) -> int:
     return payload + len(canonical.deflate())
 
 
+POLL_MIN, POLL_MAX = 0.005, 0.1  # seconds between the server's pulls for replies
+
+
 class RecordingGrid(Grid):
     """A :class:`Grid` that forwards to the real one and records, per exchange, the phase, round,
     bytes each way per node, wall seconds and (optionally) each reply's arrays and metrics. Replies
@@ -135,13 +138,31 @@ class RecordingGrid(Grid):
     def pull_messages(self, message_ids):
         return self._grid.pull_messages(message_ids)
 
+    def _exchange(self, messages: list[Message], timeout: float | None) -> list[Message]:
+        """Flower's ``send_and_receive`` (push, then pull until every reply is in or ``timeout``
+        has passed), polling with a back-off from :data:`POLL_MIN` to :data:`POLL_MAX` seconds: the
+        Deployment Engine's grid (Flower 1.42) waits a fixed 3 s between pulls, a round's floor."""
+        pending = set(self._grid.push_messages(messages))
+        end = None if timeout is None else time.monotonic() + timeout
+        replies: list[Message] = []
+        poll = POLL_MIN
+        while pending:
+            got = list(self._grid.pull_messages(pending))
+            replies += got
+            pending -= {m.metadata.reply_to_message_id for m in got}
+            if not pending or (end is not None and time.monotonic() >= end):
+                break
+            time.sleep(poll)
+            poll = min(poll * 1.5, POLL_MAX)
+        return replies
+
     def send_and_receive(self, messages: Iterable[Message], *, timeout: float | None = None):
         messages = list(messages)
         if not messages:
             return []
         down = {int(m.metadata.dst_node_id): message_bytes(m) for m in messages}
         t0 = time.perf_counter()
-        replies = by_client(self._grid.send_and_receive(messages, timeout=timeout))
+        replies = by_client(self._exchange(messages, timeout))
         seconds = time.perf_counter() - t0
         up, received = {}, []
         for r in replies:

@@ -1,7 +1,8 @@
 """The Deployment Engine end to end on a subsample: a SuperLink and one SuperNode per client on
-127.0.0.1, each SuperNode holding only its client's rows; the same result as the simulation
-engine from the same config and seed; no Flower process left. (Each message starts a fresh
-`flwr-clientapp` process: few rounds.)"""
+127.0.0.1 (the warm runtime: short polls, ClientApp tasks forked from a warm launcher), each
+SuperNode holding only its client's rows and dialing the SuperLink through a shaped link (the lan
+profile); the same result as the simulation engine from the same config and seed; no Flower
+process left."""
 
 import numpy as np
 import pytest
@@ -13,6 +14,7 @@ from methods.kmeans_core import nearest_center
 from methods.lifeline import tagged_processes
 
 CLIENTS, K, ROUNDS, MAX_ITER = 2, 3, 1, 2
+LAN = {"name": "lan", "bandwidth_mbit": 1000.0, "rtt_ms": 0.5}
 PARAMS = dict(n_clusters=K, random_state=0, num_clients=CLIENTS, init="reference", rounds=ROUNDS,
               max_iter=MAX_ITER)
 
@@ -32,7 +34,7 @@ def _fit(split, work, **params):
 @pytest.fixture(scope="module")
 def deployed(split, tmp_path_factory):
     work = tmp_path_factory.mktemp("deployment")
-    return _fit(split, work, engine="deployment"), work
+    return _fit(split, work, engine="deployment", network=LAN), work
 
 
 def test_deployment_runs_the_protocol_and_records_its_costs(deployed, split):
@@ -48,6 +50,19 @@ def test_deployment_runs_the_protocol_and_records_its_costs(deployed, split):
     assert traffic is not None and traffic["total-bytes"] > 0
     auc = roc_auc_score(split.test.y, method.predict_proba(split.test.X, split.test.X_segment)[:, 1])
     assert 0.5 < auc <= 1.0
+
+
+def test_each_supernode_link_is_shaped_and_counted(deployed):
+    method, _ = deployed
+    costs = method.costs_.to_dict()
+    wire = costs["wire"]
+    assert wire["measured"] and wire["network"] == LAN and costs["federated"]["supernode"] == "warm"
+    assert sorted(wire["links"]) == [f"supernode-{i}" for i in range(CLIENTS)]
+    down = sum(r["bytes_down"] for r in method.history_["rounds"])
+    up = sum(r["bytes_up"] for r in method.history_["rounds"])
+    # the sockets carry every message plus HTTP, Flower's polls and the FAB
+    assert wire["bytes_down"] > down and wire["bytes_up"] > up
+    assert all(c["up"] > 0 and c["down"] > 0 for c in wire["links"].values())
 
 
 def test_each_supernode_computes_on_its_own_rows_only(deployed, split):
@@ -94,3 +109,22 @@ def test_secure_needs_the_deployment_engine(split):
         FederatedMethod(**PARAMS, secure=True).fit(split.train.X, split.train.y, split.train.X_segment)
     with pytest.raises(ConfigError, match="method.engine='ray'; expected one of"):
         FederatedMethod(**PARAMS, engine="ray").fit(split.train.X, split.train.y, split.train.X_segment)
+
+
+def test_only_a_shaped_profile_puts_a_relay_on_the_links(tmp_path):
+    from methods.federated.deployment import Deployment
+
+    loopback = Deployment(tmp_path / "a", CLIENTS, network={"name": "loopback", "bandwidth_mbit": None,
+                                                            "rtt_ms": 0.0})
+    assert loopback.network is None and loopback.wire() is None
+    assert Deployment(tmp_path / "b", CLIENTS, network=LAN).network == LAN
+    with pytest.raises(ValueError, match="runtime='cold'; expected one of"):
+        Deployment(tmp_path / "c", CLIENTS, runtime="cold")
+
+
+def test_supernode_option_is_checked(split):
+    from methods import ConfigError
+
+    with pytest.raises(ConfigError, match="method.supernode='cold'; expected one of"):
+        FederatedMethod(**PARAMS, engine="deployment", supernode="cold").fit(
+            split.train.X, split.train.y, split.train.X_segment)

@@ -55,7 +55,11 @@ def _simulation_up(cmds: list[str]) -> bool:
 
 
 def _deployment_up(cmds: list[str]) -> bool:
-    return sum("flower-supernode" in c for c in cmds) == 2 and any("flwr-clientapp" in c for c in cmds)
+    """Both SuperNodes up and a ClientApp task running: a ``flwr-clientapp`` process (stock
+    SuperNodes), or with warm SuperNodes a fifth process of theirs (2 SuperNodes, the 2 launchers
+    forked from them, and a task forked by a launcher)."""
+    stock = sum("flower-supernode" in c for c in cmds) == 2 and any("flwr-clientapp" in c for c in cmds)
+    return stock or sum("methods.federated.supernode" in c for c in cmds) > 4
 
 
 @pytest.mark.parametrize("engine", ["simulation", "deployment"])

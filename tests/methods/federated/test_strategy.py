@@ -262,17 +262,28 @@ def test_recording_grid_hands_replies_on_in_client_order():
                       {"num-examples": int(rng.integers(10, 500)), "train-loss": float(rng.random()),
                        "client-id": c}) for c in range(8)]
 
-    class Arrival:  # a grid whose replies arrive in a given order
-        def __init__(self, order):
-            self.order = order
+    for i, r in enumerate(replies):  # the reply to message i
+        r.metadata.__dict__["_reply_to_message_id"] = f"m{i}"
 
-        def send_and_receive(self, messages, *, timeout=None):
-            return [replies[i] for i in self.order]
+    class Arrival:  # a grid whose replies arrive in a given order, a few per pull
+        def __init__(self, order):
+            self.order, self.pulls = list(order), 0
+
+        def push_messages(self, messages):
+            return [f"m{i}" for i, _ in enumerate(messages)]
+
+        def pull_messages(self, message_ids):
+            self.pulls += 1
+            ready, self.order = self.order[:3], self.order[3:]
+            assert all(f"m{i}" in set(message_ids) for i in ready)  # asked for what is still due
+            return [replies[i] for i in ready]
 
     models = []
     for perm in [np.arange(8), *(rng.permutation(8) for _ in range(6))]:
         grid = RecordingGrid(Arrival(perm))
-        got = grid.send_and_receive([Message(RecordDict(), dst_node_id=0, message_type="train")])
+        got = grid.send_and_receive([Message(RecordDict(), dst_node_id=c, message_type="train")
+                                     for c in range(8)])
+        assert grid._grid.pulls == 3  # 3 + 3 + 2 replies: pulled until every reply is in
         assert [int(r.content["metrics"]["client-id"]) for r in got] == list(range(8))
         assert [e["client"] for e in grid.exchanges[0]["received"]] == list(range(8))
         arrays, metrics = FedAvg().aggregate_train(1, got)
@@ -281,3 +292,23 @@ def test_recording_grid_hands_replies_on_in_client_order():
         np.testing.assert_array_equal(coef, models[0][0])
         np.testing.assert_array_equal(intercept, models[0][1])
         assert loss == models[0][2]
+
+
+def test_recording_grid_stops_pulling_at_the_timeout():
+    from methods.federated.server_app import RecordingGrid
+
+    class Silent:  # no reply ever comes
+        pulls = 0
+
+        def push_messages(self, messages):
+            return ["m0"]
+
+        def pull_messages(self, message_ids):
+            self.pulls += 1
+            return []
+
+    grid = RecordingGrid(Silent())
+    t0 = time.perf_counter()
+    assert grid.send_and_receive([Message(RecordDict(), dst_node_id=0, message_type="train")],
+                                 timeout=0.3) == []
+    assert 0.3 <= time.perf_counter() - t0 < 2.0 and grid._grid.pulls >= 3

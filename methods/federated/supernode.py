@@ -1,0 +1,151 @@
+"""Flower's own SuperNode (``flower-supernode``, same arguments) with short waits instead of fixed ones.
+
+    python -m methods.federated.supernode [--idle-poll 0.2] [--warm-clientapp MODULE] \
+        <flower-supernode arguments> --isolation process
+
+Flower 1.42's SuperNode main loop (``flwr.supernode.start_client_internal``) sleeps a fixed 3 s
+whenever a pull from the SuperLink's Fleet API finds no message, and 0.5 s between looks for the
+ClientApp's reply. A SuperNode that has just sent its reply finds nothing (the server waits for the
+other clients) and then sleeps 3 s, so every round costs at least 3 s. Here the module's ``time`` is
+replaced by :class:`Clock`, which turns the idle wait into a back-off from :data:`MIN_IDLE` to
+``--idle-poll`` seconds (restarted whenever a message arrives) and the reply waits into
+:data:`BUSY` seconds. Nothing else changes: the same Fleet API, node state, Runtime API, isolation
+modes and arguments.
+
+``--warm-clientapp MODULE`` (with ``--isolation process``) also runs the SuperNode's ClientApp
+launcher (:mod:`methods.federated.clientapp_exec`): before the SuperNode starts any thread, this
+process imports Flower and ``MODULE`` and forks the launcher, which then runs each ClientApp task
+in a child of its own. The SuperNode writes a byte to a pipe whenever it has pulled a message, so
+the launcher asks the Runtime API for the task at once instead of polling it (its own back-off,
+up to 1 s, is the fallback); the pipe's end tells it the SuperNode is gone. One Python start and
+one import of Flower per client, instead of two.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time as _time
+
+IDLE_WAIT = 3.0  # the SuperNode's fixed wait after an empty pull (Flower 1.42)
+MIN_IDLE = 0.01
+BUSY = 0.01
+
+
+class Clock:
+    """Stands in for the ``time`` module inside ``start_client_internal``: ``sleep(3)`` (nothing
+    pulled) backs off from ``min_idle`` to ``max_idle``; shorter sleeps (waiting for a reply or its
+    content, locally) last ``busy``; everything else is :mod:`time`."""
+
+    def __init__(self, max_idle: float, min_idle: float = MIN_IDLE, busy: float = BUSY):
+        if not (0 < min_idle <= max_idle <= IDLE_WAIT):
+            raise ValueError(f"idle poll {max_idle!r} s; expected between {min_idle} and {IDLE_WAIT}")
+        self.min_idle, self.max_idle, self.busy = min_idle, max_idle, busy
+        self.idle = min_idle
+
+    def reset(self) -> None:
+        self.idle = self.min_idle
+
+    def sleep(self, seconds: float) -> None:
+        if seconds >= IDLE_WAIT:
+            _time.sleep(self.idle)
+            self.idle = min(self.idle * 1.5, self.max_idle)
+        else:
+            _time.sleep(min(seconds, self.busy))
+
+    def __getattr__(self, name):
+        return getattr(_time, name)
+
+
+def install(max_idle: float, wake_fd: int | None = None) -> Clock:
+    """Patch Flower's SuperNode loop in this process; returns the clock. With ``wake_fd``, a byte
+    is written to it after every message pulled (the ClientApp launcher's cue)."""
+    from flwr.supernode import start_client_internal as loop
+
+    clock = Clock(max_idle)
+    pull = loop._pull_and_store_message
+
+    def pull_and_reset(*args, **kwargs):
+        run_id = pull(*args, **kwargs)
+        if run_id is not None:
+            clock.reset()
+            if wake_fd is not None:
+                try:
+                    os.write(wake_fd, b"!")
+                except (BlockingIOError, BrokenPipeError):
+                    pass  # cue already pending, or the launcher gone (its task waits for the next one)
+        return run_id
+
+    loop.time = clock
+    loop._pull_and_store_message = pull_and_reset
+    return clock
+
+
+def _option(argv: list[str], name: str) -> str | None:
+    if name not in argv:
+        return None
+    i = argv.index(name)
+    if i + 1 >= len(argv):
+        sys.exit(f"{name} needs a value")
+    value = argv[i + 1]
+    del argv[i:i + 2]
+    return value
+
+
+def _value(argv: list[str], name: str, default: str) -> str:
+    i = argv.index(name) if name in argv else -1
+    return argv[i + 1] if 0 <= i < len(argv) - 1 else default
+
+
+def _fork_launcher(module: str, argv: list[str]) -> int:
+    """Import Flower and ``module``, fork the ClientApp launcher (it never returns to the caller)
+    and return the write end of its cue pipe."""
+    if _value(argv, "--isolation", "subprocess") != "process":
+        sys.exit("--warm-clientapp needs --isolation process (the launcher plays Flower's SuperExec)")
+    runtime = f"{_value(argv, '--host', '127.0.0.1')}:{_value(argv, '--port', '9094')}"
+    from methods.federated.clientapp_exec import Launcher, _parse
+
+    args = _parse(["--runtime-api-address", runtime, "--insecure",
+                   "--parent-pid", str(os.getpid()), "--preload", module, "--max-poll", "1.0"])
+    launcher = Launcher(args)  # imports Flower's task runner and the app before the fork
+    read_fd, write_fd = os.pipe()
+    if os.fork() == 0:
+        os.close(write_fd)
+        code = 0
+        try:
+            launcher.wake_fd = read_fd
+            launcher.run()
+        except BaseException:  # noqa: BLE001
+            import traceback
+
+            traceback.print_exc()
+            code = 1
+        finally:
+            os._exit(code)
+    os.close(read_fd)
+    os.set_blocking(write_fd, False)
+    return write_fd
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    idle = _option(argv, "--idle-poll")
+    try:
+        max_idle = 0.2 if idle is None else float(idle)
+    except ValueError:
+        sys.exit("--idle-poll needs a number of seconds (e.g. 0.2)")
+    module = _option(argv, "--warm-clientapp")
+    try:
+        Clock(max_idle)
+    except ValueError as exc:
+        sys.exit(f"--idle-poll: {exc}")
+    wake_fd = _fork_launcher(module, argv) if module else None
+    install(max_idle, wake_fd)
+    from flwr.supernode.cli import flower_supernode
+
+    sys.argv = ["flower-supernode", *argv]
+    flower_supernode()
+
+
+if __name__ == "__main__":
+    main()
