@@ -101,6 +101,10 @@ def data_identity(cfg) -> dict:
     that is the only way), verifies the archive and shipped checksums and, with
     ``dataset.verify_checksum``, the file's (a ``csv`` table only when ``csv_sha256`` is given). Kept
     by path, size and mtime: a second call for the same file costs a few ``stat`` calls.
+
+    ``format: synthetic``: ``source`` is ``synthetic``, ``sha256`` the hash of what names the rows
+    (generator version, the source file's sha256, ``seed``, ``n_rows``, ``test_size``), listed under
+    ``synthetic``; nothing is generated.
     """
     spec = _spec(cfg)
     check_config(spec)
