@@ -24,8 +24,11 @@ from benchmarks import _analysis as A
 
 TARGETS = (10_000_000, 100_000_000)
 WORKERS = (16, 128)
-#: HE K-means stages (costs.phases): keys, encryption, secure seeding, Lloyd rounds, final assignment
+#: HE K-means stages as costs.phases names them: keys, encryption, secure seeding, Lloyd rounds, final
+#: assignment (beside the encrypted predictor's lr_* phases), or as the K-means estimator names them
+#: (with predictor=owner)
 HE_KMEANS_PHASES = ("keys", "encryption", "seeding", "clustering", "assignments")
+HE_KMEANS_OWN_PHASES = ("keys", "encrypt", "seeding", "lloyd", "final_assignment")
 HE_KMEANS = "he K-means"
 #: regimes whose per-row work splits over workers, and the column of the measured worker count
 #: (federated: its clients ran on this one machine, counted as one worker)
@@ -35,10 +38,13 @@ COSTS = (("train_time", "time"), ("bytes_total", "bytes"), ("peak_rss_mb", "peak
 
 def he_kmeans_time(rows: pd.DataFrame) -> pd.Series:
     """Seconds of the HE K-means stages of each HE row (NaN for other rows or without phases)."""
-    cols = [f"phase.{p}_s" for p in HE_KMEANS_PHASES]
-    if rows.empty or not all(c in rows for c in cols):
-        return pd.Series(np.nan, index=rows.index)
-    total = rows[cols].astype(float).sum(axis=1, min_count=len(cols))
+    total = pd.Series(np.nan, index=rows.index)
+    for names in (HE_KMEANS_OWN_PHASES, HE_KMEANS_PHASES):  # the second wins where both are there
+        cols = [f"phase.{p}_s" for p in names]
+        if rows.empty or not all(c in rows for c in cols):
+            continue
+        found = rows[cols].astype(float).sum(axis=1, min_count=len(cols))
+        total = found.where(found.notna(), total)
     return total.where(rows["method"] == "he")
 
 

@@ -52,7 +52,10 @@ def _table() -> pd.DataFrame:
             "bytes_total": 1000 * n,
             "peak_rss_mb": 500 + n / 500,
         }
-        he.update({f"phase.{p}_s": n / 5e3 / 5 for p in _scaling.HE_KMEANS_PHASES})
+        if n < SIZES[-1]:  # the encrypted predictor's phase names; the largest n: predictor=owner's
+            he.update({f"phase.{p}_s": n / 5e3 / 5 for p in _scaling.HE_KMEANS_PHASES})
+        else:
+            he.update({f"phase.{p}_s": n / 5e3 / 5 for p in _scaling.HE_KMEANS_OWN_PHASES})
         rows.append(he)
     return pd.DataFrame(rows)
 
