@@ -74,6 +74,10 @@ class DatasetConfig:
     package_file: str | None = None
     calibration_weeks: int | None = None
     holdout_weeks: int | None = None
+    # format: synthetic
+    source_dataset: str | None = None
+    n_rows: int | None = None
+    seed: int | None = None
     # format: csv
     file: str | None = None
     separator: str = ","

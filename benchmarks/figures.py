@@ -8,7 +8,8 @@ legends) in ``DIR`` (default: ``figures/`` beside the table):
 
 - ``k_sweep_*``: AUC, precision, recall, silhouette and training time vs k (>= 2 values of k);
 - ``privacy_utility_*``: AUC vs epsilon with plaintext and HE as reference lines (runs with an epsilon);
-- ``scaling_*``: training time and bytes exchanged vs training rows, log-log (>= 2 training-set sizes);
+- ``scaling_*``: training time, bytes exchanged and peak RSS vs training rows, log-log, with each
+  series' fitted growth exponent (>= 2 training-set sizes);
 - ``comparison_*``: classification metrics per method at k = 4 (or the most common k);
 - ``costs_*``: fit time by phase (start-up apart), CPU time by party and bytes sent by party at that k;
 - ``leakage_roc_*``: membership-inference ROC per method at that k (runs with measured leakage).
@@ -232,50 +233,64 @@ def privacy_utility(rows: pd.DataFrame, setting: str, slug: str, out_dir: Path) 
 
 
 def scaling(rows: pd.DataFrame, setting: str, slug: str, out_dir: Path) -> list[Figure]:
+    """Training time, bytes and peak RSS against n, log-log, each series' fitted growth exponent
+    (:mod:`benchmarks._scaling`) in its panel's legend; HE K-means (its stages) as a series of its own."""
+    from benchmarks import _scaling
+
     if rows["n_train"].nunique() < 2:
         return []
     k = A.main_k(rows)
-    rows = A.with_fit_split(A.add_variants(rows[rows["k"] == k], exclude=("n_train",)))
-    fig, axes = S.new_figure("text", S.HEIGHT, ncols=2)
-    zero_bytes = []
-    startup = False
-    sty = A.styles(A.variant_order(rows))
-    for v in A.variant_order(rows):
-        r = rows[rows["variant"] == v]
-        label = r["variant_label"].iloc[0]
-        _line(axes[0], _series(r, "n_train", "train_time"), sty[v], label, timing=True,
-              what="training time", xname="n", unit="s")
-        startup |= _startup_line(axes[0], _series(r, "n_train", "startup_time"), sty[v], label, "n")
-        b = _series(r[r["bytes_total"] > 0], "n_train", "bytes_total")
-        if b.empty:
-            zero_bytes.append(label)
-            axes[1].plot([], [], **{k_: sty[v][k_] for k_ in ("color", "marker", "linestyle")},
-                         label=label)
-        else:
-            b[["mean", "half"]] = b[["mean", "half"]] / 2**20
-            _line(axes[1], b, sty[v], label, what="sent", xname="n", unit="MiB")
-    drew = (True, len(zero_bytes) < rows["variant"].nunique())
-    for ax, ylabel, has_data in zip(axes, ("training time (s)", "bytes exchanged (MiB)"), drew, strict=True):
-        ax.set_xlim(rows["n_train"].min() / 1.3, rows["n_train"].max() * 1.3)
+    rows = rows[rows["k"] == k]
+    every = _scaling.series(rows)
+    fig, axes = S.new_figure("text", S.HEIGHT + 0.16 * len(every), ncols=3)
+    sty = A.styles([v for v, _, _ in every if v != _scaling.HE_KMEANS])
+    sty[_scaling.HE_KMEANS] = {"color": A.method_color("he"), "marker": "D", "linestyle": "-."}
+    startup, zero_bytes = False, []
+    panels = (("train_time", "training time (s)", "s", 1.0),
+              ("bytes_total", "bytes sent (MiB)", "MiB", 2**20),
+              ("peak_rss_mb", "peak RSS (MiB)", "MiB", 1.0))
+    for ax, (col, ylabel, unit, scale) in zip(axes, panels, strict=True):
+        for v, label, r in every:
+            r = r[r[col].astype(float) > 0] if col in r else r.iloc[:0]
+            if r.empty:
+                if col == "bytes_total" and v != _scaling.HE_KMEANS:
+                    zero_bytes.append(label)
+                continue
+            slope = _scaling.fit_power(*_scaling.means(r, col))
+            shown = f"{label}: $n^{{{slope[0]:.2f}}}$" if slope else f"{label} (1 point)"
+            s = _series(r, "n_train", col)
+            s[["mean", "half"]] = s[["mean", "half"]] / scale
+            _line(ax, s, sty[v], shown, timing=col == "train_time", what=ylabel.split(" (")[0],
+                  xname="n", unit=unit)
+            if col == "train_time" and v != _scaling.HE_KMEANS:
+                startup |= _startup_line(ax, _series(A.with_fit_split(r), "n_train", "startup_time"),
+                                         sty[v], label, "n")
         ax.set_xscale("log")
         ax.set_xlabel("training rows n (log)")
         ns = sorted(rows["n_train"].dropna().astype(int).unique())
-        ax.set_xticks(ns, [f"{n:,}" for n in ns], rotation=30 if len(ns) > 4 else 0)
+        ax.set_xlim(ns[0] / 1.5, ns[-1] * 1.5)
+        ax.set_xticks(ns, [f"{n / 1000:,.0f}k" if n < 10**6 else f"{n / 10**6:g}M" for n in ns],
+                      rotation=45 if len(ns) > 4 else 0)
         ax.xaxis.set_minor_formatter(NullFormatter())
-        if has_data:
+        if ax.get_legend_handles_labels()[0]:
             ax.set_yscale("log")
             _plain_log(ax.yaxis)
             ax.set_ylabel(ylabel + " (log)")
+            handles, labels = ax.get_legend_handles_labels()
+            ax.legend(handles[:S.MAX_LEGEND], labels[:S.MAX_LEGEND], frameon=False, fontsize="x-small",
+                      loc="upper center", bbox_to_anchor=(0.5, -0.32), handlelength=1.5)
         else:
             ax.set_ylabel(ylabel)
             ax.set_yticks([])
             ax.text(0.5, 0.5, "no bytes exchanged", transform=ax.transAxes, ha="center", va="center")
-    _legend(fig, axes, ncol=4)
-    note = f" {', '.join(zero_bytes)}: no bytes exchanged (not drawn)." if zero_bytes else ""
+    note = f" {', '.join(sorted(set(zero_bytes)))}: no bytes exchanged (not drawn)." if zero_bytes else ""
     caption = (f"Cost vs training-set size at k = {k}, {setting}, log–log: training time of fit() "
-               "(start-up apart) and bytes sent between parties (each message counted once, at its "
-               "sender), mean over seeds with 95% t-intervals." + note
-               + (STARTUP_NOTE if startup else "") + _parallel_note(rows))
+               "(start-up apart), bytes sent between parties (each message counted once, at its sender) "
+               "and the job's peak RSS, mean over seeds with 95% t-intervals. Legend: the growth exponent "
+               "b of a least-squares fit cost = a·n^b over the measured sizes. HE K-means (dashed): the "
+               "time of its stages alone (keys, encryption, seeding, Lloyd rounds, assignment), over "
+               "every HE run whatever its predictor." + note + (STARTUP_NOTE if startup else "")
+               + _parallel_note(rows))
     return [figure(fig, out_dir, f"scaling_{slug}_k{k}", "scaling", setting, caption)]
 
 

@@ -42,6 +42,15 @@ OmegaConf.register_new_resolver("privmark.token", lambda: secrets.token_hex(3), 
                                 replace=True)
 
 
+def _up_to(value, limit, below, above):
+    """``${privmark.up_to:${dataset.n_rows},300000,encrypted,owner}``: ``below`` while ``value`` is at
+    most ``limit``, else ``above`` (a sweep that switches an option off past a size it can afford)."""
+    return below if value is None or float(value) <= float(limit) else above
+
+
+OmegaConf.register_new_resolver("privmark.up_to", _up_to, replace=True)
+
+
 def config_hash(config: dict, data_sha256: str | None = None) -> str:
     """A stable hash of what a job computes: its resolved config minus run-location keys, and the
     sha256 of the data file it read (two files behind one config are two different jobs)."""

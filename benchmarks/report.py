@@ -490,9 +490,17 @@ def questions(doc: Doc, ctx: Context) -> None:
     Q.sections(doc, ctx.ok)
 
 
+def scaling(doc: Doc, ctx: Context) -> None:
+    """Measured growth and its extrapolation to 10M and 100M customers (:mod:`benchmarks._scaling`)."""
+    from benchmarks import _scaling
+
+    _scaling.section(doc, ctx)
+
+
 SECTIONS: list[tuple[str, Section]] = [("header", header), ("machine", machine), ("settings", settings),
-                                       ("questions", questions), ("figures", figures), ("problems", problems),
-                                       ("definitions", definitions_section), ("provenance", provenance)]
+                                       ("scaling", scaling), ("questions", questions), ("figures", figures),
+                                       ("problems", problems), ("definitions", definitions_section),
+                                       ("provenance", provenance)]
 
 
 def add_section(name: str, section: Section, before: str | None = None, after: str | None = None) -> None:

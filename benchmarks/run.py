@@ -260,6 +260,8 @@ def run_job(cfg: DictConfig, out_dir: Path, execution: dict | None = None,
         record["config_hash"] = config_hash(config, identity["sha256"])
         record["data"] = {"sha256": identity["sha256"], "origin": identity["source"],
                           "source": identity["location"]}
+        if "synthetic" in identity:  # generator, its source file's sha256, seed, n_rows
+            record["data"]["synthetic"] = identity["synthetic"]
         skipped = resume and skip_if_done(cfg, out_dir, record["config_hash"])
         if skipped:
             return None

@@ -1,8 +1,9 @@
 """The data sets: locate, verify, parse, preprocess, split.
 
 ``dataset.format`` picks the source: ``uci`` (Bank Marketing: data dir, shipped copy, cache, download),
-``cdnow`` (CDNOW purchase histories, a file of an installed package, one row per customer) or ``csv``
-(a researcher's own table, ``dataset.file``).
+``cdnow`` (CDNOW purchase histories, a file of an installed package, one row per customer), ``csv``
+(a researcher's own table, ``dataset.file``) or ``synthetic`` (``dataset.n_rows`` bank-like training
+rows drawn from a generator fitted on a real dataset's training split, tested on its real test rows).
 
 ``load(cfg.dataset, split_seed)`` returns a :class:`Split`; everything a method sees comes from it.
 ``data_identity(cfg.dataset)`` names the CSV bytes a job would read without parsing them;
@@ -15,11 +16,11 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 from sklearn.model_selection import train_test_split
 
 from benchmarks.config import ConfigError
-from datasets import _cdnow
+from datasets import _cdnow, _synthetic
 from datasets._config import (
     check_config,
     check_split,
@@ -83,6 +84,14 @@ def _checked(csv: CSV, spec) -> pd.DataFrame:
     return reader(csv.data, csv.label, spec, csv.sha256)
 
 
+def _synthetic_identity(spec) -> dict:
+    source = _synthetic.source_spec(spec)
+    real = data_identity(source)
+    ident = _synthetic.identity(spec, real["sha256"])
+    return {"sha256": ident["sha256"], "source": "synthetic",
+            "location": f"{_synthetic.GENERATOR_VERSION} fitted on {real['location']}", "synthetic": ident}
+
+
 def data_identity(cfg) -> dict:
     """``{"sha256", "source", "location"}`` of the bytes ``load(cfg)`` would read, unparsed.
 
@@ -92,9 +101,15 @@ def data_identity(cfg) -> dict:
     that is the only way), verifies the archive and shipped checksums and, with
     ``dataset.verify_checksum``, the file's (a ``csv`` table only when ``csv_sha256`` is given). Kept
     by path, size and mtime: a second call for the same file costs a few ``stat`` calls.
+
+    ``format: synthetic``: ``source`` is ``synthetic``, ``sha256`` the hash of what names the rows
+    (generator version, the source file's sha256, ``seed``, ``n_rows``, ``test_size``), listed under
+    ``synthetic``; nothing is generated.
     """
     spec = _spec(cfg)
     check_config(spec)
+    if format_of(spec) == "synthetic":
+        return _synthetic_identity(spec)
     csv = _fetch(spec)
     if spec.verify_checksum and spec.get("csv_sha256") is not None and csv.sha256 != spec.csv_sha256:
         _checked(csv, spec)  # raises, saying what differs
@@ -106,6 +121,11 @@ def prepare(cfg) -> dict:
 
     Returns :func:`data_identity` plus ``rows``; the parsed frame stays in memory for :func:`load`.
     """
+    spec = _spec(cfg)
+    if format_of(spec) == "synthetic":
+        check_config(spec)
+        frame, _ = read_frame(_synthetic.source_spec(spec))
+        return {**data_identity(spec), "rows": _synthetic.n_rows_of(spec)}
     frame, _ = read_frame(cfg)
     return {**data_identity(cfg), "rows": len(frame)}
 
@@ -134,9 +154,40 @@ def read_frame(cfg) -> tuple[pd.DataFrame, str]:
     return frame, label
 
 
+_GENERATORS: dict[tuple, _synthetic.Generator] = {}
+
+
+def _synthetic_frames(spec, split_seed: int) -> tuple[pd.DataFrame, pd.DataFrame, str, str]:
+    """Synthetic training rows from a generator fitted on the source's real training split (the split
+    ``split_seed`` and ``test_size`` make of it), and that split's real test rows."""
+    check_config(spec)
+    source = _synthetic.source_spec(spec)
+    with open_dict(source):
+        source.test_size = spec.test_size
+    frame, label, digest = _read(source)
+    y = frame[TARGET].to_numpy()
+    check_split(tuple(int(c) for c in np.bincount(y, minlength=2)), None, holdout_fraction(source), label)
+    real_train, test = train_test_split(frame, test_size=holdout_fraction(source), stratify=y,
+                                        random_state=split_seed)
+    key = (digest, split_seed, float(spec.test_size), _synthetic.GENERATOR_VERSION)
+    if key not in _GENERATORS:
+        _GENERATORS.clear()
+        _GENERATORS[key] = _synthetic.fit(real_train, source)
+    train = _synthetic.generate(_GENERATORS[key], _synthetic.n_rows_of(spec), _synthetic.seed_of(spec))
+    ident = _synthetic.identity(spec, digest)
+    return train, test, f"{_synthetic.GENERATOR_VERSION} fitted on {label}", ident["sha256"]
+
+
 def load(cfg, split_seed: int = 0) -> Split:
-    """Load, subsample, split (stratified on ``y``) and preprocess (fitted on train only)."""
+    """Load, subsample, split (stratified on ``y``) and preprocess (fitted on train only).
+
+    ``format: synthetic``: the training rows are synthetic, the test rows the source's real ones."""
     spec = _spec(cfg)
+    if format_of(spec) == "synthetic":
+        train, test, label, digest = _synthetic_frames(spec, split_seed)
+        if not spec.include_duration:
+            train, test = (f.drop(columns=["duration"], errors="ignore") for f in (train, test))
+        return _split(spec, train, test, label, digest)
     frame, label, digest = _read(spec)
     if format_of(spec) == "uci" and not spec.include_duration:
         frame = frame.drop(columns=["duration"], errors="ignore")
@@ -151,6 +202,10 @@ def load(cfg, split_seed: int = 0) -> Split:
         frame, _ = train_test_split(frame, train_size=n, stratify=y, random_state=split_seed)
         y = frame[TARGET].to_numpy()
     train, test = train_test_split(frame, test_size=test_size, stratify=y, random_state=split_seed)
+    return _split(spec, train, test, label, digest)
+
+
+def _split(spec, train: pd.DataFrame, test: pd.DataFrame, label: str, digest: str) -> Split:
     pre = preprocessor(spec).fit(train)
 
     def part(f: pd.DataFrame) -> Part:

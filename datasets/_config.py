@@ -23,9 +23,9 @@ from methods._util import CONF
 CONF_DIR = CONF / "dataset"
 NAME = re.compile(r"[A-Za-z0-9_]+")
 SHA256 = re.compile(r"[0-9a-f]{64}")
-FORMATS = ("uci", "cdnow", "csv")
+FORMATS = ("uci", "cdnow", "csv", "synthetic")
 #: keys that say which data a dataset name stands for: an override of one is another dataset
-IDENTITY_KEYS = ("format", "csv", "archive", "package", "package_file")
+IDENTITY_KEYS = ("format", "csv", "archive", "package", "package_file", "source_dataset")
 
 
 def known_names() -> list[str]:
@@ -80,7 +80,7 @@ def preprocessor(spec) -> Preprocessor:
     """The (unfitted) preprocessing the config describes; building it checks the columns, bounds,
     scaling and log1p settings, none of which needs the data."""
     numeric = {c: tuple(b) for c, b in OmegaConf.to_container(spec.numeric).items()}
-    if format_of(spec) == "uci" and not spec.include_duration:
+    if format_of(spec) in ("uci", "synthetic") and not spec.include_duration:
         numeric.pop("duration", None)
     heavy = list(spec.get("heavy_tailed") or [])
     unknown = [c for c in heavy if c not in spec.numeric]
@@ -172,6 +172,10 @@ def check_config(spec) -> None:
         from datasets import _cdnow
 
         _cdnow.check_config(spec)
+    elif fmt == "synthetic":
+        from datasets import _synthetic
+
+        _synthetic.check_config(spec)
     else:
         _check_csv(spec)
     subsample_of(spec)

@@ -115,13 +115,19 @@ class Preprocessor:
     def transform(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         values, never = self._numeric(frame)
         scaled = self._scale(values)
-        blocks = [scaled]
+        # filled in place: at a million rows a one-hot block per column and their concatenation
+        # would hold several copies of X at once
+        n, d = len(frame), len(self.numeric)
+        X = np.zeros((n, len(self.feature_names)))
+        X[:, :d] = scaled
         if never is not None:
-            blocks.append(never[:, None].astype(float))
+            X[:, d] = never
+            d += 1
+        rows = np.arange(n)
         for col, cats in self.categorical.items():
-            codes = pd.Categorical(frame[col], categories=cats).codes
-            blocks.append(np.eye(len(cats))[codes])
-        X = np.hstack(blocks)
+            codes = pd.Categorical(frame[col], categories=cats).codes.astype(np.int64)
+            X[rows, d + codes % len(cats)] = 1.0  # -1 (not a category; the parsers refuse it) as before
+            d += len(cats)
         seg_idx = [list(self.numeric).index(c) for c in self.segment_features]
         return X, np.ascontiguousarray(scaled[:, seg_idx])
 

@@ -10,5 +10,6 @@ BENCHMARKS = {
     "he_pipeline": "benchmarks.perf.he_pipeline",
     "federated": "benchmarks.perf.federated",
     "dp": "benchmarks.perf.dp",
+    "synthetic": "benchmarks.perf.synthetic",
     "console": "benchmarks.perf.console",
 }

@@ -38,7 +38,7 @@ def test_experiment_composes_and_lists_the_methods(name):
     cfg = _compose(f"+experiment={name}")
     params = cfg.hydra.sweeper.params
     methods = params["method"].split(",")
-    expected = ["plaintext", "he", "federated"] if name == "scaling" else list(METHODS)
+    expected = list(METHODS)
     assert sorted(methods) == sorted(expected)
     # per-method options name known methods only, and never reach another method's config
     assert set(cfg.per_method) <= set(METHODS)
@@ -48,6 +48,19 @@ def test_experiment_composes_and_lists_the_methods(name):
     merged = apply_per_choice(OmegaConf.create(with_hydra))
     assert "per_method" not in merged and "per_dataset" not in merged
     assert OmegaConf.to_container(merged.method) == OmegaConf.to_container(cfg.method)  # plaintext: untouched
+
+
+def test_scaling_sweeps_synthetic_sizes_and_drops_the_encrypted_predictor_above_300k():
+    cfg = _compose("+experiment=scaling")
+    assert cfg.dataset.name == "synthetic" and cfg.leakage.enabled is False
+    sizes = [int(n) for n in cfg.hydra.sweeper.params["dataset.n_rows"].split(",")]
+    assert sizes == [10_000, 36_168, 100_000, 300_000, 1_000_000]
+    for n, predictor in ((300_000, "encrypted"), (1_000_000, "owner")):
+        plain = OmegaConf.to_container(_compose("+experiment=scaling", "method=he", f"dataset.n_rows={n}"),
+                                       resolve=False)
+        plain.pop("hydra")
+        job = apply_per_choice(OmegaConf.create(plain))
+        assert job.method.predictor == predictor and job.method.workers == 2
 
 
 def test_paper_table_settings():

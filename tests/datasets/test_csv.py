@@ -195,7 +195,7 @@ def test_a_missing_file_is_refused(spec, tmp_path):
                                                 r"categories, each once"),
     ({"csv_sha256": "abc"}, r"dataset\.csv_sha256='abc'; expected 64 lowercase hex digits or null"),
     ({"include_duration": True}, r"dataset\.include_duration=true; it applies to the UCI Bank Marketing data only"),
-    ({"format": "xlsx"}, r"dataset\.format='xlsx'; expected one of uci, cdnow, csv"),
+    ({"format": "xlsx"}, r"dataset\.format='xlsx'; expected one of uci, cdnow, csv, synthetic"),
 ])
 def test_a_bad_csv_config_is_refused_before_reading(spec, change, message):
     cfg = OmegaConf.merge(spec, change) if "target" not in change or change["target"] is not None else \
