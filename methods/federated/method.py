@@ -178,7 +178,7 @@ class _Federation(BaseEstimator):
         if self.num_clients is not None:
             positive_int("num_clients", self.num_clients, 2)
         if "kmeans" in self._tasks:
-            positive_int("n_clusters", self.n_clusters, 2)
+            positive_int("n_clusters", self.n_clusters, 1)
         for name in ("max_iter", "rounds", "local_epochs", "batch_size", "num_cpus"):
             positive_int(name, getattr(self, name))
         if self.seed_candidates is not None:
@@ -471,7 +471,9 @@ class FederatedKMeans(KMeansMixin, _Federation):
     def fit(self, X, y=None, groups=None):
         X = validate_data(self, X, dtype=np.float64)
         check_n_clusters(self.n_clusters, len(X))
-        y = np.zeros(len(X), dtype=np.int64) if y is None else np.asarray(y)
+        # y only skews a dirichlet partition: its classes as codes 0..c-1 (any dtype, objects too)
+        y = np.zeros(len(X), dtype=np.int64) if y is None else \
+            np.unique(np.asarray(y), return_inverse=True)[1]
         if len(y) != len(X):
             raise ValueError(f"y has {len(y)} rows; expected one per row of X ({len(X)})")
         self._fit(np.empty((len(X), 0)), y, X, groups, None)
