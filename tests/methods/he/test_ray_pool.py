@@ -41,11 +41,18 @@ def local_fit(two_chunks):
 
 
 def _same_results(a: HEKMeans, b: HEKMeans) -> None:
+    """Same labels, op counts, rounds and messages. Centroids agree to CKKS's fresh encryption noise
+    (SEAL draws it from the system's randomness: two local fits differ by about 1e-9 too), and bytes
+    to the compression of that noise (seeded ciphertexts are zstd-compressed)."""
     np.testing.assert_array_equal(a.labels_, b.labels_)
-    np.testing.assert_array_equal(a.cluster_centers_, b.cluster_centers_)  # bit for bit
-    assert a.ops_ == b.ops_
-    assert a.costs_.bytes_total == b.costs_.bytes_total and a.costs_.rounds == b.costs_.rounds
-    assert a.costs_.extra["channel_stages"] == b.costs_.extra["channel_stages"]
+    np.testing.assert_allclose(a.cluster_centers_, b.cluster_centers_, rtol=0, atol=1e-6)
+    assert a.ops_ == b.ops_ and a.costs_.rounds == b.costs_.rounds
+    assert a.costs_.bytes_total == pytest.approx(b.costs_.bytes_total, rel=1e-3)
+    stages_a, stages_b = a.costs_.extra["channel_stages"], b.costs_.extra["channel_stages"]
+    assert stages_a.keys() == stages_b.keys()
+    for stage in stages_a:
+        assert stages_a[stage]["rounds"] == stages_b[stage]["rounds"]
+        assert stages_a[stage]["bytes"] == pytest.approx(stages_b[stage]["bytes"], rel=1e-2)
 
 
 def _our_node_processes() -> set[int]:
