@@ -149,6 +149,21 @@ def kill_all(pids, sig: int = signal.SIGKILL) -> None:
             pass
 
 
+def end_processes(pids, grace_s: float = 5.0, signal_wait_s: float | None = None) -> None:
+    """Give ``pids`` ``grace_s`` seconds to exit, then SIGTERM them and wait ``signal_wait_s``
+    (default: ``grace_s``), then SIGKILL them and wait as long (by PID; exited ones are skipped)."""
+    pids = set(pids)
+    for sig in (None, signal.SIGTERM, signal.SIGKILL):
+        if sig is not None:
+            kill_all([p for p in pids if alive(p)], sig)
+        wait = grace_s if sig is None or signal_wait_s is None else signal_wait_s
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline and any(alive(p) for p in pids):
+            time.sleep(0.1)
+        if not any(alive(p) for p in pids):
+            return
+
+
 #: set in every watchdog's environment, so that no watchdog kills another before it has cleaned up
 WATCHDOG_ENV = "PRIVMARK_WATCHDOG"
 

@@ -17,7 +17,6 @@ import atexit
 import logging
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -30,7 +29,7 @@ from pathlib import Path
 
 from methods._util import REPO
 from methods.federated import result as result_file
-from methods.lifeline import Watchdog, alive, tagged_processes
+from methods.lifeline import Watchdog, alive, end_processes, tagged_processes
 
 FLOWER_ENV = {"FLWR_TELEMETRY_ENABLED": "0", "FLWR_DISABLE_UPDATE_CHECK": "1",
               # Under `uv run`, Ray would start each worker through `uv run` again: slow, and the uv
@@ -137,19 +136,7 @@ def private_run_dir(work_dir: str | Path | None = None, keep: bool = False):
 def _reap(run_dir: Path, grace_s: float = 5.0, env_name: str = RUN_DIR_ENV) -> None:
     """Wait for the run's processes to exit after ``ray.shutdown()``: Ray's actor workers can outlive
     their raylet for a minute on a busy machine. Stragglers get SIGTERM, then SIGKILL, by PID."""
-    pids = tagged_processes(env_name, str(run_dir))
-    deadline = time.monotonic() + grace_s
-    for sig in (None, signal.SIGTERM, signal.SIGKILL):
-        if sig is not None:
-            for pid in pids:
-                if alive(pid):
-                    with suppress(OSError):
-                        os.kill(pid, sig)
-            deadline = time.monotonic() + 5.0
-        while time.monotonic() < deadline and any(alive(p) for p in pids):
-            time.sleep(0.1)
-        if not any(alive(p) for p in pids):
-            return
+    end_processes(tagged_processes(env_name, str(run_dir)), grace_s, signal_wait_s=5.0)
 
 
 def child_env(extra: dict[str, str]) -> dict[str, str]:

@@ -73,20 +73,9 @@ def _env(extra: dict[str, str]) -> dict[str, str]:
 def _reap(tag: str, grace_s: float = 5.0) -> None:
     """End the processes tagged ``tag`` (Ray's workers can outlive their raylet a while): wait,
     then SIGTERM, then SIGKILL, by PID."""
-    from methods.lifeline import alive, tagged_processes
+    from methods.lifeline import end_processes, tagged_processes
 
-    pids = tagged_processes(RAY_NODE_ENV, tag)
-    for sig in (None, signal.SIGTERM, signal.SIGKILL):
-        if sig is not None:
-            for pid in pids:
-                if alive(pid):
-                    with suppress(OSError):
-                        os.kill(pid, sig)
-        deadline = time.monotonic() + grace_s
-        while time.monotonic() < deadline and any(alive(p) for p in pids):
-            time.sleep(0.1)
-        if not any(alive(p) for p in pids):
-            return
+    end_processes(tagged_processes(RAY_NODE_ENV, tag), grace_s)
 
 
 def _free_port() -> int:
