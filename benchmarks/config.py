@@ -186,6 +186,7 @@ class FederatedConfig:
     secure: bool = False
     ray_reuse: bool = True
     supernode: str = "warm"  # deployment: warm | stock
+    network: Any = None  # null: the job's network group (the runner fills it in)
 
 
 @dataclass
