@@ -484,7 +484,8 @@ class FederatedKMeans(KMeansMixin, _Federation):
 class FedAvgLogisticRegression(ClassifierMixin, _Federation):
     """FedAvg logistic regression alone, on any array: ``.fit(X, y).predict_proba(X)[:, 1]``
     (parameters: :class:`_Federation`; the K-means ones are not used). A binary scikit-learn
-    classifier: ``classes_`` are the two labels of ``y``. ``eval_set=(X, y)`` is scored after
+    classifier: ``classes_`` are the two labels of ``y``, ``n_iter_`` the FedAvg rounds run (an
+    array of one, as LogisticRegression's). ``eval_set=(X, y)`` is scored after
     every round; with ``partition="natural"``, ``groups`` (one label per row) says which client
     holds each row."""
 
@@ -500,7 +501,9 @@ class FedAvgLogisticRegression(ClassifierMixin, _Federation):
             Xe, ye = eval_set
             ye = np.searchsorted(self.classes_, np.asarray(ye))
             eval_set = (Xe, ye, np.empty((len(ye), 0)))
-        return self._fit(X, y, np.empty((len(X), 0)), groups, eval_set)
+        self._fit(X, y, np.empty((len(X), 0)), groups, eval_set)
+        self.n_iter_ = np.array([self.rounds])  # FedAvg rounds, as LogisticRegression's (1,) array
+        return self
 
     def decision_function(self, X):
         """The linear score of ``classes_[1]`` (the global model)."""

@@ -110,4 +110,5 @@ def _required(num_clients: int | None) -> int:
 
 def _check_num_clients(num_clients, n_rows: int) -> None:
     if not isinstance(num_clients, int) or isinstance(num_clients, bool) or not 2 <= num_clients <= n_rows:
-        raise ValueError(f"method.num_clients={num_clients!r}; expected an integer in [2, {n_rows}] (rows)")
+        raise ValueError(f"method.num_clients={num_clients!r}; expected an integer in [2, {n_rows}] "
+                         f"(n_samples={n_rows}: every client holds at least one row)")
