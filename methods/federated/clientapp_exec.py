@@ -16,8 +16,13 @@ with ``flwr-clientapp``. A preloaded module is the one the ClientApp loads (Flow
 takes a module already imported); the harness preloads the clone's own ``client_app``, the code the
 run's FAB is built from.
 
-It polls the Runtime API (local to its SuperNode) with a back-off from ``--min-poll`` to
-``--max-poll`` seconds, restarted after every task. It stops (SIGTERM to its children, then exit)
+Before forking any task it also applies :mod:`methods.federated.flower_waits`: retries of an
+object not yet there after milliseconds, not Flower's 1 s, and a FAB installed once per node.
+
+On its own it polls the Runtime API (local to its SuperNode) with a back-off from ``--min-poll``
+to ``--max-poll`` seconds, restarted after every task. Forked by :mod:`.supernode`, it asks when
+the SuperNode cues it (and once more after each task, for a message queued behind it), and
+otherwise every ``--max-poll`` seconds as a fallback. It stops (SIGTERM to its children, then exit)
 when it is sent SIGTERM/SIGINT or when ``--parent-pid`` is gone.
 """
 
@@ -65,9 +70,10 @@ def _pid_exists(pid: int) -> bool:
 
 class Launcher:
     """``wake_fd``: the read end of a pipe that the SuperNode writes a byte to whenever it has
-    pulled a message (:mod:`methods.federated.supernode` ``--warm-clientapp``): the launcher then
-    asks at once, and otherwise waits up to ``max_poll`` between asks; the pipe's end (the
-    SuperNode gone) stops it."""
+    pulled a message with its content (:mod:`methods.federated.supernode` ``--warm-clientapp``):
+    the launcher then asks at once, and otherwise every ``max_poll`` seconds; the pipe's end (the
+    SuperNode gone) stops it. A cue comes after the SuperNode holds the message's objects, so the
+    task finds them there."""
 
     def __init__(self, args: argparse.Namespace, wake_fd: int | None = None):
         from flwr.proto.runtime_pb2 import AcquireTaskRequest  # noqa: F401 (imported before forking)
@@ -77,6 +83,10 @@ class Launcher:
         from flwr.supercore.tls import validate_and_resolve_root_certificates
         from flwr.supernode.runtime import run_clientapp  # noqa: F401
 
+        from methods.federated.flower_waits import install_fab_once, shorten_object_pulls
+
+        shorten_object_pulls()
+        install_fab_once()
         for module in args.preload:
             importlib.import_module(module)
         self.args = args
@@ -160,16 +170,12 @@ class Launcher:
                     time.sleep(poll)
                     poll = min(poll * 1.5, self.args.max_poll)
                     continue
-                try:
-                    ready, _, _ = select.select([self.wake_fd], [], [], poll)
+                try:  # cued: the SuperNode's byte, or a look every max_poll as the fallback
+                    ready, _, _ = select.select([self.wake_fd], [], [], self.args.max_poll)
                 except InterruptedError:
                     continue
-                if ready:
-                    if not os.read(self.wake_fd, 4096):
-                        break  # the SuperNode is gone
-                    poll = self.args.min_poll
-                else:
-                    poll = min(poll * 1.5, self.args.max_poll)
+                if ready and not os.read(self.wake_fd, 4096):
+                    break  # the SuperNode is gone
         finally:
             for pid in self.children:
                 try:

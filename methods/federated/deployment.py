@@ -155,9 +155,10 @@ class Deployment:
         self.logs = self.run_dir / "logs"
         self.home.mkdir(parents=True, exist_ok=True)
         self.logs.mkdir(exist_ok=True)
-        # the SuperLink's SuperExec looks for a ServerApp to launch every 1 s by default
+        # the SuperLink's SuperExec looks for a ServerApp to launch every 1 s by default; it goes on
+        # looking during the run, each look an HTTP request to the SuperLink (10 a second at 0.1 s)
         self.env = child_env({RUN_DIR_ENV: str(self.run_dir), "FLWR_HOME": str(self.home),
-                              "FLWR_SUPEREXEC_TASK_POLL_INTERVAL": "0.1"})
+                              "FLWR_SUPEREXEC_TASK_POLL_INTERVAL": "0.5"})
         self.procs: list[subprocess.Popen] = []
         self.link_port, *self.node_ports = _free_ports(1 + num_clients)
         self.address = f"127.0.0.1:{self.link_port}"

@@ -105,7 +105,7 @@ def message_bytes(msg: Message) -> int:
     return payload + len(canonical.deflate())
 
 
-POLL_MIN, POLL_MAX = 0.005, 0.1  # seconds between the server's pulls for replies
+POLL_MIN, POLL_MAX = 0.02, 0.1  # seconds between the server's pulls for replies
 
 
 class RecordingGrid(Grid):
@@ -323,6 +323,11 @@ def run_fedavg(grid: RecordingGrid, spec: dict, eval_set: dict | None, centers: 
 @app.main()
 def main(grid: Grid, context: Context) -> None:
     started_at = time.time()
+    from flwr.superlink.grid import http_grid
+
+    from methods.federated.flower_waits import shorten_object_pulls
+
+    shorten_object_pulls(http_grid)  # the Deployment Engine's grid pulls each reply's objects
     run_dir = run_dir_of(context)
     if run_dir is None:  # `flwr run .`: the run config names the data
         from methods.federated.app_config import server_inputs

@@ -16,9 +16,10 @@ modes and arguments.
 launcher (:mod:`methods.federated.clientapp_exec`): before the SuperNode starts any thread, this
 process imports Flower and ``MODULE`` and forks the launcher, which then runs each ClientApp task
 in a child of its own. The SuperNode writes a byte to a pipe whenever it has pulled a message, so
-the launcher asks the Runtime API for the task at once instead of polling it (its own back-off,
-up to 1 s, is the fallback); the pipe's end tells it the SuperNode is gone. One Python start and
-one import of Flower per client, instead of two.
+the launcher asks the Runtime API for the task at once instead of polling it (a look every 5 s
+is the fallback); the pipe's end tells it the SuperNode is gone. One Python start and one import
+of Flower per client, instead of two. The SuperNode's own object pulls retry after milliseconds
+(:mod:`methods.federated.flower_waits`).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import sys
 import time as _time
 
 IDLE_WAIT = 3.0  # the SuperNode's fixed wait after an empty pull (Flower 1.42)
-MIN_IDLE = 0.01
+MIN_IDLE = 0.05
 BUSY = 0.01
 
 
@@ -76,6 +77,9 @@ def install(max_idle: float, wake_fd: int | None = None) -> Clock:
                     pass  # cue already pending, or the launcher gone (its task waits for the next one)
         return run_id
 
+    from methods.federated.flower_waits import shorten_object_pulls
+
+    shorten_object_pulls(loop)
     loop.time = clock
     loop._pull_and_store_message = pull_and_reset
     return clock
@@ -106,7 +110,7 @@ def _fork_launcher(module: str, argv: list[str]) -> int:
     from methods.federated.clientapp_exec import Launcher, _parse
 
     args = _parse(["--runtime-api-address", runtime, "--insecure",
-                   "--parent-pid", str(os.getpid()), "--preload", module, "--max-poll", "1.0"])
+                   "--parent-pid", str(os.getpid()), "--preload", module, "--max-poll", "5.0"])
     launcher = Launcher(args)  # imports Flower's task runner and the app before the fork
     read_fd, write_fd = os.pipe()
     if os.fork() == 0:

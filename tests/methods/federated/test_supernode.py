@@ -72,3 +72,77 @@ def test_clientapp_launcher_arguments():
         _parse(["--runtime-api-address", "127.0.0.1:9"])  # neither TLS nor --insecure
     with pytest.raises(SystemExit):
         _parse(["--runtime-api-address", "127.0.0.1:9", "--insecure", "--min-poll", "1", "--max-poll", "0.5"])
+
+
+def test_object_pulls_retry_after_milliseconds_not_seconds(monkeypatch):
+    """An object that is not there yet is asked for again after PULL_INITIAL_S (Flower: 1 s,
+    doubling), with as many more tries as keep Flower's patience; Flower's callers get the wrapper."""
+    import time
+    import types
+
+    from flwr.supercore.inflatable import inflatable_utils
+    from flwr.supercore.inflatable.inflatable_utils import ObjectUnavailableError
+
+    from methods.federated import flower_waits
+
+    monkeypatch.setattr(inflatable_utils, "pull_objects", inflatable_utils.pull_objects)
+    caller = types.SimpleNamespace(pull_objects=inflatable_utils.pull_objects)
+    flower_waits.shorten_object_pulls(caller)
+    assert caller.pull_objects._privmark_short and inflatable_utils.pull_objects._privmark_short
+
+    misses = {"a": 2, "b": 0}
+
+    def pull(object_id: str) -> bytes:
+        if misses[object_id]:
+            misses[object_id] -= 1
+            raise ObjectUnavailableError(object_id)
+        return object_id.encode()
+
+    t0 = time.perf_counter()
+    got = inflatable_utils.pull_objects(["a", "b"], pull, initial_backoff=1, backoff_cap=10)
+    elapsed = time.perf_counter() - t0
+    assert got == {"a": b"a", "b": b"b"} and misses["a"] == 0
+    assert elapsed < 0.8  # Flower's own first retry alone waits 0.8-1.2 s
+
+    seen = {}
+    fake = types.SimpleNamespace(pull_objects=lambda ids, fn, **kw: seen.update(kw))
+    flower_waits.shorten_object_pulls(fake)
+    flower_waits.shorten_object_pulls(fake)  # idempotent: wrapped once
+    fake.pull_objects([], None, max_tries_per_object=500, initial_backoff=1, backoff_cap=10)
+    assert seen == {"initial_backoff": flower_waits.PULL_INITIAL_S, "backoff_cap": flower_waits.PULL_CAP_S,
+                    "max_tries_per_object": int(500 * 10 / flower_waits.PULL_CAP_S)}
+
+
+def test_a_task_installs_the_fab_only_when_this_node_has_not(monkeypatch, tmp_path):
+    """The first task installs the FAB with Flower's own installer (hashes checked); later tasks
+    with the same FAB find it installed; another FAB is installed again."""
+    from flwr.cli import install
+    from flwr.cli.build import build_fab_from_disk
+    from flwr.supernode.runtime import run_clientapp
+
+    from methods._util import REPO
+    from methods.federated import flower_waits
+
+    monkeypatch.setenv("FLWR_HOME", str(tmp_path))
+    calls = []
+    original = install.install_from_fab
+
+    def counted(*args, **kwargs):
+        calls.append(args[0])
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(install, "install_from_fab", counted)
+    monkeypatch.setattr(run_clientapp, "install_from_fab", counted)
+    flower_waits.install_fab_once()
+    fab = build_fab_from_disk(REPO)
+    first = run_clientapp.install_from_fab(fab, skip_prompt=True)
+    assert (first / "pyproject.toml").is_file() and len(calls) == 1
+    assert run_clientapp.install_from_fab(fab, skip_prompt=True) == first and len(calls) == 1
+    import io
+    import zipfile
+
+    buf = io.BytesIO(fab)
+    with zipfile.ZipFile(buf, "a") as z:  # other bytes: another hash, installed on its own
+        z.comment = b"another build"
+    other = run_clientapp.install_from_fab(buf.getvalue(), skip_prompt=True)
+    assert len(calls) == 2 and other != first and other.is_dir()
