@@ -206,6 +206,13 @@ class Watchdog:
         self.stop()
 
 
+def _is_watchdog(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).environ().get(WATCHDOG_ENV) == "1"
+    except psutil.Error:
+        return False
+
+
 def _watch(parent: int, tag: str, remove: str | None) -> int:
     died = threading.Event()
     done = threading.Event()
@@ -233,6 +240,9 @@ def _watch(parent: int, tag: str, remove: str | None) -> int:
         return 0
     known.pop(me, None)
     name, _, value = tag.partition("=")
+    # the parent's known descendants at once (no scan of the whole process table first, which a
+    # busy machine can make take seconds), then everything tagged
+    kill_all({p for p, start in known.items() if same_process(p, start) and not _is_watchdog(p)})
     for _ in range(3):  # a dying Ray worker may still start one
         pids = {p for p, start in known.items() if same_process(p, start)} | tagged_processes(name, value)
         # the parent's other watchdogs (a shared Ray node's, a run's) finish their own cleanup
