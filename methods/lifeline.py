@@ -91,13 +91,14 @@ def close_fds(fds) -> None:
 
 
 # -- processes tagged by an environment variable (psutil) ---------------------------------------
-def tagged_processes(name: str, value: str) -> set[int]:
-    """PIDs of live processes (other than this one) whose environment holds ``name=value``. Not
-    complete on its own: a process that retitles itself (setproctitle, as Ray's agents do) may
-    overwrite the environment the system shows, hence the watchdog's list of descendants."""
+def tagged_processes(name: str, value: str, among=None) -> set[int]:
+    """PIDs of live processes (other than this one; of ``among`` only, if given, without a scan of
+    the whole process table) whose environment holds ``name=value``. Not complete on its own: a
+    process that retitles itself (setproctitle, as Ray's agents do) may overwrite the environment
+    the system shows, hence the watchdog's list of descendants."""
     out = set()
     me = os.getpid()
-    for proc in psutil.process_iter():
+    for proc in psutil.process_iter() if among is None else _processes(among):
         if proc.pid == me:
             continue
         try:
@@ -106,6 +107,14 @@ def tagged_processes(name: str, value: str) -> set[int]:
         except psutil.Error:  # gone, a zombie, or not ours to read
             continue
     return out
+
+
+def _processes(pids):
+    for pid in pids:
+        try:
+            yield psutil.Process(pid)
+        except psutil.Error:
+            continue
 
 
 def descendants(root: int) -> dict[int, float]:
@@ -206,13 +215,6 @@ class Watchdog:
         self.stop()
 
 
-def _is_watchdog(pid: int) -> bool:
-    try:
-        return psutil.Process(pid).environ().get(WATCHDOG_ENV) == "1"
-    except psutil.Error:
-        return False
-
-
 def _watch(parent: int, tag: str, remove: str | None) -> int:
     died = threading.Event()
     done = threading.Event()
@@ -242,7 +244,8 @@ def _watch(parent: int, tag: str, remove: str | None) -> int:
     name, _, value = tag.partition("=")
     # the parent's known descendants at once (no scan of the whole process table first, which a
     # busy machine can make take seconds), then everything tagged
-    kill_all({p for p, start in known.items() if same_process(p, start) and not _is_watchdog(p)})
+    known_alive = {p for p, start in known.items() if same_process(p, start)}
+    kill_all(known_alive - tagged_processes(WATCHDOG_ENV, "1", among=known_alive))
     for _ in range(3):  # a dying Ray worker may still start one
         pids = {p for p, start in known.items() if same_process(p, start)} | tagged_processes(name, value)
         # the parent's other watchdogs (a shared Ray node's, a run's) finish their own cleanup
