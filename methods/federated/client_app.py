@@ -30,6 +30,7 @@ from flwr.clientapp.mod import fixedclipping_mod
 from flwr.supercore.differential_privacy import KEY_CLIPPING_NORM
 
 from methods.base import with_segments
+from methods.federated.schema import MODEL, SUMS, pack_model, pack_sums, unpack_model
 from methods.federated.strategy import aggregate_kmeans, local_sums
 from methods.kmeans_core import nearest_center, weighted_kmeans_pp
 
@@ -123,7 +124,7 @@ def kmeans_step(msg: Message, context: Context) -> Message:
     centers = msg.content["arrays"]["centers"].numpy()
     sums, counts, inertia = local_sums(X, centers)
     metrics = {"num-examples": len(X), "inertia": inertia, "client-id": _client_id(context)}
-    return _reply(msg, {"sums": sums, "counts": counts}, metrics, cpu0)
+    return _reply(msg, {SUMS: pack_sums(sums, counts)}, metrics, cpu0)
 
 
 def clip_when_private(msg: Message, context: Context, call_next) -> Message:
@@ -166,12 +167,12 @@ def fedavg_step(msg: Message, context: Context) -> Message:
     cfg = msg.content["config"]
     k = int(cfg.get("n-clusters", 0))
     centers = np.asarray(cfg["centers"], float).reshape(k, -1) if k else None
-    arrays = msg.content["arrays"]
+    coef, intercept = unpack_model(msg.content["arrays"][MODEL].numpy())
     rng = np.random.default_rng([int(cfg["seed"]), int(cfg["server-round"]), _client_id(context)])
-    w, b, loss = sgd_logreg(features(data, centers), data["y"].astype(float), arrays["coef"].numpy(),
-                            float(arrays["intercept"].numpy()[0]), epochs=int(cfg["local-epochs"]),
+    w, b, loss = sgd_logreg(features(data, centers), data["y"].astype(float), coef, intercept,
+                            epochs=int(cfg["local-epochs"]),
                             batch_size=int(cfg["batch-size"]), lr=float(cfg["learning-rate"]),
                             l2=float(cfg["l2"]), rng=rng)
     weight = 1 if cfg.get("uniform-weights", False) else len(data["y"])
     metrics = {"num-examples": weight, "train-loss": loss, "client-id": _client_id(context)}
-    return _reply(msg, {"coef": w, "intercept": np.array([b])}, metrics, cpu0)
+    return _reply(msg, {MODEL: pack_model(w, b)}, metrics, cpu0)

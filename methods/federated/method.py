@@ -20,6 +20,7 @@ from methods import ConfigError
 from methods._estimator import KMeansMixin, MethodMixin, binary_tags, check_n_clusters, encode_binary
 from methods.base import Costs, Privacy, with_segments
 from methods.federated.partition import PARTITIONS, make_partition, onehot_groups
+from methods.federated.schema import MODEL, SUMS, unpack_sums
 from methods.federated.simulation import private_run_dir, run_federation
 from methods.kmeans_core import nearest_center, reference_init
 
@@ -388,36 +389,35 @@ class _Federation(BaseEstimator):
     def client_updates_(self) -> dict | None:
         """Every client's FedAvg model per round as the server received it, with the global model
         it started from: ``w`` (rounds, clients, d), ``b`` (rounds, clients), ``global_w``, ``global_b``."""
-        rounds = self._exchanges("fedavg", "coef")
-        if not rounds or any(ex["sent"] is None for ex in rounds):
+        rounds = self._exchanges("fedavg", MODEL)
+        if not rounds or any(not ex["sent"] for ex in rounds):
             return None
         n = sum(len(p) for p in self.partitions_)
+        models = np.stack([[e["arrays"][MODEL] for e in self._by_client(ex)] for ex in rounds])
+        sent = np.stack([ex["sent"][MODEL] for ex in rounds])
         return {
-            "w": np.stack([[e["arrays"]["coef"] for e in self._by_client(ex)] for ex in rounds]),
-            "b": np.array([[float(e["arrays"]["intercept"][0]) for e in self._by_client(ex)]
-                           for ex in rounds]),
-            "kind": "params",
-            "global_w": np.stack([ex["sent"]["coef"] for ex in rounds]),
-            "global_b": np.array([float(ex["sent"]["intercept"][0]) for ex in rounds]),
+            "w": models[..., :-1], "b": models[..., -1], "kind": "params",
+            "global_w": sent[:, :-1], "global_b": sent[:, -1],
             "lr": float(self.learning_rate),
             "l2": 1.0 / (float(self.C) * n),
         }
 
-    def _kmeans_stat(self, key: str) -> np.ndarray | None:
-        rounds = self._exchanges("kmeans", key)
+    def _kmeans_stat(self, part: int) -> np.ndarray | None:
+        rounds = self._exchanges("kmeans", SUMS)
         if not rounds:
             return None
-        return np.stack([[e["arrays"][key] for e in self._by_client(ex)] for ex in rounds])
+        return np.stack([[unpack_sums(e["arrays"][SUMS])[part] for e in self._by_client(ex)]
+                         for ex in rounds])
 
     @property
     def kmeans_client_counts_(self) -> np.ndarray | None:
         """Per-client cluster counts of every federated K-means round, (rounds, clients, k)."""
-        return self._kmeans_stat("counts")
+        return self._kmeans_stat(1)
 
     @property
     def kmeans_client_sums_(self) -> np.ndarray | None:
         """Per-client cluster sums of every federated K-means round, (rounds, clients, k, d)."""
-        return self._kmeans_stat("sums")
+        return self._kmeans_stat(0)
 
 class FederatedMethod(MethodMixin, _Federation):
     """Federated K-means, then FedAvg logistic regression on all features plus the segment

@@ -39,6 +39,7 @@ from flwr.supercore.inflatable.inflatable_object import get_all_nested_objects
 
 from methods.federated import result as result_file
 from methods.federated.client_app import features
+from methods.federated.schema import MODEL, pack_model, unpack_model
 from methods.federated.strategy import KMeansStrategy, by_client
 from methods.progress import Progress
 
@@ -288,7 +289,8 @@ def run_fedavg(grid: RecordingGrid, spec: dict, eval_set: dict | None, centers: 
         Z_eval, y_eval = features(eval_set, centers), eval_set["y"].astype(float)
 
         def evaluate_fn(server_round: int, arrays: ArrayRecord) -> MetricRecord:
-            z = Z_eval @ arrays["coef"].numpy() + float(arrays["intercept"].numpy()[0])
+            coef, intercept = unpack_model(arrays[MODEL].numpy())
+            z = Z_eval @ coef + intercept
             loss = float(np.mean(np.logaddexp(0.0, z) - y_eval * z))
             if server_round > 0:
                 bar.step(auc=_auc(y_eval, z), loss=loss)
@@ -296,7 +298,7 @@ def run_fedavg(grid: RecordingGrid, spec: dict, eval_set: dict | None, centers: 
 
     grid.phase = "fedavg"
     bar = Progress("federated logistic regression: round", total=spec["rounds"], unit="round")
-    initial = ArrayRecord({"coef": Array(np.zeros(n_features)), "intercept": Array(np.zeros(1))})
+    initial = ArrayRecord({MODEL: Array(pack_model(np.zeros(n_features), 0.0))})
     # Flower's DP wrapper draws its noise from NumPy's global generator: seeded from the run's seed
     # for the rounds, the caller's state restored after.
     rng_state = np.random.get_state()
@@ -311,8 +313,8 @@ def run_fedavg(grid: RecordingGrid, spec: dict, eval_set: dict | None, centers: 
     train = {r: dict(m) for r, m in result.train_metrics_clientapp.items()}
     for row in curve:
         row["train_loss"] = train.get(row["round"], {}).get("train-loss")
-    out.update(coef=result.arrays["coef"].numpy().copy(),
-               intercept=float(result.arrays["intercept"].numpy()[0]), fedavg_curve=curve)
+    coef, intercept = unpack_model(result.arrays[MODEL].numpy())
+    out.update(coef=coef.copy(), intercept=intercept, fedavg_curve=curve)
     if accountant is not None:
         spent = accountant.get_privacy_spent()
         out["dp"] = {"epsilon": spent.epsilon, "delta": spent.delta, "releases": spent.num_releases,

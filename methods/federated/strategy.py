@@ -19,6 +19,7 @@ from flwr.serverapp.strategy import Strategy
 from flwr.serverapp.strategy.strategy_utils import sample_nodes
 from flwr.supercore import log
 
+from methods.federated.schema import SUMS, unpack_sums
 from methods.kmeans_core import cluster_sums, m_step, squared_distances, weighted_kmeans_pp, weighted_lloyd
 
 SEED = "train.seed"  # message types: clients register a handler per action
@@ -123,7 +124,7 @@ class KMeansStrategy(Strategy):
         centers = self._current
         sums, counts, inertia = [], [], 0.0
         for r in replies:
-            s, c = r.content["arrays"].to_numpy_ndarrays()
+            s, c = unpack_sums(r.content["arrays"][SUMS].numpy())
             sums.append(s)
             counts.append(c)
             inertia += float(r.content["metrics"]["inertia"])

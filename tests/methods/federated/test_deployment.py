@@ -9,6 +9,7 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from methods.federated import FederatedMethod
+from methods.federated.schema import SUMS, unpack_sums
 from methods.federated.simulation import RUN_DIR_PREFIX, run_processes, stop_shared_ray_node
 from methods.kmeans_core import nearest_center
 from methods.lifeline import tagged_processes
@@ -75,8 +76,9 @@ def test_each_supernode_computes_on_its_own_rows_only(deployed, split):
         for i, rows in enumerate(method.partitions_):
             counts = np.bincount(labels[rows], minlength=K)
             sums = np.stack([X[rows][labels[rows] == c].sum(0) for c in range(K)])
-            assert np.array_equal(got[i]["arrays"]["counts"], counts)
-            np.testing.assert_allclose(got[i]["arrays"]["sums"], sums, rtol=0, atol=1e-9)
+            got_sums, got_counts = unpack_sums(got[i]["arrays"][SUMS])
+            assert np.array_equal(got_counts, counts)
+            np.testing.assert_allclose(got_sums, sums, rtol=0, atol=1e-9)
             assert got[i]["metrics"]["num-examples"] == len(rows)
 
 

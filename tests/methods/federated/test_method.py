@@ -12,6 +12,7 @@ from sklearn.metrics import adjusted_rand_score
 
 from methods import ConfigError, build
 from methods.federated import FederatedKMeans, FederatedMethod, simulation
+from methods.federated.schema import MODEL, SUMS, unpack_sums
 from methods.federated.simulation import RAY_NODE_ENV, RUN_DIR_PREFIX, run_processes, stop_shared_ray_node
 from methods.federated.strategy import gaussian_rdp_epsilon
 from methods.kmeans_core import nearest_center
@@ -90,17 +91,17 @@ def test_server_view_holds_what_the_server_received(fitted):
     kmeans = [ex for ex in view if ex["phase"] == "kmeans"]
     for ex in kmeans:
         assert sorted(e["client"] for e in ex["received"]) == list(range(CLIENTS))
-        assert sum(e["arrays"]["counts"].sum() for e in ex["received"]) == len(split.train)
-        assert all(e["arrays"]["sums"].shape == (K, split.train.X_segment.shape[1]) for e in ex["received"])
+        assert sum(unpack_sums(e["arrays"][SUMS])[1].sum() for e in ex["received"]) == len(split.train)
+        assert all(e["arrays"][SUMS].shape == (K, split.train.X_segment.shape[1] + 1) for e in ex["received"])
     # Per-client counts of a round are that client's rows per segment of the centers it was sent.
-    last = {e["client"]: e["arrays"]["counts"] for e in kmeans[-1]["received"]}
+    last = {e["client"]: unpack_sums(e["arrays"][SUMS])[1] for e in kmeans[-1]["received"]}
     labels = nearest_center(split.train.X_segment, kmeans[-1]["sent"]["centers"])
     for i, rows in enumerate(method.partitions_):
         assert np.array_equal(last[i], np.bincount(labels[rows], minlength=K))
     for ex in (ex for ex in view if ex["phase"] == "fedavg"):
-        sent = np.concatenate([ex["sent"]["coef"], ex["sent"]["intercept"]])
+        assert set(ex["sent"]) == {MODEL} and ex["sent"][MODEL].shape == (split.train.X.shape[1] + K + 1,)
         for e in ex["received"]:  # client-side clipping: no update is longer than the norm
-            update = np.concatenate([e["arrays"]["coef"], e["arrays"]["intercept"]]) - sent
+            update = e["arrays"][MODEL] - ex["sent"][MODEL]
             assert np.linalg.norm(update) <= CLIP + 1e-9
 
 

@@ -14,6 +14,7 @@ from sklearn.metrics import adjusted_rand_score
 
 from methods.federated.client_app import local_kmeans, sgd_logreg
 from methods.federated.partition import dirichlet
+from methods.federated.schema import SUMS, pack_sums
 from methods.federated.server_app import message_bytes
 from methods.federated.strategy import (
     KMeansStrategy,
@@ -78,7 +79,7 @@ def test_strategy_rounds_equal_centralised_lloyd(small_split):
         replies = []
         for p in parts:
             sums, counts, inertia = local_sums(X[p], arrays["centers"].numpy())
-            replies.append(_reply({"sums": sums, "counts": counts},
+            replies.append(_reply({SUMS: pack_sums(sums, counts)},
                                   {"inertia": inertia, "num-examples": len(p)}))
         arrays, metrics = strategy.aggregate_train(r, replies)
         if strategy.converged:
@@ -229,7 +230,7 @@ def _client_replies(rng, n_clients=8, k=3, d=4):
         seed.append(_reply({"c": X[:k], "s": sizes, "sum": X.sum(0), "sumsq": (X**2).sum(0)},
                            {"num-examples": len(X), "client-id": c}))
         sums, counts, inertia = local_sums(X, X[:k] * 0.5)
-        lloyd.append(_reply({"sums": sums, "counts": counts},
+        lloyd.append(_reply({SUMS: pack_sums(sums, counts)},
                             {"inertia": inertia, "num-examples": len(X), "client-id": c}))
     return seed, lloyd
 
@@ -312,3 +313,42 @@ def test_recording_grid_stops_pulling_at_the_timeout():
     assert grid.send_and_receive([Message(RecordDict(), dst_node_id=0, message_type="train")],
                                  timeout=0.3) == []
     assert 0.3 <= time.perf_counter() - t0 < 2.0 and grid._grid.pulls >= 3
+
+
+def test_round_messages_carry_one_array_each(tmp_path):
+    """A K-means or FedAvg round's message, either way, is six objects (message, record dict,
+    array record, one array and its chunk, config or metric record): each object is one request
+    per hop under the Deployment Engine. The packed arrays unpack to what was computed."""
+    from flwr.app import Context
+
+    from methods.federated import client_app
+    from methods.federated.schema import MODEL, pack_model, unpack_model, unpack_sums
+
+    rng = np.random.default_rng(5)
+    X, y = rng.normal(size=(60, 3)), (rng.random(60) < 0.3).astype(int)
+    np.savez(tmp_path / "rows.npz", X=X, y=y, X_segment=X)
+    context = Context(run_id=1, node_id=2, node_config={"data-path": str(tmp_path / "rows.npz"), "partition-id": 0},
+                      state=RecordDict(), run_config={})
+
+    def sent(arrays: dict, config: dict, message_type: str) -> Message:
+        content = RecordDict({"arrays": ArrayRecord({k: Array(v) for k, v in arrays.items()}),
+                              "config": ConfigRecord(config)})
+        return Message(content=content, dst_node_id=2, message_type=message_type)
+
+    km = sent({"centers": X[:2].copy()}, {"server-round": 1}, "train.kmeans")
+    km_reply = client_app.kmeans_step(km, context)
+    fa = sent({MODEL: pack_model(np.zeros(3), 0.0)},
+              {"seed": 0, "server-round": 1, "local-epochs": 1, "batch-size": 16, "learning-rate": 0.1, "l2": 0.0,
+               "n-clusters": 0, "centers": [], "uniform-weights": False}, "train")
+    fa_reply = client_app.fedavg_step(fa, context)
+    for msg in (km, km_reply, fa, fa_reply):
+        assert len(get_all_nested_objects(msg)) == 6
+    sums, counts = unpack_sums(km_reply.content["arrays"][SUMS].numpy())
+    want_sums, want_counts, _ = local_sums(X, X[:2])
+    np.testing.assert_array_equal(sums, want_sums)
+    assert counts.dtype == np.int64 and np.array_equal(counts, want_counts)
+    coef, intercept = unpack_model(fa_reply.content["arrays"][MODEL].numpy())
+    w, b, _ = sgd_logreg(X, y.astype(float), np.zeros(3), 0.0, epochs=1, batch_size=16, lr=0.1, l2=0.0,
+                         rng=np.random.default_rng([0, 1, 0]))
+    np.testing.assert_array_equal(coef, w)
+    assert intercept == b
