@@ -215,11 +215,12 @@ class Deployment:
         raise RuntimeError(f"the SuperLink did not answer on {self.address} within {timeout:.0f} s")
 
     def start(self) -> None:
-        cmd = ["flower-superlink", *self._tls_args(server=True), "--host", "127.0.0.1",
-               "--port", str(self.link_port), "--disable-runtime-dependency-installation"]
+        args = [*self._tls_args(server=True), "--host", "127.0.0.1", "--port", str(self.link_port),
+                "--disable-runtime-dependency-installation"]
         if self.secure:
-            cmd.append("--enable-supernode-auth")
-        self._spawn("superlink", cmd)
+            args.append("--enable-supernode-auth")
+        self._spawn("superlink", ["flower-superlink", *args] if self.runtime == "stock"
+                    else [sys.executable, "-m", "methods.federated.superlink", *args])
         self._wait_healthy()
         keys = make_node_keys(self.run_dir / "node-keys", self.num_clients) if self.secure else []
         for _, pub in keys:
