@@ -23,6 +23,64 @@ def test_clock_turns_the_idle_wait_into_a_backoff_and_the_reply_wait_short(monke
     assert clock.monotonic() > 0  # the rest is the time module
 
 
+class FakeTime:
+    """A clock that moves only when slept on."""
+
+    def __init__(self):
+        self.now, self.slept = 100.0, []
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+
+
+def test_clock_paces_the_idle_pulls_by_the_last_interval_between_messages(monkeypatch):
+    fake = FakeTime()
+    monkeypatch.setattr(supernode, "_time", fake)
+    clock = supernode.Clock(max_idle=0.2, pace=0.6)
+    clock.reset()  # the first message: no interval known yet, so no pause
+    clock.sleep(3)
+    assert fake.slept == [supernode.MIN_IDLE]
+    fake.now += 2.0 - supernode.MIN_IDLE
+    clock.reset()  # a second message, 2 s after the first
+    fake.now += 0.3  # the task ran and its reply was sent
+    fake.slept.clear()
+    clock.sleep(3)  # one pause up to 0.6 x 2 s after the message, then the usual back-off
+    clock.sleep(3)
+    clock.sleep(3)
+    assert fake.slept[0] == pytest.approx(1.2 - 0.3)
+    assert fake.slept[1:] == [supernode.MIN_IDLE, supernode.MIN_IDLE * 1.5]
+    clock.sleep(0.5)  # waiting for a reply: short, paced or not
+    assert fake.slept[-1] == supernode.BUSY
+
+    fake.now += 5.0
+    clock.reset()  # 5.2 s later: the pause is at most Flower's own idle wait
+    fake.slept.clear()
+    clock.sleep(3)
+    assert fake.slept == [supernode.IDLE_WAIT]
+    clock.reset()  # a task that outlasts the pause leaves none to take
+    fake.now += 0.7 * clock.interval
+    fake.slept.clear()
+    clock.sleep(3)
+    assert fake.slept == [supernode.MIN_IDLE]
+
+
+def test_an_unpaced_clock_only_backs_off(monkeypatch):
+    fake = FakeTime()
+    monkeypatch.setattr(supernode, "_time", fake)
+    clock = supernode.Clock(max_idle=0.2, pace=0)
+    clock.reset()
+    fake.now += 2
+    clock.reset()
+    clock.sleep(3)
+    assert fake.slept == [supernode.MIN_IDLE]
+    with pytest.raises(ValueError, match="pace 1"):
+        supernode.Clock(max_idle=0.2, pace=1)
+
+
 def test_clock_refuses_an_idle_poll_out_of_range():
     with pytest.raises(ValueError, match="idle poll 5"):
         supernode.Clock(max_idle=5)
