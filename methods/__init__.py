@@ -5,7 +5,6 @@ from __future__ import annotations
 import importlib
 import inspect
 
-from benchmarks.config import ConfigError
 from methods.base import Costs, Method, PartyCost, Privacy
 
 __all__ = ["METHODS", "ConfigError", "Costs", "Method", "PartyCost", "Privacy", "build", "method_class"]
@@ -19,7 +18,18 @@ METHODS = {
 }
 
 
+def __getattr__(name: str):
+    # ConfigError lives with the config schema (Hydra), which the apps' processes do not need
+    if name == "ConfigError":
+        from benchmarks.config import ConfigError
+
+        return ConfigError
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def method_class(name: str) -> type:
+    from benchmarks.config import ConfigError
+
     if name not in METHODS:
         raise ConfigError(f"method={name!r} is unknown; expected one of {sorted(METHODS)}")
     module, cls = METHODS[name].split(":")
@@ -28,6 +38,8 @@ def method_class(name: str) -> type:
 
 def build(cfg, n_clusters: int, random_state: int) -> Method:
     """A method from its config (``name`` plus constructor parameters)."""
+    from benchmarks.config import ConfigError
+
     params = dict(cfg)
     params.pop("defaults", None)  # a conf/method file read without Hydra: the line naming its schema
     name = params.pop("name", None)

@@ -7,8 +7,28 @@ One file per role, as in Flower's baselines: :mod:`.client_app` (``app``), :mod:
 method and as estimators.
 """
 
-from methods.federated.method import FedAvgLogisticRegression, FederatedKMeans, FederatedMethod
-from methods.federated.partition import dirichlet, iid, make_partition, natural, onehot_groups
 
-__all__ = ["FedAvgLogisticRegression", "FederatedKMeans", "FederatedMethod", "dirichlet", "iid",
-           "make_partition", "natural", "onehot_groups"]
+import importlib
+
+#: name -> the module it comes from, imported on first use: a ClientApp or ServerApp process imports
+#: this package for its app module and needs neither the estimators nor scikit-learn, SciPy and
+#: pandas behind them
+_EXPORTS = {
+    **dict.fromkeys(["FedAvgLogisticRegression", "FederatedKMeans", "FederatedMethod"],
+                    "methods.federated.method"),
+    **dict.fromkeys(["dirichlet", "iid", "make_partition", "natural", "onehot_groups"],
+                    "methods.federated.partition"),
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS])
