@@ -7,14 +7,15 @@ own) without paying a Python start and Flower's import per message.
 
 Flower 1.42's own SuperExec (``flower-superexec``) starts a fresh ``flwr-clientapp`` process for
 every task token, whose import of Flower alone costs seconds of CPU. This launcher imports Flower,
-and the modules named by ``--preload`` (the app's ClientApp module, with numpy and scikit-learn),
-once; for each token it forks a child that runs Flower's own ``run_clientapp`` (pull the message,
-context, run and FAB from the Runtime API, install the FAB, load and call the ClientApp, push the
-reply and the task's output) and exits. Each task still runs in a process of its own, forked from a
-parent that has read no data: a ClientApp's rows, caches and state die with the task's process, as
-with ``flwr-clientapp``. A preloaded module is the one the ClientApp loads (Flower's ``load_app``
-takes a module already imported); the harness preloads the clone's own ``client_app``, the code the
-run's FAB is built from.
+and the modules named by ``--preload`` (the app's ClientApp module, with NumPy), once, and freezes
+what it holds out of the garbage collector's reach; for each token it forks a child (collector off:
+it would touch, and so copy, the whole inherited heap) that runs Flower's own ``run_clientapp``
+(pull the message, context, run and FAB from the Runtime API, install the FAB, load and call the
+ClientApp, push the reply and the task's output) and exits. Each task still runs in a process of
+its own, forked from a parent that has read no data: a ClientApp's rows, caches and state die with
+the task's process, as with ``flwr-clientapp``. A preloaded module is the one the ClientApp loads
+(Flower's ``load_app`` takes a module already imported); the harness preloads the clone's own
+``client_app``, the code the run's FAB is built from.
 
 Before forking any task it also applies :mod:`methods.federated.flower_waits`: retries of an
 object not yet there after milliseconds, not Flower's 1 s, and a FAB installed once per node.
@@ -29,6 +30,7 @@ when it is sent SIGTERM/SIGINT or when ``--parent-pid`` is gone.
 from __future__ import annotations
 
 import argparse
+import gc
 import importlib
 import os
 import select
@@ -56,6 +58,11 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     if not args.insecure and not args.root_certificates:
         p.error("give --root-certificates (the Runtime API's CA) or --insecure")
     return args
+
+
+#: modules every task imports on first use (NumPy's generators, the codec of the FAB's zip names):
+#: imported here once, not in each forked task
+TASK_IMPORTS = ("numpy.random", "encodings.cp437")
 
 
 def _pid_exists(pid: int) -> bool:
@@ -87,8 +94,12 @@ class Launcher:
 
         shorten_object_pulls()
         install_fab_once()
-        for module in args.preload:
+        for module in [*args.preload, *TASK_IMPORTS]:
             importlib.import_module(module)
+        # A task runs one message and exits: the collector, off in tasks, would otherwise walk (and
+        # so copy, page by page) the launcher's whole heap of Flower and NumPy objects in each one.
+        gc.collect()
+        gc.freeze()
         self.args = args
         self.certificates = validate_and_resolve_root_certificates(args.root_certificates, args.insecure)
         self.client = RuntimeHttpClient.from_server_address(
@@ -136,6 +147,7 @@ class Launcher:
     def _launch(self, token: str) -> None:
         pid = os.fork()
         if pid == 0:
+            gc.disable()
             self._run_task(token)  # never returns
         self.children.add(pid)
         self.tasks += 1

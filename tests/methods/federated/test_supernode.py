@@ -37,17 +37,22 @@ class FakeTime:
         self.now += seconds
 
 
-def test_clock_paces_the_idle_pulls_by_the_last_interval_between_messages(monkeypatch):
+def test_clock_paces_the_idle_pulls_by_the_shorter_of_the_last_two_intervals(monkeypatch):
     fake = FakeTime()
     monkeypatch.setattr(supernode, "_time", fake)
     clock = supernode.Clock(max_idle=0.2, pace=0.6)
-    clock.reset()  # the first message: no interval known yet, so no pause
+
+    def message_after(seconds: float) -> None:
+        fake.now += seconds
+        clock.reset()
+        fake.slept.clear()
+
+    message_after(0)
+    message_after(2.0)  # two messages, one interval: no pause yet
     clock.sleep(3)
     assert fake.slept == [supernode.MIN_IDLE]
-    fake.now += 2.0 - supernode.MIN_IDLE
-    clock.reset()  # a second message, 2 s after the first
+    message_after(2.5 - supernode.MIN_IDLE)  # intervals 2.0 and 2.5 s
     fake.now += 0.3  # the task ran and its reply was sent
-    fake.slept.clear()
     clock.sleep(3)  # one pause up to 0.6 x 2 s after the message, then the usual back-off
     clock.sleep(3)
     clock.sleep(3)
@@ -56,14 +61,14 @@ def test_clock_paces_the_idle_pulls_by_the_last_interval_between_messages(monkey
     clock.sleep(0.5)  # waiting for a reply: short, paced or not
     assert fake.slept[-1] == supernode.BUSY
 
-    fake.now += 5.0
-    clock.reset()  # 5.2 s later: the pause is at most Flower's own idle wait
-    fake.slept.clear()
+    message_after(9.0)  # one long interval (the server between two phases) paces nothing longer
+    clock.sleep(3)
+    assert fake.slept[0] == pytest.approx(0.6 * 2.5)
+    message_after(10.0)  # two long ones: the pause is at most Flower's own idle wait
     clock.sleep(3)
     assert fake.slept == [supernode.IDLE_WAIT]
-    clock.reset()  # a task that outlasts the pause leaves none to take
-    fake.now += 0.7 * clock.interval
-    fake.slept.clear()
+    message_after(1.0)  # intervals 13 and 4 s; a task that outlasts 0.6 x 4 s leaves no pause to take
+    fake.now += 2.5
     clock.sleep(3)
     assert fake.slept == [supernode.MIN_IDLE]
 
@@ -72,9 +77,9 @@ def test_an_unpaced_clock_only_backs_off(monkeypatch):
     fake = FakeTime()
     monkeypatch.setattr(supernode, "_time", fake)
     clock = supernode.Clock(max_idle=0.2, pace=0)
-    clock.reset()
-    fake.now += 2
-    clock.reset()
+    for _ in range(3):
+        clock.reset()
+        fake.now += 2
     clock.sleep(3)
     assert fake.slept == [supernode.MIN_IDLE]
     with pytest.raises(ValueError, match="pace 1"):
@@ -204,3 +209,34 @@ def test_a_task_installs_the_fab_only_when_this_node_has_not(monkeypatch, tmp_pa
         z.comment = b"another build"
     other = run_clientapp.install_from_fab(buf.getvalue(), skip_prompt=True)
     assert len(calls) == 2 and other != first and other.is_dir()
+
+
+def test_the_apps_import_no_estimator_stack():
+    """What a ClientApp or ServerApp process imports: Flower and NumPy, not scikit-learn, SciPy,
+    pandas or Hydra (seconds of CPU per process, and a larger heap in every forked task)."""
+    import subprocess
+    import sys
+
+    code = ("import sys, methods.federated.client_app, methods.federated.server_app, methods.federated.supernode\n"
+            "print(sorted({m.split('.')[0] for m in sys.modules} & {'sklearn', 'scipy', 'pandas', 'hydra'}))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_launcher_freezes_its_heap_and_tasks_run_without_the_collector():
+    import subprocess
+    import sys
+
+    code = """
+import gc, os
+from methods.federated.clientapp_exec import Launcher, _parse
+launcher = Launcher(_parse(["--runtime-api-address", "127.0.0.1:9", "--insecure", "--preload", "json"]))
+assert gc.get_freeze_count() > 0 and gc.isenabled()
+r, w = os.pipe()
+launcher._run_task = lambda token: (os.write(w, b"1" if gc.isenabled() else b"0"), os._exit(0))
+launcher._launch("token")
+os.waitpid(launcher.children.pop(), 0)
+print(os.read(r, 1).decode(), "numpy.random" in __import__("sys").modules)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["0", "True"]
