@@ -31,7 +31,7 @@ import time as _time
 IDLE_WAIT = 3.0  # the SuperNode's fixed wait after an empty pull (Flower 1.42)
 MIN_IDLE = 0.05
 BUSY = 0.01
-PACE = 0.6  # no pull before this fraction of the last interval between two messages has passed
+PACE = 0.6  # no pull before this fraction of the shorter of the last two intervals between messages
 
 
 class Clock:
@@ -40,11 +40,12 @@ class Clock:
     content, locally) last ``busy``; everything else is :mod:`time`.
 
     Paced: a federation's messages come in rounds, the next one only after the server has every
-    client's reply. Once two messages have come, the first idle wait after a message lasts until
-    ``pace`` × the interval between the last two has passed since the last one came (at most
-    Flower's own 3 s); the back-off then starts from ``min_idle``. A round that takes as long as
-    the one before is picked up as fast as without the pause, with about half the empty pulls; one
-    shorter than ``pace`` × the one before is picked up late by at most the difference."""
+    client's reply. Once three messages have come, the first idle wait after a message lasts until
+    ``pace`` × the shorter of the last two intervals between messages has passed since the last
+    one came (at most Flower's own 3 s); the back-off then starts from ``min_idle``. A round that
+    takes as long as one of the two before is picked up as fast as without the pause, with about
+    half the empty pulls; one longer interval (the server between two phases) paces nothing; a
+    round shorter than ``pace`` × both before is picked up late by at most the difference."""
 
     def __init__(self, max_idle: float, min_idle: float = MIN_IDLE, busy: float = BUSY, pace: float = PACE):
         if not (0 < min_idle <= max_idle <= IDLE_WAIT):
@@ -54,15 +55,15 @@ class Clock:
         self.min_idle, self.max_idle, self.busy, self.pace = min_idle, max_idle, busy, pace
         self.idle = min_idle
         self.last: float | None = None  # when the last message came (monotonic seconds)
-        self.interval: float | None = None  # between the last two messages
-        self.paused = True  # the pause since the last message is taken (none before two messages)
+        self.intervals: list[float] = []  # the last two between messages
+        self.paused = True  # the pause since the last message is taken (none before three messages)
 
     def reset(self) -> None:
         """A message came."""
         now = _time.monotonic()
         if self.last is not None:
-            self.interval = now - self.last
-        self.last, self.idle, self.paused = now, self.min_idle, self.interval is None
+            self.intervals = [*self.intervals[-1:], now - self.last]
+        self.last, self.idle, self.paused = now, self.min_idle, len(self.intervals) < 2
 
     def sleep(self, seconds: float) -> None:
         if seconds < IDLE_WAIT:
@@ -70,7 +71,7 @@ class Clock:
             return
         if not self.paused:
             self.paused = True
-            pause = min(self.last + self.pace * self.interval - _time.monotonic(), IDLE_WAIT)
+            pause = min(self.last + self.pace * min(self.intervals) - _time.monotonic(), IDLE_WAIT)
             if pause > self.idle:
                 _time.sleep(pause)
                 return
