@@ -7,7 +7,6 @@ One file per role, as in Flower's baselines: :mod:`.client_app` (``app``), :mod:
 method and as estimators.
 """
 
-
 import importlib
 
 #: name -> the module it comes from, imported on first use: a ClientApp or ServerApp process imports

@@ -4,20 +4,20 @@ to that API's requests only.
     python -m methods.federated.superlink <flower-superlink arguments>
 
 Flower 1.42 serves the Fleet, ServerAppIo (runtime) and Control APIs from one FastAPI app and puts
-eight ``BaseHTTPMiddleware`` layers in front of every request (``flwr.superlink.main._get_middleware``).
-Four of them act only on Control API paths (``/v1/control/``: account authentication, licence
-check, event log, no-cache headers on the login routes) and two only on Fleet API paths
-(``/v1/fleet/``: the SuperNode's signature check and the fleet event log, which does nothing
-either unless an event log plugin is loaded); for any other path each of them only calls the
-next layer. That call is not free: each layer wraps the request and
-the response in streams and a task group, and the SuperLink spends most of its CPU there, on the
-hundreds of object pushes and pulls of every round.
+eight ``BaseHTTPMiddleware`` layers in front of every request
+(``flwr.superlink.main._get_middleware``). Four of them act only on Control API paths
+(``/v1/control/``: account authentication, licence check, event log, no-cache headers on the login
+routes) and two only on Fleet API paths (``/v1/fleet/``: the SuperNode's signature check and the
+fleet event log, which does nothing either unless an event log plugin is loaded); for any other
+path each of them only calls the next layer. That call is not free: each layer wraps the request
+and the response in streams and a task group, and the SuperLink spends most of its CPU there, on
+the hundreds of object pushes and pulls of every round.
 
 Here each of those six layers is wrapped in :class:`PathScoped`, which sends a request through it
 when its path is under the layer's prefix (the test the layer makes itself, on the same path; for
-the fleet event log, also only with its plugin loaded, the layer's own second test) and straight
-to the next layer otherwise. What each API's requests go through, in what order, is what
-Flower does: a Fleet request still has its node's signature checked, a Control request its account
+the fleet event log, also only with its plugin loaded, the layer's own second test) and straight to
+the next layer otherwise. What each API's requests go through, in what order, is what Flower does:
+a Fleet request still has its node's signature checked, a Control request its account
 authenticated. Layers not in :data:`SCOPES` (Flower's error translation and protobuf translation,
 any extension's) are left as they are.
 """
