@@ -6,11 +6,11 @@
 Flower 1.42's SuperNode main loop (``flwr.supernode.start_client_internal``) sleeps a fixed 3 s
 whenever a pull from the SuperLink's Fleet API finds no message, and 0.5 s between looks for the
 ClientApp's reply. A SuperNode that has just sent its reply finds nothing (the server waits for the
-other clients) and then sleeps 3 s, so every round costs at least 3 s. Here the module's ``time`` is
-replaced by :class:`Clock`, which turns the idle wait into a back-off from :data:`MIN_IDLE` to
-``--idle-poll`` seconds (restarted whenever a message arrives) and the reply waits into
-:data:`BUSY` seconds. Nothing else changes: the same Fleet API, node state, Runtime API, isolation
-modes and arguments.
+other clients) and then sleeps 3 s, so every round costs at least 3 s. Here the module's ``time``
+is replaced by :class:`Clock`, which turns the idle wait into a pause paced by the last rounds and
+a back-off from :data:`MIN_IDLE` to ``--idle-poll`` seconds (restarted whenever a message arrives)
+and the reply waits into :data:`BUSY` seconds. Nothing else changes: the same Fleet API, node
+state, Runtime API, isolation modes and arguments.
 
 ``--warm-clientapp MODULE`` (with ``--isolation process``) also runs the SuperNode's ClientApp
 launcher (:mod:`methods.federated.clientapp_exec`): before the SuperNode starts any thread, this
@@ -41,11 +41,12 @@ class Clock:
 
     Paced: a federation's messages come in rounds, the next one only after the server has every
     client's reply. Once three messages have come, the first idle wait after a message lasts until
-    ``pace`` × the shorter of the last two intervals between messages has passed since the last
-    one came (at most Flower's own 3 s); the back-off then starts from ``min_idle``. A round that
-    takes as long as one of the two before is picked up as fast as without the pause, with about
-    half the empty pulls; one longer interval (the server between two phases) paces nothing; a
-    round shorter than ``pace`` × both before is picked up late by at most the difference."""
+    ``pace`` × the shorter of the last two intervals between messages has passed since the last one
+    came (at most Flower's own 3 s); the back-off then starts from ``min_idle``. A round that takes
+    as long as one of the two before is picked up as fast as without the pause, with about a third
+    fewer empty pulls (117 to 75 an exchange for ten SuperNodes); one longer interval (the server
+    between two phases) paces nothing; a round shorter than ``pace`` × both before is picked up
+    late by at most the difference."""
 
     def __init__(self, max_idle: float, min_idle: float = MIN_IDLE, busy: float = BUSY, pace: float = PACE):
         if not (0 < min_idle <= max_idle <= IDLE_WAIT):
