@@ -20,6 +20,9 @@ the next layer otherwise. What each API's requests go through, in what order, is
 a Fleet request still has its node's signature checked, a Control request its account
 authenticated. Layers not in :data:`SCOPES` (Flower's error translation and protobuf translation,
 any extension's) are left as they are.
+
+Outermost, :class:`~methods.federated.handlers.InlineScope` has the Fleet and Runtime API
+handlers called on the event loop instead of a worker thread (:mod:`methods.federated.handlers`).
 """
 
 from __future__ import annotations
@@ -76,15 +79,21 @@ def scoped(middleware: list) -> list:
 
 
 def install() -> None:
-    """Make Flower's SuperLink app, built in this process, use :func:`scoped` middleware."""
+    """Make Flower's SuperLink app, built in this process, use :func:`scoped` middleware, with
+    :class:`~methods.federated.handlers.InlineScope` outermost (its Fleet and Runtime API handlers
+    called on the event loop, :mod:`methods.federated.handlers`)."""
     from flwr.superlink import main as app_module
+    from starlette.middleware import Middleware
 
+    from methods.federated import handlers
+
+    handlers.install()
     if getattr(app_module._get_middleware, "_privmark_scoped", False):
         return
     stock = app_module._get_middleware
 
     def get_middleware() -> list:
-        return scoped(stock())
+        return [Middleware(handlers.InlineScope), *scoped(stock())]
 
     get_middleware._privmark_scoped = True
     app_module._get_middleware = get_middleware

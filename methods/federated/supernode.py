@@ -9,8 +9,10 @@ ClientApp's reply. A SuperNode that has just sent its reply finds nothing (the s
 other clients) and then sleeps 3 s, so every round costs at least 3 s. Here the module's ``time``
 is replaced by :class:`Clock`, which turns the idle wait into a pause paced by the last rounds and
 a back-off from :data:`MIN_IDLE` to ``--idle-poll`` seconds (restarted whenever a message arrives)
-and the reply waits into :data:`BUSY` seconds. Nothing else changes: the same Fleet API, node
-state, Runtime API, isolation modes and arguments.
+and the reply waits into :data:`BUSY` seconds. Its Runtime API (the ClientApp tasks' pulls and
+pushes) calls Flower's handlers on its event loop instead of a worker thread
+(:mod:`methods.federated.handlers`). Nothing else changes: the same Fleet API, node state, Runtime
+API answers, isolation modes and arguments.
 
 ``--warm-clientapp MODULE`` (with ``--isolation process``) also runs the SuperNode's ClientApp
 launcher (:mod:`methods.federated.clientapp_exec`): before the SuperNode starts any thread, this
@@ -84,8 +86,8 @@ class Clock:
 
 
 def install(max_idle: float, wake_fd: int | None = None) -> Clock:
-    """Patch Flower's SuperNode loop in this process; returns the clock. With ``wake_fd``, a byte
-    is written to it after every message pulled (the ClientApp launcher's cue)."""
+    """Patch Flower's SuperNode loop and Runtime API app in this process; returns the clock. With
+    ``wake_fd``, a byte is written to it after every message pulled (the ClientApp launcher's cue)."""
     from flwr.supernode import start_client_internal as loop
 
     clock = Clock(max_idle)
@@ -103,8 +105,10 @@ def install(max_idle: float, wake_fd: int | None = None) -> Clock:
         return run_id
 
     from methods.federated.flower_waits import shorten_object_pulls
+    from methods.federated.handlers import install_supernode
 
     shorten_object_pulls(loop)
+    install_supernode()
     loop.time = clock
     loop._pull_and_store_message = pull_and_reset
     return clock

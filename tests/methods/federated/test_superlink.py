@@ -61,24 +61,32 @@ def test_lifespan_and_other_scopes_pass_through():
 @pytest.fixture(scope="module")
 def apps():
     """Flower's SuperLink app as shipped and as the warm runtime builds it, in this process."""
+    import fastapi.dependencies.utils
+    import fastapi.routing
     from flwr.superlink import main as app_module
 
     stock_app = app_module.create_app()
     stock = app_module._get_middleware
+    pools = {m: m.run_in_threadpool for m in (fastapi.routing, fastapi.dependencies.utils)}
     try:
         superlink.install()
         superlink.install()  # idempotent
         scoped_app = app_module.create_app()
+        yield stock_app, scoped_app
     finally:
         app_module._get_middleware = stock
-    return stock_app, scoped_app
+        for module, pool in pools.items():
+            module.run_in_threadpool = pool
 
 
 def test_only_the_six_api_specific_layers_are_scoped(apps):
+    from methods.federated.handlers import InlineScope
+
     stock_app, scoped_app = apps
+    assert scoped_app.user_middleware[0].cls is InlineScope  # outermost
     stock = [m.cls.__name__ for m in stock_app.user_middleware]
     scoped = [m.cls.__name__ if m.cls is not superlink.PathScoped else f"scoped:{m.args[0].__name__}"
-              for m in scoped_app.user_middleware]
+              for m in scoped_app.user_middleware[1:]]
     assert len(stock) == len(scoped) == 8
     for name, got in zip(stock, scoped, strict=True):
         assert got == (f"scoped:{name}" if name in superlink.SCOPES else name)
